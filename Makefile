@@ -1,0 +1,41 @@
+# The template's own tasks. CI runs `make test`, exactly as the README says.
+# Every step installs what it needs, so each target works on a fresh Debian machine.
+
+PYTHON          ?= python3
+VENV            := .venv
+BIN             := $(VENV)/bin
+TEMPLATE        := {{cookiecutter.project_slug}}
+PYTHON_VERSIONS ?= 3.11 3.13
+PYTEST_WORKERS  ?= 2
+
+.PHONY: help venv docker base-images demo test lint bench bench-smoke clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## the test tools and the generated project's dependencies, pinned
+
+$(VENV)/.installed: requirements-dev.txt $(TEMPLATE)/requirements.lock $(TEMPLATE)/requirements-dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --requirement requirements-dev.txt \
+		--requirement "$(TEMPLATE)/requirements.lock" --requirement "$(TEMPLATE)/requirements-dev.lock"
+	touch $@
+
+docker: ## make sure a Docker Engine answers (installs and starts one on Debian as root)
+	bash scripts/ensure-docker.sh
+
+base-images: docker ## make python:3.11-slim and 3.13-slim available (pull, else build a stand-in)
+	bash scripts/base-images.sh $(PYTHON_VERSIONS)
+
+demo: venv base-images ## render the default project, build its image, show a prediction
+	bash scripts/demo.sh
+
+test: venv base-images ## the whole test suite, container tests included
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests
+
+lint: venv ## ruff on the template's own Python, hadolint on the rendered Dockerfile
+	$(BIN)/ruff check hooks tests
+	$(BIN)/ruff format --check hooks tests
+
+clean: ## remove renders and the venv
+	rm -rf build $(VENV)

@@ -1,0 +1,129 @@
+"""The command line: `{{ cookiecutter.package_name }} train | predict | serve`.
+
+Exit codes: 0 success, 1 failure (bad input, no model, training error), 2 bad usage,
+130/143 interrupted by SIGINT/SIGTERM.
+"""
+
+import argparse
+import signal
+import sys
+import traceback
+from pathlib import Path
+from types import FrameType
+
+from . import __version__
+from .config import get_settings
+
+
+class Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
+
+
+def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def stop_on_signals() -> None:
+    """Turn SIGTERM/SIGINT into an exception. As PID 1 in a container, Python would
+    otherwise ignore SIGTERM and `docker stop` would wait for its timeout."""
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    signal.signal(signal.SIGINT, _raise_interrupted)
+
+
+def run_train(_args: argparse.Namespace) -> int:
+    from .train import train, write_failure
+
+    settings = get_settings()
+    try:
+        train(settings)
+    except Interrupted:
+        write_failure(settings, "training was interrupted; the previous model was kept")
+        raise
+    except Exception as error:
+        write_failure(settings, f"{type(error).__name__}: {error}")
+        print(f"train: failed: {error}", file=sys.stderr)
+        if get_settings().log_level == "debug":
+            traceback.print_exc()
+        print("train: the previous model, if any, was kept.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from .features import InputError
+    from .model import ArtifactError
+    from .predict import predict_file
+
+    try:
+        predict_file(get_settings(), args.input, args.output, args.chunk_rows)
+    except InputError as error:
+        print(f"predict: failed: {error.message}", file=sys.stderr)
+        return 1
+    except (ArtifactError, OSError) as error:
+        print(f"predict: failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_serve(_args: argparse.Namespace) -> int:
+    from .serve.server import run
+
+    return run(get_settings())
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="{{ cookiecutter.package_name }}",
+        description="{{ cookiecutter.description }}",
+        epilog="Settings come from environment variables (MODEL_DIR, PORT, ...): see the README.",
+    )
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = top.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train",
+        help="train a model and save it to MODEL_DIR",
+        description="Train on the files in TRAINING_DATA_DIR (CSV, Parquet or JSON Lines with a "
+        "label column), or on the bundled sample when it does not exist, and save the model, "
+        "its metadata and a report to MODEL_DIR. The previous model is kept if training fails.",
+    )
+    train.set_defaults(run=run_train)
+
+    predict = commands.add_parser(
+        "predict",
+        help="score a file with the model in MODEL_DIR",
+        description="Add predictions to every row of a CSV, Parquet or JSON Lines file, reading "
+        "it in chunks so any size fits in memory.",
+    )
+    predict.add_argument("--input", type=Path, required=True, help="file to score")
+    predict.add_argument("--output", type=Path, required=True, help="where to write (same format)")
+    predict.add_argument(
+        "--chunk-rows", type=int, default=50_000, help="rows read at a time (default: 50000)"
+    )
+    predict.set_defaults(run=run_predict)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the model over HTTP (the image's default)",
+        description="Serve predictions over HTTP on HOST:PORT (default 0.0.0.0:8080): /predict, "
+        "the Open Inference Protocol under /v2, SageMaker's /invocations and /ping, "
+        "probes and /metrics.",
+    )
+    serve.set_defaults(run=run_serve)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command is None:
+        parser().print_help()
+        return 2
+    if args.command != "serve":  # the server handles its own signals
+        stop_on_signals()
+    try:
+        return int(args.run(args))
+    except Interrupted as interrupted:
+        print(f"{args.command}: stopped by {interrupted}", file=sys.stderr)
+        return interrupted.exit_code

@@ -1,0 +1,88 @@
+"""Every setting of the project: one environment variable each, with its type and default.
+
+Everything else imports `get_settings()`; nothing reads `os.environ` directly. The generated
+README lists these variables, and `GET /metadata` shows their values (never the token).
+"""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from . import __version__
+
+PROJECT_NAME = "{{ cookiecutter.project_slug }}"
+PROJECT_VERSION = __version__
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # Paths. The image sets MODEL_DIR=/opt/ml/model; the others follow the SageMaker layout.
+    model_dir: Path = Field(Path("artifacts/model"), description="Where the model artifact lives.")
+    training_data_dir: Path = Field(
+        Path("/opt/ml/input/data/train"),
+        description="Training data (CSV, Parquet or JSON Lines files); the bundled sample "
+        "is used when it does not exist.",
+    )
+    hyperparameters_file: Path = Field(
+        Path("/opt/ml/input/config/hyperparameters.json"),
+        description="JSON object of training hyperparameters, read when it exists.",
+    )
+    failure_file: Path = Field(
+        Path("/opt/ml/output/failure"),
+        description="Where a failed training writes its reason, when that folder exists.",
+    )
+
+    # HTTP server.
+    host: str = Field("0.0.0.0", description="Address the server listens on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port the server listens on.")
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", description="Log level of the JSON logs on stdout."
+    )
+    graceful_timeout: float = Field(
+        20.0, gt=0, description="Seconds in-flight requests get to finish after SIGTERM."
+    )
+    api_token: SecretStr | None = Field(
+        None, description="When set, requests other than health and metrics need this bearer token."
+    )
+    api_token_file: Path | None = Field(
+        None, description="File holding API_TOKEN (a secret mount)."
+    )
+
+    # Limits.
+    max_request_bytes: int = Field(
+        6 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above)."
+    )
+    max_batch_rows: int = Field(10_000, gt=0, description="Most rows in one request (413 above).")
+
+    # Adaptive micro-batching of concurrent prediction requests.
+    batching: bool = Field(True, description="Gather concurrent requests into one model call.")
+    batch_max_rows: int = Field(512, gt=0, description="Most rows in one gathered model call.")
+    batch_max_latency_ms: float = Field(
+        2.0, ge=0, description="Longest a request waits for others to join its batch."
+    )
+
+    def token(self) -> str | None:
+        """The bearer token from API_TOKEN or API_TOKEN_FILE, if either is set."""
+        if self.api_token is not None:
+            return self.api_token.get_secret_value()
+        if self.api_token_file is not None:
+            return self.api_token_file.read_text().strip()
+        return None
+
+    def public(self) -> dict[str, object]:
+        """The settings as shown by `GET /metadata`: secrets reduced to whether they are set."""
+        shown: dict[str, object] = {}
+        for name, value in self.model_dump(mode="json").items():
+            if name in {"api_token", "api_token_file"}:
+                value = value is not None
+            shown[name.upper()] = value
+        return shown
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

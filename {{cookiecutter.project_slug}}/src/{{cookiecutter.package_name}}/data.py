@@ -1,0 +1,144 @@
+"""Reading and writing tabular files: CSV, Parquet and JSON Lines, in bounded chunks."""
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .features import FEATURE_NAMES, TARGET, InputError, load_sample
+
+FORMATS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+
+
+def file_format(path: Path) -> str:
+    try:
+        return FORMATS[path.suffix.lower()]
+    except KeyError:
+        known = ", ".join(sorted(FORMATS))
+        raise InputError(
+            [str(path)], f"unknown file type {path.suffix!r}; use one of {known}"
+        ) from None
+
+
+def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The file as DataFrames of at most `chunk_rows` rows; memory stays bounded."""
+    kind = file_format(path)
+    if not path.is_file():
+        raise InputError([str(path)], "no such file")
+    if kind == "csv":
+        yield from pd.read_csv(path, chunksize=chunk_rows)
+    elif kind == "jsonl":
+        yield from pd.read_json(path, lines=True, chunksize=chunk_rows)
+    else:
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+
+
+def check_frame(
+    frame: pd.DataFrame, first_row: int, allowed_extra: tuple[str, ...] = ()
+) -> np.ndarray:
+    """The feature columns as a float matrix, or InputError naming the column and row.
+
+    Rows are numbered from 1, as in a spreadsheet of the data without its header.
+    """
+    columns = [str(c) for c in frame.columns]
+    missing = [name for name in FEATURE_NAMES if name not in columns]
+    if missing:
+        raise InputError(["columns"], f"missing column(s): {', '.join(missing)}")
+    extra = [name for name in columns if name not in FEATURE_NAMES and name not in allowed_extra]
+    if extra:
+        raise InputError(["columns"], f"unexpected column(s): {', '.join(extra)}")
+    matrix = np.empty((len(frame), len(FEATURE_NAMES)), dtype=np.float64)
+    for j, name in enumerate(FEATURE_NAMES):
+        column = frame[name]
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raw = column.iloc[i]
+            problem = "is empty" if pd.isna(raw) else f"has {raw!r}, which is not a finite number"
+            raise InputError(
+                [name, first_row + i], f"column {name!r}, row {first_row + i} {problem}"
+            )
+        matrix[:, j] = values
+    return matrix
+
+
+class ChunkWriter:
+    """Writes DataFrames one after another into one file of the format its name says."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.kind = file_format(path)
+        self._handle: Any = None
+        self._parquet: Any = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.kind == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.path, table.schema)
+            self._parquet.write_table(table)
+            return
+        if self._handle is None:
+            self._handle = self.path.open("w", newline="", encoding="utf-8")
+            if self.kind == "csv":
+                frame.to_csv(self._handle, index=False)
+                return
+        if self.kind == "csv":
+            frame.to_csv(self._handle, index=False, header=False)
+        else:
+            frame.to_json(self._handle, orient="records", lines=True, double_precision=15)
+            if not frame.empty:
+                self._handle.write("\n")
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        if self._handle is not None:
+            self._handle.close()
+
+
+def training_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS)
+
+
+def load_training_data(folder: Path) -> tuple[pd.DataFrame, pd.Series, str]:
+    """Features and target from the files in `folder`, else the bundled sample.
+
+    Returns the features, the target and a description of where they came from.
+    """
+    files = training_files(folder) if folder.is_dir() else []
+    if not files:
+        features, target = load_sample()
+        return features, target, "the bundled iris sample"
+    frames = [chunk for path in files for chunk in read_chunks(path, 100_000)]
+    frame = pd.concat(frames, ignore_index=True)
+    if TARGET not in frame.columns:
+        raise InputError(["columns"], f"training data needs a {TARGET!r} column with the labels")
+    matrix = check_frame(frame, first_row=1, allowed_extra=(TARGET,))
+    features = pd.DataFrame(matrix, columns=list(FEATURE_NAMES))
+    target = frame[TARGET].astype(str)
+    return features, target, f"{len(files)} file(s) in {folder}"
+
+
+def data_sha256(features: pd.DataFrame, target: pd.Series) -> str:
+    """A hash of the training data's content, independent of the file format it came in."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(features.to_numpy(dtype=np.float64)).tobytes())
+    digest.update("\n".join(target.astype(str)).encode())
+    return digest.hexdigest()

@@ -1,0 +1,110 @@
+"""Assembly only: create the app, attach state, middleware, error handlers and routers."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.openapi.utils import get_openapi
+
+from .. import __version__
+from ..config import PROJECT_NAME, Settings, get_settings
+from ..features import InputError, Record
+from .metrics import Metrics
+from .middleware import RequestMiddleware
+from .responses import FastJSONResponse
+from .routes import health, metrics, predict, sagemaker, v2
+from .service import NotReady, PredictionService, TooManyRows
+from .state import ModelHolder
+
+log = logging.getLogger(__name__)
+
+
+async def load_model(app: FastAPI) -> None:
+    """Load in a thread so the probes answer (not ready) while it runs."""
+    holder: ModelHolder = app.state.service.holder
+    await asyncio.to_thread(holder.load)
+    if holder.ready:
+        app.state.metrics.load_seconds.set(holder.load_seconds or 0)
+        app.state.metrics.model.info(
+            {
+                "name": str(holder.metadata.get("model_name", PROJECT_NAME)),
+                "version": str(holder.metadata.get("model_version", "")),
+            }
+        )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    service: PredictionService = app.state.service
+    await service.start()
+    loading = asyncio.create_task(load_model(app))
+    try:
+        yield
+    finally:
+        loading.cancel()
+        await service.stop()
+
+
+def input_error(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, InputError)
+    detail = [{"type": "value_error", "loc": ["body", *error.location], "msg": error.message}]
+    return FastJSONResponse({"detail": jsonable_encoder(detail)}, status_code=422)
+
+
+def too_many_rows(_request: Request, error: Exception) -> Response:
+    return FastJSONResponse({"detail": str(error)}, status_code=413)
+
+
+def not_ready(_request: Request, error: Exception) -> Response:
+    return FastJSONResponse({"detail": f"model not ready: {error}"}, status_code=503)
+
+
+def openapi_with_record(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the Record schema that /predict's body refers to."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        record = Record.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema.setdefault("components", {}).setdefault("schemas", {})["Record"] = record
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title=PROJECT_NAME,
+        version=__version__,
+        description="{{ cookiecutter.description }}",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.api_token = settings.token()
+    app.state.metrics = Metrics()
+    app.state.service = PredictionService(
+        settings, ModelHolder(settings.model_dir), app.state.metrics
+    )
+
+    app.add_middleware(
+        RequestMiddleware, metrics=app.state.metrics, max_request_bytes=settings.max_request_bytes
+    )
+    app.add_exception_handler(InputError, input_error)
+    app.add_exception_handler(TooManyRows, too_many_rows)
+    app.add_exception_handler(NotReady, not_ready)
+
+    app.openapi = lambda: openapi_with_record(app)  # type: ignore[method-assign]
+    for router in (
+        health.router,
+        metrics.router,
+        predict.router,
+        sagemaker.router,
+        v2.router,
+        v2.protected,
+    ):
+        app.include_router(router)
+    return app

@@ -1,0 +1,112 @@
+"""Adaptive micro-batching: concurrent requests share one model call.
+
+One worker takes every request waiting in the queue and runs them as one model call in a
+thread, off the event loop. Requests that arrive during that call queue up and form the next
+batch, so batches grow with load and a lone request is never held back. When the last batch
+held several requests (a sign of concurrency), the worker also waits up to `max_latency` for
+more to join, until `max_rows` is reached. Each request gets its own rows back, in order; if
+a gathered call fails, each request is run alone so one bad request cannot fail the others.
+"""
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import numpy as np
+
+Result = TypeVar("Result")
+
+
+@dataclass
+class _Pending(Generic[Result]):
+    matrix: np.ndarray
+    future: "asyncio.Future[Result]"
+
+
+class MicroBatcher(Generic[Result]):
+    def __init__(
+        self,
+        run: Callable[[np.ndarray], Result],
+        split: Callable[[Result, list[int]], list[Result]],
+        executor: Executor,
+        max_rows: int,
+        max_latency: float,
+        on_batch: Callable[[int], None] = lambda rows: None,
+    ) -> None:
+        self._run, self._split, self._executor = run, split, executor
+        self._max_rows, self._max_latency, self._on_batch = max_rows, max_latency, on_batch
+        self._queue: asyncio.Queue[_Pending[Result]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._last_batch_requests = 0
+
+    def start(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+
+    async def submit(self, matrix: np.ndarray) -> Result:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(matrix, future))
+        return await future
+
+    async def _gather(self) -> list[_Pending[Result]]:
+        batch = [await self._queue.get()]
+        rows = len(batch[0].matrix)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self._max_latency if self._last_batch_requests > 1 else 0.0)
+        while rows < self._max_rows:
+            if self._queue.empty():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            else:
+                item = self._queue.get_nowait()
+            batch.append(item)
+            rows += len(item.matrix)
+        return batch
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [item for item in await self._gather() if not item.future.cancelled()]
+            self._last_batch_requests = len(batch)
+            if not batch:
+                continue
+            sizes = [len(item.matrix) for item in batch]
+            self._on_batch(sum(sizes))
+            try:
+                matrix = (
+                    batch[0].matrix
+                    if len(batch) == 1
+                    else np.concatenate([i.matrix for i in batch])
+                )
+                results = self._split(
+                    await loop.run_in_executor(self._executor, self._run, matrix), sizes
+                )
+            except Exception:
+                await self._run_alone(batch)
+                continue
+            for item, result in zip(batch, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result(result)
+
+    async def _run_alone(self, batch: list[_Pending[Result]]) -> None:
+        loop = asyncio.get_running_loop()
+        for item in batch:
+            try:
+                result = await loop.run_in_executor(self._executor, self._run, item.matrix)
+            except Exception as error:
+                if not item.future.done():
+                    item.future.set_exception(error)
+            else:
+                if not item.future.done():
+                    item.future.set_result(result)

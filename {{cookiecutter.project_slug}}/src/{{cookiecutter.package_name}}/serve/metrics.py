@@ -1,0 +1,33 @@
+"""Prometheus metrics of one app instance (its own registry, so tests can make many apps)."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 10_000)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests", "HTTP requests handled.", ["route", "method", "status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "http_request_duration_seconds", "Time to answer an HTTP request.",
+            ["route", "method"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.in_flight = Gauge(
+            "http_requests_in_flight", "HTTP requests being handled now.", registry=self.registry
+        )
+        self.predictions = Counter(
+            "predictions", "Rows predicted, over all routes.", registry=self.registry
+        )
+        self.batch_rows = Histogram(
+            "model_batch_rows", "Rows per model call (after micro-batching).",
+            buckets=BATCH_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.load_seconds = Gauge(
+            "model_load_seconds", "Time it took to load the model.", registry=self.registry
+        )
+        self.model = Info("model", "The loaded model.", registry=self.registry)

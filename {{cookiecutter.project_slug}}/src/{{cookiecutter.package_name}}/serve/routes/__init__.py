@@ -1,0 +1,1 @@
+"""One router per protocol; every router calls the same PredictionService."""

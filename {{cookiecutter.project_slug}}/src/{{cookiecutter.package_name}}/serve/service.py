@@ -1,0 +1,95 @@
+"""PredictionService: the one path from a validated matrix to predictions, for every route."""
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import Settings
+from ..scoring import predict_matrix
+from .batching import MicroBatcher
+from .metrics import Metrics
+from .state import ModelHolder
+
+
+class NotReady(RuntimeError):
+    """No model is loaded (still loading, or it failed to load)."""
+
+
+class TooManyRows(ValueError):
+    """More rows in one request than MAX_BATCH_ROWS."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+
+    def rows(self, sizes: list[int]) -> list["Prediction"]:
+        bounds = np.cumsum(sizes)[:-1]
+        labels = np.split(self.labels, bounds)
+        if self.probabilities is None:
+            return [Prediction(part, None) for part in labels]
+        probabilities = np.split(self.probabilities, bounds)
+        return [Prediction(a, b) for a, b in zip(labels, probabilities, strict=True)]
+
+
+class PredictionService:
+    def __init__(self, settings: Settings, holder: ModelHolder, metrics: Metrics) -> None:
+        self.settings, self.holder, self.metrics = settings, holder, metrics
+        # One thread for model calls: scikit-learn gains little from more on a small model,
+        # and the event loop stays free to answer probes while it runs.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self.batcher: MicroBatcher[Prediction] | None = None
+        if settings.batching:
+            self.batcher = MicroBatcher(
+                run=self._run,
+                split=Prediction.rows,
+                executor=self.executor,
+                max_rows=settings.batch_max_rows,
+                max_latency=settings.batch_max_latency_ms / 1000,
+                on_batch=metrics.batch_rows.observe,
+            )
+
+    def _run(self, matrix: np.ndarray) -> Prediction:
+        labels, probabilities = predict_matrix(self.holder.model, matrix)
+        return Prediction(labels, probabilities)
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.holder.metadata.get("classes", [])]
+
+    @property
+    def model_version(self) -> str:
+        return str(self.holder.metadata.get("model_version", ""))
+
+    async def start(self) -> None:
+        if self.batcher is not None:
+            self.batcher.start()
+
+    async def stop(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.stop()
+        self.executor.shutdown(wait=False)
+
+    def check_rows(self, rows: int) -> None:
+        if rows > self.settings.max_batch_rows:
+            raise TooManyRows(
+                f"{rows} rows in one request is more than MAX_BATCH_ROWS="
+                f"{self.settings.max_batch_rows}; split it into smaller requests"
+            )
+
+    async def predict(self, matrix: np.ndarray) -> Prediction:
+        if not self.holder.ready:
+            raise NotReady(self.holder.error or "the model is still loading")
+        self.check_rows(len(matrix))
+        if self.batcher is not None and len(matrix) < self.settings.batch_max_rows:
+            result = await self.batcher.submit(matrix)
+        else:
+            import asyncio
+
+            result = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self._run, matrix
+            )
+        self.metrics.predictions.inc(len(matrix))
+        return result

@@ -1,0 +1,47 @@
+"""The model holder: what the server has loaded, or why it could not."""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..model import ArtifactError, load_artifact
+
+log = logging.getLogger(__name__)
+
+Status = Literal["loading", "ready", "failed"]
+
+
+@dataclass
+class ModelHolder:
+    model_dir: Path
+    status: Status = "loading"
+    model: Any = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    load_seconds: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready"
+
+    def load(self) -> None:
+        """Load the artifact; on failure keep serving, not ready, with the reason recorded."""
+        started = time.perf_counter()
+        try:
+            artifact = load_artifact(self.model_dir)
+        except ArtifactError as error:
+            self.status, self.error = "failed", str(error)
+            log.error("model not loaded", extra={"reason": self.error})
+            return
+        self.model, self.metadata = artifact.model, artifact.metadata
+        self.load_seconds = time.perf_counter() - started
+        self.status, self.error = "ready", None
+        log.info(
+            "model loaded",
+            extra={
+                "model_version": self.metadata.get("model_version"),
+                "seconds": round(self.load_seconds, 4),
+            },
+        )

@@ -1,0 +1,147 @@
+"""Training: data in, a checked and reproducible model artifact out."""
+
+import io
+import json
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import PROJECT_NAME, PROJECT_VERSION, Settings
+from .data import data_sha256, load_training_data
+from .features import FEATURES, TARGET
+from .model import build_model, save_artifact
+
+DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
+    "C": 1.0,
+    "max_iter": 1000,
+    "seed": 42,
+    "test_size": 0.25,
+}
+
+
+def say(message: str) -> None:
+    print(f"train: {message}", flush=True)
+
+
+def read_hyperparameters(path: Path) -> dict[str, Any]:
+    """Defaults, overridden by the JSON file when it exists (SageMaker passes strings)."""
+    given: dict[str, Any] = {}
+    if path.is_file():
+        given = json.loads(path.read_text())
+        if not isinstance(given, dict):
+            raise ValueError(f"{path} must hold a JSON object of hyperparameters")
+    unknown = sorted(set(given) - set(DEFAULT_HYPERPARAMETERS) - {"model_version"})
+    if unknown:
+        raise ValueError(
+            f"unknown hyperparameter(s) in {path}: {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(DEFAULT_HYPERPARAMETERS))}, model_version"
+        )
+    return {**DEFAULT_HYPERPARAMETERS, **given}
+
+
+def confusion_matrix_png(matrix: np.ndarray, labels: list[str]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(4.5, 4), dpi=100)
+    axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title("Confusion matrix (held-out split)")
+    for (i, j), count in np.ndenumerate(matrix):
+        axes.text(j, i, str(count), ha="center", va="center")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def train(settings: Settings) -> dict[str, Any]:
+    """Train, evaluate on a held-out split and save the artifact; returns its metadata."""
+    import sklearn
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+    from sklearn.model_selection import train_test_split
+
+    hyperparameters = read_hyperparameters(settings.hyperparameters_file)
+    features, target, source = load_training_data(settings.training_data_dir)
+    say(f"loaded {len(features)} rows from {source}")
+    seed = int(hyperparameters["seed"])
+    x_train, x_test, y_train, y_test = train_test_split(
+        features.to_numpy(),
+        target.to_numpy(),
+        test_size=float(hyperparameters["test_size"]),
+        random_state=seed,
+        stratify=target.to_numpy(),
+    )
+    say(f"fitting on {len(x_train)} rows, holding out {len(x_test)} (seed {seed})")
+    model = build_model(hyperparameters)
+    model.fit(x_train, y_train)
+
+    predicted = model.predict(x_test)
+    classes = [str(c) for c in model.classes_]
+    metrics = {
+        "accuracy": round(float(accuracy_score(y_test, predicted)), 6),
+        "f1_macro": round(float(f1_score(y_test, predicted, average="macro")), 6),
+        "test_rows": len(x_test),
+        "train_rows": len(x_train),
+    }
+    say(f"held-out accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f}")
+    matrix = confusion_matrix(y_test, predicted, labels=classes)
+
+    created = datetime.now(UTC)
+    metadata = {
+        "model_name": PROJECT_NAME,
+        "model_version": str(
+            hyperparameters.get("model_version") or created.strftime("%Y%m%d%H%M%S")
+        ),
+        "project_version": PROJECT_VERSION,
+        "created": created.isoformat(timespec="seconds"),
+        "features": [
+            {"name": f.name, "type": f.type, "description": f.description} for f in FEATURES
+        ],
+        "target": TARGET,
+        "classes": classes,
+        "metrics": metrics,
+        "hyperparameters": hyperparameters,
+        "training_data": {
+            "source": source,
+            "rows": len(features),
+            "sha256": data_sha256(features, target),
+        },
+        "libraries": {
+            "python": platform.python_version(),
+            "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__,
+        },
+    }
+    report = {
+        "metrics.json": (
+            json.dumps(
+                {**metrics, "confusion_matrix": matrix.tolist(), "labels": classes}, indent=2
+            )
+            + "\n"
+        ).encode(),
+        "confusion_matrix.png": confusion_matrix_png(matrix, classes),
+    }
+    save_artifact(settings.model_dir, model, metadata, report)
+    say(f"saved model version {metadata['model_version']} to {settings.model_dir}")
+    return metadata
+
+
+def write_failure(settings: Settings, reason: str) -> None:
+    """SageMaker shows the content of /opt/ml/output/failure as the job's failure reason."""
+    folder = settings.failure_file.parent
+    if folder.is_dir():
+        try:
+            settings.failure_file.write_text(reason + "\n")
+        except OSError as error:
+            print(f"train: could not write {settings.failure_file}: {error}", file=sys.stderr)

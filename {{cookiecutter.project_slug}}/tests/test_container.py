@@ -1,0 +1,284 @@
+"""The image's contract, checked against real containers: three jobs, one image.
+
+Run with `pytest -m container`. Builds the image once per session (or uses $IMAGE).
+"""
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from {{ cookiecutter.package_name }}.config import PROJECT_NAME
+from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, load_sample
+
+from .conftest import EXAMPLE
+from .docker_support import free_port, run_job, serving, wait_for
+
+pytestmark = pytest.mark.container
+
+MODEL_MOUNT = "/opt/ml/model"
+
+
+def shared_dir(path: Path) -> Path:
+    """A folder the container's non-root user may write, like a volume prepared for it."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o777)
+    return path
+
+
+def bind(host: Path, container: str, mode: str = "rw") -> dict[str, dict[str, str]]:
+    return {str(host): {"bind": container, "mode": mode}}
+
+
+@pytest.fixture(scope="session")
+def mounted_model(docker: Any, image: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained by the image's `train` job into a mounted folder."""
+    model_dir = shared_dir(tmp_path_factory.mktemp("mounted") / "model")
+    config = shared_dir(tmp_path_factory.mktemp("config"))
+    (config / "hyperparameters.json").write_text(
+        json.dumps({"model_version": "mounted-1", "C": "0.8"})
+    )
+    code, logs = run_job(
+        docker, image, ["train"],
+        volumes={**bind(model_dir, MODEL_MOUNT), **bind(config, "/opt/ml/input/config", "ro")},
+    )  # fmt: skip
+    assert code == 0, logs
+    assert "held-out accuracy" in logs
+    return model_dir
+
+
+# --- the image itself ------------------------------------------------------------------
+
+
+def test_image_metadata(docker: Any, image: str) -> None:
+    config = docker.images.get(image).attrs["Config"]
+    assert config["User"] == "10001"
+    assert config["Entrypoint"][:2] == ["python", "-m"]
+    assert config["Cmd"] == ["serve"]
+    assert "8080/tcp" in config["ExposedPorts"]
+    assert config["Healthcheck"]["Test"][:2] == ["CMD", "python"]
+    labels = config["Labels"]
+    for key in ("version", "revision", "created", "source", "licenses", "base.name"):
+        assert f"org.opencontainers.image.{key}" in labels
+
+
+def test_runs_as_non_root_and_holds_no_build_leftovers(docker: Any, image: str) -> None:
+    script = (
+        "import os, pathlib, importlib.util as u; print(os.getuid()); "
+        "print(u.find_spec('pip') is None); print(sorted(p.name for p in pathlib.Path('/app').iterdir()))"
+    )
+    output = docker.containers.run(image, ["-c", script], entrypoint="python", remove=True).decode()
+    uid, no_pip, app_files = output.split("\n")[:3]
+    assert uid == "10001"
+    assert no_pip == "True"
+    assert app_files == "['src']"
+
+
+# --- serve -----------------------------------------------------------------------------
+
+
+def test_serves_the_baked_model_with_no_mounts(docker: Any, image: str) -> None:
+    with serving(docker, image) as server:
+        response = httpx.post(server.url + "/predict", json=EXAMPLE)
+        assert response.status_code == 200
+        assert response.json()["predictions"] == ["setosa"]
+        assert httpx.get(server.url + "/docs").status_code == 200
+        health = server.container.exec_run(
+            docker.images.get(image).attrs["Config"]["Healthcheck"]["Test"][1:]
+        )
+        assert health.exit_code == 0, health.output
+
+
+def test_bad_predict_body_is_422(docker: Any, image: str) -> None:
+    with serving(docker, image) as server:
+        response = httpx.post(server.url + "/predict", json={**EXAMPLE, "petal_width": "wide"})
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", "petal_width"]
+
+
+def test_mounted_model_overrides_the_baked_one(
+    docker: Any, image: str, mounted_model: Path
+) -> None:
+    with serving(docker, image, volumes=bind(mounted_model, MODEL_MOUNT, "ro")) as server:
+        assert httpx.get(server.url + "/metadata").json()["model"]["model_version"] == "mounted-1"
+        assert (
+            httpx.post(server.url + "/predict", json=EXAMPLE).json()["model_version"] == "mounted-1"
+        )
+
+
+def test_port_env_and_serve_command(docker: Any, image: str) -> None:
+    port = free_port()
+    container = docker.containers.run(
+        image, ["serve"], detach=True, environment={"PORT": "9000"},
+        ports={"9000/tcp": ("127.0.0.1", port)},
+    )  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{port}/ping")
+    finally:
+        container.remove(force=True)
+
+
+def test_runs_as_root_too(docker: Any, image: str) -> None:
+    with serving(docker, image, user="0") as server:
+        assert httpx.post(server.url + "/invocations", json=[EXAMPLE]).status_code == 200
+
+
+def test_empty_model_folder_is_live_but_not_ready(docker: Any, image: str, tmp_path: Path) -> None:
+    with serving(
+        docker, image, ready=False, volumes=bind(shared_dir(tmp_path / "m"), MODEL_MOUNT)
+    ) as server:
+        deadline = time.time() + 30
+        while (ready := httpx.get(server.url + "/readyz")).json()["status"] == "loading":
+            assert time.time() < deadline
+            time.sleep(0.05)
+        assert ready.status_code == 503
+        assert "no model in /opt/ml/model" in ready.json()["reason"]
+        assert httpx.get(server.url + "/v2/health/ready").status_code == 503
+        assert httpx.get(f"{server.url}/v2/models/{PROJECT_NAME}/ready").status_code == 503
+        assert httpx.get(server.url + "/livez").status_code == 200
+        assert "no model in" in httpx.get(server.url + "/metadata").json()["reason"]
+        time.sleep(0.5)
+        server.container.reload()
+        assert server.container.attrs["State"]["Running"], "a bad model must not crash the server"
+        assert '"model not loaded"' in server.logs()
+
+
+def test_ready_fast_and_docker_stop_is_fast_and_clean(docker: Any, image: str) -> None:
+    with serving(docker, image) as server:
+        ready_after = time.perf_counter() - server.started
+        assert ready_after < 15, "sanity bound only; the benchmark measures start-up time"
+        started = time.perf_counter()
+        server.container.stop(timeout=10)
+        stopped_after = time.perf_counter() - started
+        server.container.reload()
+        assert server.container.attrs["State"]["ExitCode"] == 0
+        assert stopped_after < 2, f"docker stop took {stopped_after:.2f} s"
+
+
+def test_graceful_shutdown_finishes_in_flight_requests(docker: Any, image: str) -> None:
+    body = json.dumps([EXAMPLE] * 100).encode()
+    half_sent, signalled = threading.Event(), threading.Event()
+    results: list[int] = []
+
+    def slow_body() -> Any:
+        yield body[: len(body) // 2]
+        half_sent.set()
+        signalled.wait(10)
+        yield body[len(body) // 2 :]
+
+    with serving(docker, image) as server:
+
+        def call() -> None:
+            results.append(
+                httpx.post(server.url + "/predict", content=slow_body(), timeout=30).status_code
+            )
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        assert half_sent.wait(10)
+        time.sleep(0.2)
+        server.container.kill(signal="SIGTERM")
+        time.sleep(0.3)  # the server is shutting down while the request is still arriving
+        signalled.set()
+        caller.join(30)
+        assert server.container.wait(timeout=30)["StatusCode"] == 0
+        assert (
+            '"Waiting for connections to close' in server.logs()
+            or "shutdown" in server.logs().lower()
+        )
+    assert results == [200]
+
+
+# --- train -----------------------------------------------------------------------------
+
+
+def test_train_writes_the_artifact_into_the_volume(mounted_model: Path) -> None:
+    metadata = json.loads((mounted_model / "metadata.json").read_text())
+    assert metadata["model_version"] == "mounted-1"
+    assert metadata["hyperparameters"]["C"] == "0.8"
+    assert (mounted_model / "model.skops").is_file()
+    assert (mounted_model / "report" / "confusion_matrix.png").is_file()
+
+
+def test_train_on_a_mounted_channel_and_fail_cleanly(
+    docker: Any, image: str, tmp_path: Path
+) -> None:
+    model_dir, data, output = (shared_dir(tmp_path / p) for p in ("model", "data", "output"))
+    features, target = load_sample()
+    features.assign(species=target).to_csv(data / "iris.csv", index=False)
+    volumes = {
+        **bind(model_dir, MODEL_MOUNT),
+        **bind(data, "/opt/ml/input/data/train", "ro"),
+        **bind(output, "/opt/ml/output"),
+    }
+    code, logs = run_job(docker, image, ["train"], volumes=volumes)
+    assert code == 0, logs
+    assert "1 file(s) in /opt/ml/input/data/train" in logs
+    before = (model_dir / "metadata.json").read_bytes()
+
+    features.to_csv(data / "iris.csv", index=False)  # the label column is gone
+    code, logs = run_job(docker, image, ["train"], volumes=volumes)
+    assert code == 1
+    assert "species" in logs and "previous model" in logs
+    assert "species" in (output / "failure").read_text()
+    assert (model_dir / "metadata.json").read_bytes() == before
+
+
+# --- predict ---------------------------------------------------------------------------
+
+
+def test_batch_predict_a_file(docker: Any, image: str, tmp_path: Path) -> None:
+    data = shared_dir(tmp_path / "data")
+    features, target = load_sample()
+    features.to_csv(data / "in.csv", index=False)
+    code, logs = run_job(
+        docker, image, ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv"],
+        volumes=bind(data, "/data"),
+    )  # fmt: skip
+    assert code == 0, logs
+    scored = pd.read_csv(data / "out.csv")
+    assert list(scored.columns[: len(FEATURE_NAMES)]) == list(FEATURE_NAMES)
+    assert np.mean(scored["prediction"] == target) > 0.9
+
+
+def test_batch_predict_rejects_a_bad_csv(docker: Any, image: str, tmp_path: Path) -> None:
+    data = shared_dir(tmp_path / "data")
+    (data / "in.csv").write_text(
+        "sepal_length,sepal_width,petal_length,petal_width\n1,2,3,4\n5,6,seven,8\n"
+    )
+    code, logs = run_job(
+        docker, image, ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv"],
+        volumes=bind(data, "/data"),
+    )  # fmt: skip
+    assert code == 1
+    assert "column 'petal_length', row 2" in logs
+    assert "Traceback" not in logs
+    assert not (data / "out.csv").exists()
+
+
+def test_docker_stop_ends_a_long_batch_job(docker: Any, image: str, tmp_path: Path) -> None:
+    data = shared_dir(tmp_path / "data")
+    features = load_sample()[0]
+    pd.concat([features] * 4000, ignore_index=True).to_csv(data / "in.csv", index=False)
+    container = docker.containers.run(
+        image, ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv", "--chunk-rows", "5000"],
+        detach=True, volumes=bind(data, "/data"),
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while "rows scored" not in container.logs().decode() and time.time() < deadline:
+            time.sleep(0.05)
+        started = time.perf_counter()
+        container.stop(timeout=10)
+        assert time.perf_counter() - started < 2
+        assert container.wait()["StatusCode"] == 128 + signal.SIGTERM
+        assert not (data / "out.csv").exists()
+    finally:
+        container.remove(force=True)

@@ -1,0 +1,106 @@
+"""Batch scoring: formats, chunking, and clear errors for bad files."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, InputError, load_sample
+from {{ cookiecutter.package_name }}.predict import predict_file
+
+WRITERS = {
+    "csv": lambda frame, path: frame.to_csv(path, index=False),
+    "parquet": lambda frame, path: frame.to_parquet(path, index=False),
+    "jsonl": lambda frame, path: frame.to_json(path, orient="records", lines=True),
+}
+READERS = {
+    "csv": pd.read_csv,
+    "parquet": pd.read_parquet,
+    "jsonl": lambda path: pd.read_json(path, lines=True),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WRITERS))
+def test_scores_every_row_in_small_chunks(kind: str, tmp_path: Path, trained: Settings) -> None:
+    features, target = load_sample()
+    source, output = tmp_path / f"in.{kind}", tmp_path / f"out.{kind}"
+    WRITERS[kind](features, source)
+    assert predict_file(trained, source, output, chunk_rows=7) == 150
+    scored = READERS[kind](output)
+    assert list(scored.columns[:4]) == list(FEATURE_NAMES)
+    assert len(scored) == 150
+    assert (scored["prediction"] == target).mean() > 0.9
+    assert scored.filter(like="probability_").sum(axis=1).round(6).eq(1).all()
+
+
+def test_chunked_result_equals_one_chunk(tmp_path: Path, trained: Settings) -> None:
+    features, _ = load_sample()
+    features.to_csv(tmp_path / "in.csv", index=False)
+    predict_file(trained, tmp_path / "in.csv", tmp_path / "a.csv", chunk_rows=1000)
+    predict_file(trained, tmp_path / "in.csv", tmp_path / "b.csv", chunk_rows=13)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("sepal_length,sepal_width,petal_length\n1,2,3\n", "missing column(s): petal_width"),
+        (
+            "sepal_length,sepal_width,petal_length,petal_width,color\n1,2,3,4,red\n",
+            "unexpected column(s): color",
+        ),
+        (
+            "sepal_length,sepal_width,petal_length,petal_width\n1,2,3,4\n1,x,3,4\n",
+            "column 'sepal_width', row 2",
+        ),
+        (
+            "sepal_length,sepal_width,petal_length,petal_width\n1,2,3,4\n1,2,,4\n",
+            "column 'petal_length', row 2 is empty",
+        ),
+    ],
+)
+def test_bad_file_is_rejected_with_column_and_row(
+    content: str, message: str, tmp_path: Path, trained: Settings
+) -> None:
+    (tmp_path / "in.csv").write_text(content)
+    with pytest.raises(InputError) as error:
+        predict_file(trained, tmp_path / "in.csv", tmp_path / "out.csv", chunk_rows=1)
+    assert message in error.value.message
+    assert not list(tmp_path.glob("*out*")), "a partial output was left behind"
+
+
+def test_cli_exits_1_with_the_reason(
+    tmp_path: Path,
+    trained: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MODEL_DIR", str(trained.model_dir))
+    from {{ cookiecutter.package_name }}.config import get_settings
+
+    get_settings.cache_clear()
+    (tmp_path / "in.csv").write_text(
+        "sepal_length,sepal_width,petal_length,petal_width\n1,2,3,inf\n"
+    )
+    code = main(
+        ["predict", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv")]
+    )
+    get_settings.cache_clear()
+    assert code == 1
+    assert "column 'petal_width', row 1" in capsys.readouterr().err
+
+
+def test_output_format_must_match_input(tmp_path: Path, trained: Settings) -> None:
+    load_sample()[0].to_csv(tmp_path / "in.csv", index=False)
+    with pytest.raises(InputError, match="same format"):
+        predict_file(trained, tmp_path / "in.csv", tmp_path / "out.parquet", chunk_rows=10)
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("train", "predict", "serve"):
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        assert exit_.value.code == 0
+        assert command in capsys.readouterr().out

@@ -1,0 +1,58 @@
+"""Open Inference Protocol (KServe V2) in-process: shapes, datatypes and error shapes."""
+
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.package_name }}.config import PROJECT_NAME
+
+from .conftest import EXAMPLE
+
+INFER = f"/v2/models/{PROJECT_NAME}/infer"
+
+
+def test_server_and_model_metadata(client: TestClient) -> None:
+    assert client.get("/v2").json()["name"] == PROJECT_NAME
+    model = client.get(f"/v2/models/{PROJECT_NAME}").json()
+    assert [i["name"] for i in model["inputs"]] == list(EXAMPLE)
+    assert {o["name"] for o in model["outputs"]} == {"predict", "predict_proba"}
+    version = model["versions"][0]
+    assert client.get(f"/v2/models/{PROJECT_NAME}/versions/{version}").status_code == 200
+    assert client.get(f"/v2/models/{PROJECT_NAME}/versions/{version}/ready").status_code == 200
+
+
+def test_infer_with_one_tensor_per_feature(client: TestClient) -> None:
+    inputs = [
+        {"name": k, "shape": [2], "datatype": "FP32", "data": [v, v]} for k, v in EXAMPLE.items()
+    ]
+    body = client.post(INFER, json={"id": "r1", "inputs": inputs}).json()
+    assert body["id"] == "r1"
+    outputs = {o["name"]: o for o in body["outputs"]}
+    assert outputs["predict"]["data"] == ["setosa", "setosa"]
+    assert outputs["predict_proba"]["shape"] == [2, 3]
+
+
+def test_infer_with_one_matrix_and_chosen_output(client: TestClient) -> None:
+    tensor = {
+        "name": "input-0",
+        "shape": [1, 4],
+        "datatype": "FP64",
+        "data": [list(EXAMPLE.values())],
+    }
+    body = client.post(INFER, json={"inputs": [tensor], "outputs": [{"name": "predict"}]}).json()
+    assert [o["name"] for o in body["outputs"]] == ["predict"]
+
+
+def test_errors_use_the_protocol_shape(client: TestClient) -> None:
+    unknown = client.post("/v2/models/nope/infer", json={"inputs": []})
+    assert unknown.status_code == 404 and "error" in unknown.json()
+    assert client.get("/v2/models/nope").status_code == 404
+    assert client.get(f"/v2/models/{PROJECT_NAME}/versions/0/ready").status_code == 404
+    bad_shape = {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}
+    response = client.post(INFER, json={"inputs": [bad_shape]})
+    assert response.status_code == 400 and "shape [N, 4]" in response.json()["error"]
+    text = {"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": ["a", "b", "c", "d"]}
+    assert client.post(INFER, json={"inputs": [text]}).status_code == 400
+    nan = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, float("nan")]}
+    assert (
+        client.post(INFER, content=__import__("json").dumps({"inputs": [nan]})).status_code == 400
+    )
+    assert client.post(INFER, content=b"{").status_code == 400
