@@ -8,7 +8,7 @@ TEMPLATE        := {{cookiecutter.project_slug}}
 PYTHON_VERSIONS ?= 3.11 3.13
 PYTEST_WORKERS  ?= 2
 
-.PHONY: help venv docker base-images demo test lint bench bench-smoke clean
+.PHONY: help venv docker base-images wrk demo test lint bench bench-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -27,15 +27,26 @@ docker: ## make sure a Docker Engine answers (installs and starts one on Debian 
 base-images: docker ## make python:3.11-slim and 3.13-slim available (pull, else build a stand-in)
 	bash scripts/base-images.sh $(PYTHON_VERSIONS)
 
+wrk: ## the load generator of the benchmarks (from Debian's packages when missing)
+	@command -v wrk >/dev/null || { [ -r /etc/debian_version ] && [ "$$(id -u)" -eq 0 ] \
+		&& apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q wrk; }; } \
+		|| { echo "install wrk (https://github.com/wg/wrk) to run the benchmarks" >&2; exit 1; }
+
 demo: venv base-images ## render the default project, build its image, show a prediction
 	bash scripts/demo.sh
 
-test: venv base-images ## the whole test suite, container tests included
+test: venv base-images wrk ## the whole test suite, container tests included
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests
 
-lint: venv ## ruff on the template's own Python, hadolint on the rendered Dockerfile
-	$(BIN)/ruff check hooks tests
-	$(BIN)/ruff format --check hooks tests
+lint: venv ## ruff on the template's own Python (the generated project is linted by the tests)
+	$(BIN)/ruff check tests benchmarks
+	$(BIN)/ruff format --check tests benchmarks
+
+bench: venv base-images wrk ## benchmarks beside MLServer and BentoML, and the image's budgets (~15 min)
+	$(BIN)/python benchmarks/bench.py
+
+bench-smoke: venv base-images wrk ## the same, 1 s per point: proves the benchmark runs
+	$(BIN)/python benchmarks/bench.py --smoke
 
 clean: ## remove renders and the venv
 	rm -rf build $(VENV)

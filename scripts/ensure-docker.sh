@@ -14,6 +14,13 @@ say() { echo "ensure-docker: $*"; }
 
 engine_answers() { docker info >/dev/null 2>&1; }
 
+# True when PID is a dockerd that is alive (not a zombie left by a kill).
+running_dockerd() {
+    local state
+    state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+    [ "$(cat "/proc/$1/comm" 2>/dev/null)" = dockerd ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
 if command -v docker >/dev/null 2>&1 && engine_answers; then
     say "Docker Engine $(docker version --format '{{.Server.Version}}') is running; nothing to do."
     exit 0
@@ -37,13 +44,21 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     say "starting Docker Engine with systemctl..."
     systemctl start docker
 else
-    say "starting dockerd in the background (log: $log)..."
-    mkdir -p "$(dirname "$log")"
-    # A pid file left by a dockerd that was killed would stop the new one from starting.
-    if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+    pid="$(cat /var/run/docker.pid 2>/dev/null || true)"
+    if [ -n "$pid" ] && running_dockerd "$pid"; then
+        say "dockerd (pid $pid) is starting; waiting for it..."
+    else
+        # What a killed dockerd leaves behind stops a new one from starting: its pid file,
+        # and the containerd it managed, still holding its socket.
         rm -f /var/run/docker.pid
+        if pkill -f '^containerd --config /var/run/docker/containerd/containerd.toml'; then
+            sleep 2
+        fi
+        rm -f /var/run/docker/containerd/containerd.pid
+        say "starting dockerd in the background (log: $log)..."
+        mkdir -p "$(dirname "$log")"
+        nohup dockerd >>"$log" 2>&1 </dev/null &
     fi
-    nohup dockerd >>"$log" 2>&1 </dev/null &
 fi
 
 for _ in $(seq 60); do

@@ -1,6 +1,7 @@
 """Batch scoring: a file in, the same rows with predictions out, in bounded memory."""
 
 import os
+import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,9 @@ def predict_file(settings: Settings, source: Path, target: Path, chunk_rows: int
         partial.unlink(missing_ok=True)
         raise
     seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     say(
-        f"wrote {rows} rows to {target} in {seconds:.1f} s ({rows / max(seconds, 1e-9):,.0f} rows/s)"
+        f"wrote {rows} rows to {target} in {seconds:.1f} s "
+        f"({rows / max(seconds, 1e-9):,.0f} rows/s, peak memory {peak_mb:.0f} MB)"
     )
     return rows

@@ -1,0 +1,133 @@
+"""Measuring the generated image: size against its floor, build and rebuild times, start-up,
+shutdown, and batch scoring speed and memory on a large file."""
+
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import docker
+import numpy as np
+
+FLOOR_DOCKERFILE = """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+COPY requirements.lock /tmp/requirements.lock
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.lock
+"""
+
+
+def _build(project: Path, tag: str, nocache: bool = False) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        ["docker", "build", "-q", *(["--no-cache"] if nocache else []), "-t", tag, str(project)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return time.perf_counter() - started
+
+
+def _size(client: Any, tag: str) -> int:
+    return int(client.images.get(tag).attrs["Size"])
+
+
+def _venv_layer(client: Any, tag: str) -> int:
+    for layer in client.images.get(tag).history():
+        if "in /opt/venv" in layer["CreatedBy"] and layer["Size"] > 0:
+            return int(layer["Size"])
+    raise RuntimeError("no /opt/venv layer found in the image history")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ready_and_stop(client: Any, tag: str) -> tuple[float, float]:
+    port = _free_port()
+    started = time.perf_counter()
+    container = client.containers.run(tag, detach=True, ports={"8080/tcp": ("127.0.0.1", port)})
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.perf_counter() - started > 60:
+                raise RuntimeError("the container did not become ready")
+            time.sleep(0.01)
+        ready = time.perf_counter() - started
+        started = time.perf_counter()
+        container.stop(timeout=10)
+        return ready, time.perf_counter() - started
+    finally:
+        container.remove(force=True)
+
+
+def _batch_predict(client: Any, tag: str, rows: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder)
+        data.chmod(0o777)
+        rng = np.random.default_rng(0)
+        matrix = rng.normal([5.8, 3.0, 3.8, 1.2], [0.8, 0.4, 1.8, 0.8], size=(rows, 4)).round(2)
+        header = "sepal_length,sepal_width,petal_length,petal_width"
+        np.savetxt(data / "in.csv", matrix, delimiter=",", fmt="%.2f", header=header, comments="")
+        started = time.perf_counter()
+        logs = client.containers.run(
+            tag, ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv"],
+            volumes={str(data): {"bind": "/data", "mode": "rw"}}, remove=True,
+        ).decode()  # fmt: skip
+        seconds = time.perf_counter() - started
+        peak = re.search(r"peak memory ([\d.]+) MB", logs)
+        return {
+            "rows": rows,
+            "seconds": round(seconds, 2),
+            "rows_per_s": round(rows / seconds),
+            "peak_memory_mb": float(peak.group(1)) if peak else float("nan"),
+        }
+
+
+def measure(project: Path, base_image: str, predict_rows: int, cold: bool) -> dict[str, Any]:
+    client = docker.from_env(version="auto", timeout=900)
+    tag = "bench-image:latest"
+    results: dict[str, Any] = {"base_image": base_image}
+    results["cold_build_s"] = round(_build(project, tag, nocache=cold), 2)
+    results["cold_build_no_cache"] = cold
+
+    # A code-only change: one more line in a source file.
+    source = project / "src" / project.name.replace("-", "_") / "features.py"
+    original = source.read_text()
+    try:
+        source.write_text(original + "\n# a code-only change\n")
+        results["code_rebuild_s"] = round(_build(project, tag), 2)
+    finally:
+        source.write_text(original)
+
+    with tempfile.TemporaryDirectory() as folder:
+        shutil.copy(project / "requirements.lock", folder)
+        (Path(folder) / "Dockerfile").write_text(FLOOR_DOCKERFILE)
+        subprocess.run(
+            ["docker", "build", "-q", "--build-arg", f"BASE_IMAGE={base_image}", "-t", "bench-floor:latest", folder],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    size, floor = _size(client, tag), _size(client, "bench-floor:latest")
+    results["image_mb"] = round(size / 1e6, 1)
+    results["floor_mb"] = round(floor / 1e6, 1)
+    results["image_vs_floor"] = round(size / floor, 3)
+    results["base_mb"] = round(_size(client, base_image) / 1e6, 1)
+    results["dependency_layer_mb"] = round(_venv_layer(client, tag) / 1e6, 1)
+    results["floor_dependency_layer_mb"] = round((floor - _size(client, base_image)) / 1e6, 1)
+
+    ready, stop = zip(*(_ready_and_stop(client, tag) for _ in range(3)), strict=True)
+    results["ready_s"] = round(float(np.median(ready)), 2)
+    results["stop_s"] = round(float(np.median(stop)), 2)
+    results["batch_predict"] = _batch_predict(client, tag, predict_rows)
+    return results
