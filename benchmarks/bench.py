@@ -101,7 +101,7 @@ def load_matrix(
     return runs
 
 
-def livez_under_load(ours: Server, seconds: float) -> dict[str, float]:
+def livez_under_load(ours: Server, seconds: int) -> dict[str, float]:
     base = f"http://127.0.0.1:{PORTS['ours']}"
     load = threading.Thread(target=run_wrk, args=(base + "/predict", 16, seconds + 1, ours.body(1)))
     load.start()
@@ -128,7 +128,7 @@ def main() -> int:
     parser.add_argument("--skip-image", action="store_true", help="skip the image measurements")
     args = parser.parse_args()
 
-    seconds = 1.0 if args.smoke else 10.0
+    seconds = 1 if args.smoke else 10
     connections = [16] if args.smoke else [1, 16, 64]
     date = datetime.now(UTC)
     results: dict[str, Any] = {

@@ -56,7 +56,7 @@ def post_script(body: object) -> str:
     )
 
 
-def run_wrk(url: str, connections: int, seconds: float, body: object | None = None) -> LoadResult:
+def run_wrk(url: str, connections: int, seconds: int, body: object | None = None) -> LoadResult:
     """wrk with one thread per core (at most the connections), latency percentiles on."""
     threads = min(2, connections)
     command = [

@@ -5,7 +5,7 @@ API, the batch file checks and the V2 tensor metadata all follow from here.
 """
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -78,23 +78,58 @@ Record: type[BaseModel] = create_model(
 )
 
 
-def records_to_matrix(records: Iterable[BaseModel]) -> np.ndarray:
-    """Validated records to a float matrix with one column per feature, in FEATURES order."""
-    return np.array(
-        [[getattr(r, name) for name in FEATURE_NAMES] for r in records], dtype=np.float64
-    ).reshape(-1, len(FEATURES))
+INTEGER_COLUMNS = [j for j, f in enumerate(FEATURES) if f.type == "int"]
 
 
-def _number(value: Any, location: list[str | int]) -> float:
+def _number(value: Any, feature: Feature, location: list[str | int]) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputError(location, f"expected a number, got {value!r}")
     if not math.isfinite(value):
         raise InputError(location, "must be a finite number (no NaN or infinity)")
+    if feature.type == "int" and not float(value).is_integer():
+        raise InputError(location, f"expected a whole number, got {value!r}")
     return float(value)
 
 
+def _plain_rows(rows: Sequence[Any]) -> list[list[Any]] | None:
+    """The rows' values in FEATURES order if every row is a well-formed record of numbers,
+    else None. The fast path: one pass, no error bookkeeping."""
+    width, values = len(FEATURE_NAMES), []
+    for row in rows:
+        if type(row) is not dict or len(row) != width:
+            return None
+        try:
+            row_values = [row[name] for name in FEATURE_NAMES]
+        except KeyError:
+            return None
+        for value in row_values:
+            kind = type(value)
+            if kind is not float and kind is not int:
+                return None
+        values.append(row_values)
+    return values
+
+
+def _checked(matrix: np.ndarray) -> bool:
+    if not np.isfinite(matrix).all():
+        return False
+    if not INTEGER_COLUMNS:
+        return True
+    integral = matrix[:, INTEGER_COLUMNS]
+    return bool((integral == np.round(integral)).all())
+
+
 def mappings_to_matrix(rows: Sequence[Any], location: Sequence[str | int] = ()) -> np.ndarray:
-    """Records given as plain mappings (from JSON) to a matrix, naming any bad field."""
+    """Records given as plain mappings (from JSON) to a matrix, naming any bad field.
+
+    The one validator of JSON records, for every route: a fast vectorised check first, and
+    only when that fails a row-by-row pass that finds and names the first bad field.
+    """
+    plain = _plain_rows(rows)
+    if plain is not None:
+        matrix = np.array(plain, dtype=np.float64).reshape(-1, len(FEATURES))
+        if _checked(matrix):
+            return matrix
     matrix = np.empty((len(rows), len(FEATURES)), dtype=np.float64)
     for i, row in enumerate(rows):
         here = [*location, i]
@@ -102,12 +137,12 @@ def mappings_to_matrix(rows: Sequence[Any], location: Sequence[str | int] = ()) 
             raise InputError(here, "expected an object with the feature names as keys")
         missing = [name for name in FEATURE_NAMES if name not in row]
         if missing:
-            raise InputError(here, f"missing feature(s): {', '.join(missing)}")
+            raise InputError([*here, missing[0]], f"missing feature(s): {', '.join(missing)}")
         extra = [str(key) for key in row if key not in FEATURE_NAMES]
         if extra:
-            raise InputError(here, f"unknown field(s): {', '.join(extra)}")
-        for j, name in enumerate(FEATURE_NAMES):
-            matrix[i, j] = _number(row[name], [*here, name])
+            raise InputError([*here, extra[0]], f"unknown field(s): {', '.join(extra)}")
+        for j, feature in enumerate(FEATURES):
+            matrix[i, j] = _number(row[feature.name], feature, [*here, feature.name])
     return matrix
 
 
@@ -121,7 +156,7 @@ def lists_to_matrix(rows: Sequence[Any], location: Sequence[str | int] = ()) -> 
                 here, f"expected a list of {len(FEATURES)} values ({', '.join(FEATURE_NAMES)})"
             )
         for j, value in enumerate(row):
-            matrix[i, j] = _number(value, [*here, j])
+            matrix[i, j] = _number(value, FEATURES[j], [*here, j])
     return matrix
 
 

@@ -1,41 +1,22 @@
-"""ASGI middleware: request ids, request logs and metrics, and the request size limit.
+"""ASGI middleware around every request: request id, auth, size limit, log line, metrics.
 
-Written as plain ASGI (not BaseHTTPMiddleware) because it wraps every request, and plain
-ASGI adds the least latency.
+Plain ASGI rather than BaseHTTPMiddleware: it wraps every request, and plain ASGI adds the
+least latency.
 """
 
-import json
-import logging
+import os
 import time
-import uuid
 from typing import Any
 
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .auth import authorized, is_public
+from .logs import AccessLog
 from .metrics import Metrics
 
-log = logging.getLogger("access")
-
 Headers = list[tuple[bytes, bytes]]
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
-async def _send_json(send: Send, status: int, body: bytes, headers: Headers) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), *headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class BodyTooLarge(HTTPException):
@@ -45,18 +26,31 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body is larger than MAX_REQUEST_BYTES={limit} bytes")
 
 
-class RequestMiddleware:
-    """Per request: take or make X-Request-ID, enforce MAX_REQUEST_BYTES, log, count, time."""
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_request_bytes: int) -> None:
-        self.app, self.metrics, self.max_bytes = app, metrics, max_request_bytes
+
+class RequestMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        access_log: AccessLog,
+        max_request_bytes: int,
+        token: str | None,
+    ) -> None:
+        self.app, self.metrics, self.access_log = app, metrics, access_log
+        self.max_bytes, self.token = max_request_bytes, token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = (_header(scope, b"x-request-id") or uuid.uuid4().hex)[:128]
+        request_id = (_header(scope, b"x-request-id") or os.urandom(16).hex())[:128]
         id_header = (b"x-request-id", request_id.encode("latin-1"))
         status = 500
         self.metrics.in_flight.inc()
@@ -69,10 +63,10 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            length = _header(scope, b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                status = 413
-                await _send_json(send, 413, self._too_large(), [id_header])
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                status, body, headers = refusal
+                await _send_json(send, status, body, [*headers, id_header])
                 return
             received = 0
 
@@ -90,9 +84,17 @@ class RequestMiddleware:
             self.metrics.in_flight.dec()
             self._record(scope, status, time.perf_counter() - started, request_id)
 
-    def _too_large(self) -> bytes:
-        message = BodyTooLarge(self.max_bytes).detail
-        return json.dumps({"detail": message, "error": message}).encode()
+    def _refusal(self, scope: Scope) -> tuple[int, bytes, Headers] | None:
+        """A 401 or 413 answered before the app runs, or None to go on."""
+        needs_token = self.token is not None and not is_public(scope["path"])
+        if needs_token and not authorized(_header(scope, b"authorization"), self.token or ""):
+            message = "missing or wrong bearer token: send 'Authorization: Bearer <API_TOKEN>'"
+            return 401, orjson.dumps({"detail": message}), [(b"www-authenticate", b"Bearer")]
+        length = _header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            message = BodyTooLarge(self.max_bytes).detail
+            return 413, orjson.dumps({"detail": message, "error": message}), []
+        return None
 
     def _record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
         route: Any = scope.get("route")
@@ -100,14 +102,22 @@ class RequestMiddleware:
         method = scope["method"]
         self.metrics.requests.labels(name, method, str(status)).inc()
         self.metrics.latency.labels(name, method).observe(seconds)
-        log.info(
-            "request",
-            extra={
-                "request_id": request_id,
-                "method": method,
-                "route": name,
-                "path": scope["path"],
-                "status": status,
-                "latency_ms": round(seconds * 1000, 3),
-            },
+        self.access_log.write(
+            request_id=request_id,
+            method=method,
+            route=name,
+            path=scope["path"],
+            status=status,
+            latency_ms=round(seconds * 1000, 3),
         )
+
+
+async def _send_json(send: Send, status: int, body: bytes, headers: Headers) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

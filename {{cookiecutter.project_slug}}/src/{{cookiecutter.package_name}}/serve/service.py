@@ -6,10 +6,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Settings
+from ..features import InputError
 from ..scoring import predict_matrix
 from .batching import MicroBatcher
 from .metrics import Metrics
 from .state import ModelHolder
+
+
+def _trust_validated_input() -> None:
+    """Inputs are checked for NaN and infinity before they reach the model thread, so
+    scikit-learn need not check again (its setting is per thread)."""
+    import sklearn
+
+    sklearn.set_config(assume_finite=True)
 
 
 class NotReady(RuntimeError):
@@ -39,7 +48,9 @@ class PredictionService:
         self.settings, self.holder, self.metrics = settings, holder, metrics
         # One thread for model calls: scikit-learn gains little from more on a small model,
         # and the event loop stays free to answer probes while it runs.
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self.executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="model", initializer=_trust_validated_input
+        )
         self.batcher: MicroBatcher[Prediction] | None = None
         if settings.batching:
             self.batcher = MicroBatcher(
@@ -82,6 +93,8 @@ class PredictionService:
     async def predict(self, matrix: np.ndarray) -> Prediction:
         if not self.holder.ready:
             raise NotReady(self.holder.error or "the model is still loading")
+        if len(matrix) == 0:
+            raise InputError([], "no rows to predict")
         self.check_rows(len(matrix))
         if self.batcher is not None and len(matrix) < self.settings.batch_max_rows:
             result = await self.batcher.submit(matrix)

@@ -1,14 +1,15 @@
-"""Probes. No auth, no model work: they must stay fast while predictions load the CPU."""
+"""Probes. Public, and no model work: they must stay fast while predictions load the CPU."""
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from ..dependencies import Service
 from ..responses import FastJSONResponse
+from ..routing import LeanRoute, service_of
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=LeanRoute)
 
 
-def _readiness(service: Service) -> Response:
+def _readiness(request: Request) -> Response:
+    service = service_of(request)
     holder = service.holder
     if holder.ready:
         return FastJSONResponse({"status": "ready", "model_version": service.model_version})
@@ -17,26 +18,26 @@ def _readiness(service: Service) -> Response:
 
 
 @router.get("/livez", summary="Liveness: the process answers")
-async def livez() -> Response:
+async def livez(request: Request) -> Response:
     return FastJSONResponse({"status": "alive"})
 
 
 @router.get("/readyz", summary="Readiness: 200 once a model is loaded, else 503 with the reason")
-async def readyz(service: Service) -> Response:
-    return _readiness(service)
+async def readyz(request: Request) -> Response:
+    return _readiness(request)
 
 
 @router.get("/ping", summary="SageMaker health check (same as /readyz)")
-async def ping(service: Service) -> Response:
-    return _readiness(service)
+async def ping(request: Request) -> Response:
+    return _readiness(request)
 
 
 @router.get("/v2/health/live", summary="Open Inference Protocol: server live")
-async def v2_live() -> Response:
+async def v2_live(request: Request) -> Response:
     return FastJSONResponse({"live": True})
 
 
 @router.get("/v2/health/ready", summary="Open Inference Protocol: server ready")
-async def v2_ready(service: Service) -> Response:
-    ready = service.holder.ready
+async def v2_ready(request: Request) -> Response:
+    ready = service_of(request).holder.ready
     return FastJSONResponse({"ready": ready}, status_code=200 if ready else 503)

@@ -1,9 +1,11 @@
-"""Prometheus metrics in the text exposition format. No auth, like the probes."""
+"""Prometheus metrics in the text exposition format. Public, like the probes."""
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-router = APIRouter(tags=["metrics"])
+from ..routing import LeanRoute
+
+router = APIRouter(tags=["metrics"], route_class=LeanRoute)
 
 
 @router.get("/metrics", summary="Prometheus metrics")

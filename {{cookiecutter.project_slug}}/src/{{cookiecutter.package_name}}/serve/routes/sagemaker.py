@@ -9,8 +9,7 @@ import csv
 import io
 from typing import Any
 
-import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from ...features import (
     FEATURE_NAMES,
@@ -19,15 +18,14 @@ from ...features import (
     lists_to_matrix,
     mappings_to_matrix,
 )
-from ..auth import require_token
-from ..dependencies import Service
 from ..responses import FastJSONResponse
+from ..routing import LeanRoute, service_of
 from ..schemas import PredictResponse
 from ..service import Prediction
 from .common import prediction_body
-from .predict import ERRORS
+from .predict import ERRORS, parse_json
 
-router = APIRouter(dependencies=[Depends(require_token)], tags=["sagemaker"])
+router = APIRouter(tags=["sagemaker"], route_class=LeanRoute)
 
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -125,17 +123,14 @@ def csv_body(result: Prediction, classes: list[str]) -> str:
         }
     },
 )
-async def invocations(request: Request, service: Service) -> Response:
+async def invocations(request: Request) -> Response:
+    service = service_of(request)
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
     body = await request.body()
     if content_type == "text/csv":
         matrix = csv_to_matrix(body.decode("utf-8", errors="replace"))
     elif content_type in ("application/json", ""):
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            raise InputError([], f"body is not valid JSON: {error}") from None
-        matrix = json_to_matrix(payload)
+        matrix = json_to_matrix(parse_json(body))
     else:
         return FastJSONResponse(
             {

@@ -10,17 +10,15 @@ from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from ...config import PROJECT_NAME, PROJECT_VERSION
 from ...features import FEATURE_NAMES, FEATURES, InputError
-from ..auth import require_token
-from ..dependencies import Service
 from ..responses import FastJSONResponse
+from ..routing import LeanRoute, service_of
 from ..service import NotReady, PredictionService, TooManyRows
 
-router = APIRouter(tags=["open inference protocol"])
-protected = APIRouter(dependencies=[Depends(require_token)], tags=["open inference protocol"])
+router = APIRouter(tags=["open inference protocol"], route_class=LeanRoute)
 
 NUMERIC = {
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
@@ -176,29 +174,35 @@ async def infer(
     return FastJSONResponse(answer)
 
 
-@protected.get("/v2", summary="Server metadata")
-async def server_metadata() -> Response:
+def _target(request: Request) -> tuple[str, str | None]:
+    params = request.path_params
+    return params["name"], params.get("version")
+
+
+@router.get("/v2", summary="Server metadata")
+async def server_metadata(request: Request) -> Response:
     return FastJSONResponse({"name": PROJECT_NAME, "version": PROJECT_VERSION, "extensions": []})
 
 
-@protected.get("/v2/models/{name}", summary="Model metadata")
-@protected.get("/v2/models/{name}/versions/{version}", summary="Model metadata (one version)")
-async def metadata(service: Service, name: str, version: str | None = None) -> Response:
-    return unknown_model(name, version, service) or FastJSONResponse(model_metadata(service))
+@router.get("/v2/models/{name}", summary="Model metadata")
+@router.get("/v2/models/{name}/versions/{version}", summary="Model metadata (one version)")
+async def metadata(request: Request) -> Response:
+    service = service_of(request)
+    return unknown_model(*_target(request), service) or FastJSONResponse(model_metadata(service))
 
 
 @router.get("/v2/models/{name}/ready", summary="Model ready (200) or not (503)")
 @router.get("/v2/models/{name}/versions/{version}/ready", summary="Model ready (one version)")
-async def model_ready(service: Service, name: str, version: str | None = None) -> Response:
+async def model_ready(request: Request) -> Response:
+    service = service_of(request)
+    name, version = _target(request)
     if (problem := unknown_model(name, version, service)) is not None:
         return problem
     ready = service.holder.ready
     return FastJSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
 
 
-@protected.post("/v2/models/{name}/infer", summary="Inference")
-@protected.post("/v2/models/{name}/versions/{version}/infer", summary="Inference (one version)")
-async def infer_route(
-    request: Request, service: Service, name: str, version: str | None = None
-) -> Response:
-    return await infer(request, service, name, version)
+@router.post("/v2/models/{name}/infer", summary="Inference")
+@router.post("/v2/models/{name}/versions/{version}/infer", summary="Inference (one version)")
+async def infer_route(request: Request) -> Response:
+    return await infer(request, service_of(request), *_target(request))
