@@ -17,9 +17,12 @@ class LoadResult:
     p99_ms: float
     requests: int
     errors: int
+    output: str = ""
 
     def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+        values = asdict(self)
+        del values["output"]
+        return values
 
 
 def _ms(text: str) -> float:
@@ -28,7 +31,7 @@ def _ms(text: str) -> float:
 
 
 def parse_wrk(output: str) -> LoadResult:
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, re.MULTILINE))
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket = re.search(
@@ -39,8 +42,10 @@ def parse_wrk(output: str) -> LoadResult:
     )
     return LoadResult(
         requests_per_s=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
-        p50_ms=_ms(percentiles["50"]),
-        p99_ms=_ms(percentiles["99"]),
+        output=output,
+        # wrk prints no distribution when no request completed.
+        p50_ms=_ms(percentiles["50"]) if "50" in percentiles else float("nan"),
+        p99_ms=_ms(percentiles["99"]) if "99" in percentiles else float("nan"),
         requests=requests,
         errors=errors,
     )
