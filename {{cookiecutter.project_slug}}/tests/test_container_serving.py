@@ -110,8 +110,15 @@ def test_metrics_logs_and_request_ids(server: Any) -> None:
         "predictions_total", "model_load_seconds", "model_batch_rows_bucket", "model_info",
     ):  # fmt: skip
         assert name in text, name
-    lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
-    request = next(line for line in lines if line.get("request_id") == "trace-42")
+    deadline = time.time() + 5  # access lines are written in batches, within 50 ms
+    while True:
+        lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
+        found = [line for line in lines if line.get("request_id") == "trace-42"]
+        if found or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert found, "no access log line for the request"
+    request = found[0]
     assert request["route"] == "/predict" and request["status"] == 200 and request["latency_ms"] > 0
 
 

@@ -53,6 +53,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         loading.cancel()
         await service.stop()
+        app.state.access_log.flush()
 
 
 def input_error(_request: Request, error: Exception) -> Response:
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.access_log = AccessLog(settings.log_level)
     app.state.service = PredictionService(
         settings, ModelHolder(settings.model_dir), app.state.metrics
     )
@@ -98,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestMiddleware,
         metrics=app.state.metrics,
-        access_log=AccessLog(settings.log_level),
+        access_log=app.state.access_log,
         max_request_bytes=settings.max_request_bytes,
         token=settings.token(),
     )
@@ -107,12 +109,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(NotReady, not_ready)
 
     app.openapi = lambda: openapi_with_record(app)  # type: ignore[method-assign]
+    # Prediction routes first: routes are matched in order, and these are the hot ones.
     for router in (
-        health.router,
-        metrics.router,
         predict.router,
         sagemaker.router,
         v2.router,
+        health.router,
+        metrics.router,
     ):
         app.include_router(router)
     return app

@@ -2,10 +2,11 @@
 
 One worker takes every request waiting in the queue and runs them as one model call in a
 thread, off the event loop. Requests that arrive during that call queue up and form the next
-batch, so batches grow with load and a lone request is never held back. When the last batch
-held several requests (a sign of concurrency), the worker also waits up to `max_latency` for
-more to join, until `max_rows` is reached. Each request gets its own rows back, in order; if
-a gathered call fails, each request is run alone so one bad request cannot fail the others.
+batch, so batches grow with load by themselves. Before each call the worker also lets the
+event loop run, so requests it has already received can join, for as long as that brings
+new ones, up to `max_latency` seconds and `max_rows` rows: a lone request is never held back,
+and none waits longer than the window. Each request gets its own rows back, in order; if a
+gathered call fails, each request is run alone so one bad request cannot fail the others.
 """
 
 import asyncio
@@ -39,7 +40,6 @@ class MicroBatcher(Generic[Result]):
         self._max_rows, self._max_latency, self._on_batch = max_rows, max_latency, on_batch
         self._queue: asyncio.Queue[_Pending[Result]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
-        self._last_batch_requests = 0
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._work())
@@ -58,18 +58,17 @@ class MicroBatcher(Generic[Result]):
         batch = [await self._queue.get()]
         rows = len(batch[0].matrix)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self._max_latency if self._last_batch_requests > 1 else 0.0)
+        deadline = loop.time() + self._max_latency
         while rows < self._max_rows:
             if self._queue.empty():
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+                if loop.time() >= deadline:
                     break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
+                # Let the event loop run once, so requests it has already received join
+                # this batch; stop gathering as soon as a pass brings nobody new.
+                await asyncio.sleep(0)
+                if self._queue.empty():
                     break
-            else:
-                item = self._queue.get_nowait()
+            item = self._queue.get_nowait()
             batch.append(item)
             rows += len(item.matrix)
         return batch
@@ -78,7 +77,6 @@ class MicroBatcher(Generic[Result]):
         loop = asyncio.get_running_loop()
         while True:
             batch = [item for item in await self._gather() if not item.future.cancelled()]
-            self._last_batch_requests = len(batch)
             if not batch:
                 continue
             sizes = [len(item.matrix) for item in batch]

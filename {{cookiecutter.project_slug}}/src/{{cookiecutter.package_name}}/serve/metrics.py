@@ -1,5 +1,7 @@
 """Prometheus metrics of one app instance (its own registry, so tests can make many apps)."""
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -31,3 +33,18 @@ class Metrics:
             "model_load_seconds", "Time it took to load the model.", registry=self.registry
         )
         self.model = Info("model", "The loaded model.", registry=self.registry)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count and time one request. The labelled children are looked up once per
+        (route, method, status) and kept: `labels()` is too slow to call on every request."""
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)

@@ -100,8 +100,7 @@ class RequestMiddleware:
         route: Any = scope.get("route")
         name = getattr(route, "path", None) or "unmatched"
         method = scope["method"]
-        self.metrics.requests.labels(name, method, str(status)).inc()
-        self.metrics.latency.labels(name, method).observe(seconds)
+        self.metrics.observe_request(name, method, status, seconds)
         self.access_log.write(
             request_id=request_id,
             method=method,
