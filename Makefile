@@ -42,7 +42,7 @@ lint: venv ## ruff on the template's own Python (the generated project is linted
 	$(BIN)/ruff check tests benchmarks
 	$(BIN)/ruff format --check tests benchmarks
 
-bench: venv base-images wrk ## benchmarks beside MLServer and BentoML, and the image's budgets (~15 min)
+bench: venv base-images wrk ## benchmarks beside MLServer and BentoML, and the image's budgets (~5 min)
 	$(BIN)/python benchmarks/bench.py
 
 bench-smoke: venv base-images wrk ## the same, 1 s per point: proves the benchmark runs

@@ -8,12 +8,17 @@ import keyword
 import re
 import sys
 
-# Import names of the generated project's dependencies: a package with one of these names
-# would shadow the real library.
+# Import names of every package in the generated project's requirements.lock (and of its
+# test tools): a package with one of these names would shadow the real library.
+# tests/test_hooks.py checks that this list covers the lock file.
 DEPENDENCY_IMPORTS = {
-    "anyio", "docker", "fastapi", "httpx", "joblib", "matplotlib", "numpy", "orjson", "pandas",
-    "prometheus_client", "pyarrow", "pydantic", "pydantic_settings", "pytest", "scipy",
-    "skops", "sklearn", "starlette", "tritonclient", "uvicorn", "uvloop",
+    "annotated_doc", "annotated_types", "anyio", "click", "cloudpickle", "contourpy", "cycler",
+    "dateutil", "docker", "dotenv", "fastapi", "fontTools", "h11", "httptools", "httpx", "idna",
+    "joblib", "kiwisolver", "matplotlib", "mpl_toolkits", "narwhals", "numpy", "opentelemetry",
+    "orjson", "packaging", "pandas", "prettytable", "prometheus_client", "pyarrow", "pydantic",
+    "pydantic_core", "pydantic_settings", "pylab", "pyparsing", "pytest", "scipy", "six",
+    "skops", "sklearn", "starlette", "threadpoolctl", "tritonclient", "typing_extensions",
+    "typing_inspection", "tzdata", "uvicorn", "uvloop", "wcwidth",
 }  # fmt: skip
 
 SLUG = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -23,8 +28,14 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 VERSION = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?$")
 
 
-def problems(slug: str, package: str, email: str, version: str) -> list[str]:
+def problems(slug: str, package: str, email: str, version: str, texts: dict[str, str]) -> list[str]:
     found = []
+    for field, text in texts.items():
+        if '"' in text or "\\" in text:
+            found.append(
+                f"{field} {text!r}: must not contain double quotes or backslashes "
+                "(it is written into Python, TOML and Dockerfile strings)."
+            )
     if not SLUG.match(slug):
         found.append(
             f"project_slug {slug!r}: use lowercase letters, digits and single hyphens, "
@@ -60,6 +71,11 @@ def main() -> int:
         package={{ cookiecutter.package_name | tojson }},
         email={{ cookiecutter.author_email | tojson }},
         version={{ cookiecutter.version | tojson }},
+        texts={
+            "project_name": {{ cookiecutter.project_name | tojson }},
+            "description": {{ cookiecutter.description | tojson }},
+            "author_name": {{ cookiecutter.author_name | tojson }},
+        },
     )
     for line in found:
         print(f"ERROR: {line}", file=sys.stderr)

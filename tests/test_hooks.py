@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from cookiecutter.exceptions import FailedHookException
 
-from .conftest import render
+from .conftest import ROOT, render
 
 BAD_ANSWERS = [
     ({"project_slug": "Iris Classifier", "package_name": "iris"}, "project_slug 'Iris Classifier'"),
@@ -56,3 +56,35 @@ def test_good_answers_pass(tmp_path: Path) -> None:
     )
     assert project.name == "churn-model"
     assert (project / "src" / "churn_model" / "cli.py").is_file()
+
+
+def test_quotes_in_free_text_are_refused(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(FailedHookException):
+        render(tmp_path, description='Predicts "churn"')
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and errors[0].startswith("ERROR: description")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hook_knows_every_import_name_of_the_lock_file() -> None:
+    """The generated package must not shadow anything its image installs."""
+    import ast
+    import importlib.metadata as metadata
+    import re
+
+    hook = (ROOT / "hooks/pre_gen_project.py").read_text()
+    listed = ast.literal_eval(re.search(r"DEPENDENCY_IMPORTS = (\{.*?\})", hook, re.S).group(1))
+    lock = (ROOT / "{{cookiecutter.project_slug}}/requirements.lock").read_text()
+    distributions = {
+        re.split(r"[=\[]", line)[0].lower().replace("_", "-")
+        for line in lock.splitlines()
+        if line and not line.startswith("#")
+    }
+    imports = {
+        name
+        for name, owners in metadata.packages_distributions().items()
+        if any(owner.lower().replace("_", "-") in distributions for owner in owners)
+        and re.fullmatch(r"[a-z][a-z0-9_]*", name)  # the only names a package may take
+    }
+    assert imports, "the lock file's packages are not installed in this environment"
+    assert imports - listed == set()

@@ -190,3 +190,41 @@ def test_invocations_reject_bad_input(
     response = client.post("/invocations", content=data, headers={"Content-Type": content_type})
     assert response.status_code == status
     assert where in response.text
+
+
+def test_settings_accept_upper_case_log_level_and_refuse_an_empty_token(tmp_path: Path) -> None:
+    assert make_settings(tmp_path, log_level="INFO").log_level == "info"
+    with pytest.raises(ValueError, match="empty"):
+        make_settings(tmp_path, api_token=SecretStr(" ")).token()
+
+
+def test_model_that_cannot_be_read_is_failed_not_loading(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    settings.model_dir.mkdir(parents=True)
+    (settings.model_dir / "metadata.json").write_text("[]")
+    (settings.model_dir / "model.skops").write_bytes(b"not a model")
+    with TestClient(create_app(settings)) as test_client:
+        for _ in range(200):
+            ready = test_client.get("/readyz").json()
+            if ready["status"] != "loading":
+                break
+        assert ready["status"] == "failed"
+        assert ready["reason"]
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        ({**EXAMPLE, "sepal_width": "x"}, ["body", "sepal_width"]),
+        (
+            {"dataframe_split": {"columns": list(EXAMPLE), "data": 5}},
+            ["body", "dataframe_split", "data"],
+        ),
+    ],
+)
+def test_invocations_locate_the_wrong_field(
+    client: TestClient, body: object, location: list[object]
+) -> None:
+    response = client.post("/invocations", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == location

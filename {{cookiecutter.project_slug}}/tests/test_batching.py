@@ -79,3 +79,25 @@ def test_large_requests_bypass_the_batcher_unchanged(trained: Settings, batching
     settings = trained.model_copy(update={"batching": batching, "batch_max_rows": 16})
     [(labels, _)] = asyncio.run(predict_concurrently(settings, [features]))
     assert len(labels) == len(features)
+
+
+def test_batches_never_exceed_the_row_limit(trained: Settings) -> None:
+    features = load_sample()[0].to_numpy()
+    sizes: list[int] = []
+
+    async def run() -> None:
+        holder = ModelHolder(trained.model_dir)
+        holder.load()
+        settings = trained.model_copy(update={"batch_max_rows": 10, "batch_max_latency_ms": 20})
+        service = PredictionService(settings, holder, Metrics())
+        assert service.batcher is not None
+        service.batcher._on_batch = sizes.append
+        await service.start()
+        try:
+            await asyncio.gather(*(service.predict(features[i : i + 3]) for i in range(0, 60, 3)))
+        finally:
+            await service.stop()
+
+    asyncio.run(run())
+    assert sum(sizes) == 60
+    assert max(sizes) <= 10

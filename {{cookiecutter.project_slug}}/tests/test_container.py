@@ -162,6 +162,12 @@ def test_ready_fast_and_docker_stop_is_fast_and_clean(docker: Any, image: str) -
         assert stopped_after < 2, f"docker stop took {stopped_after:.2f} s"
 
 
+def test_stop_exits_0_under_an_init_process_too(docker: Any, image: str) -> None:
+    with serving(docker, image, init=True) as server:
+        server.container.stop(timeout=10)
+        assert server.container.wait(timeout=30)["StatusCode"] == 0
+
+
 def test_graceful_shutdown_finishes_in_flight_requests(docker: Any, image: str) -> None:
     body = json.dumps([EXAMPLE] * 100).encode()
     half_sent, signalled = threading.Event(), threading.Event()

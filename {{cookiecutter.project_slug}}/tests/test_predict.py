@@ -104,3 +104,22 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             main([command, "--help"])
         assert exit_.value.code == 0
         assert command in capsys.readouterr().out
+
+
+def test_header_only_file_is_rejected_clearly(tmp_path: Path, trained: Settings) -> None:
+    (tmp_path / "in.csv").write_text(",".join(FEATURE_NAMES) + "\n")
+    with pytest.raises(InputError, match="no rows to score"):
+        predict_file(trained, tmp_path / "in.csv", tmp_path / "out.csv", chunk_rows=10)
+
+
+def test_unparsable_file_names_the_file(tmp_path: Path, trained: Settings) -> None:
+    (tmp_path / "in.csv").write_text(",".join(FEATURE_NAMES) + "\n1,2,3,4\n1,2,3,4,5,6\n")
+    with pytest.raises(InputError, match=r"in\.csv: cannot read it as csv"):
+        predict_file(trained, tmp_path / "in.csv", tmp_path / "out.csv", chunk_rows=10)
+
+
+def test_json_lines_output_has_no_blank_lines(tmp_path: Path, trained: Settings) -> None:
+    load_sample()[0].to_json(tmp_path / "in.jsonl", orient="records", lines=True)
+    predict_file(trained, tmp_path / "in.jsonl", tmp_path / "out.jsonl", chunk_rows=7)
+    lines = (tmp_path / "out.jsonl").read_text().split("\n")
+    assert lines[-1] == "" and all(lines[:-1]) and len(lines) == 151

@@ -101,3 +101,21 @@ def test_unknown_hyperparameter_is_rejected(tmp_path: Path) -> None:
     settings.hyperparameters_file.write_text('{"learning_rate": 1}')
     with pytest.raises(ValueError, match="learning_rate"):
         train(settings)
+
+
+def test_single_sagemaker_channel_of_another_name_is_used(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    channel = settings.training_data_dir.parent / "training"
+    channel.mkdir(parents=True)
+    features, target = load_sample()
+    features.assign(**{TARGET: target}).to_csv(channel / "iris.csv", index=False)
+    assert "in " + str(channel) in train(settings)["training_data"]["source"]
+
+
+def test_platform_hyperparameters_are_ignored(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    settings.hyperparameters_file.parent.mkdir(parents=True)
+    settings.hyperparameters_file.write_text(
+        '{"_tuning_objective_metric": "accuracy", "sagemaker_region": "x", "C": "2"}'
+    )
+    assert train(settings)["hyperparameters"]["C"] == "2"

@@ -56,3 +56,10 @@ def test_errors_use_the_protocol_shape(client: TestClient) -> None:
         client.post(INFER, content=__import__("json").dumps({"inputs": [nan]})).status_code == 400
     )
     assert client.post(INFER, content=b"{").status_code == 400
+
+
+def test_malformed_outputs_are_400(client: TestClient) -> None:
+    tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": list(EXAMPLE.values())}
+    for outputs in (1, True, "predict", [1]):
+        response = client.post(INFER, json={"inputs": [tensor], "outputs": outputs})
+        assert response.status_code == 400, outputs

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import __version__
@@ -65,13 +65,25 @@ class Settings(BaseSettings):
         2.0, ge=0, description="Longest a request waits for others to join its batch."
     )
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
     def token(self) -> str | None:
-        """The bearer token from API_TOKEN or API_TOKEN_FILE, if either is set."""
+        """The bearer token from API_TOKEN or API_TOKEN_FILE; None (auth off) if neither
+        is set. An empty token is refused rather than taken as "no token needed"."""
         if self.api_token is not None:
-            return self.api_token.get_secret_value()
-        if self.api_token_file is not None:
-            return self.api_token_file.read_text().strip()
-        return None
+            token = self.api_token.get_secret_value().strip()
+        elif self.api_token_file is not None:
+            token = self.api_token_file.read_text().strip()
+        else:
+            return None
+        if not token:
+            raise ValueError(
+                "API_TOKEN (or the API_TOKEN_FILE's content) is empty; set a token or unset it"
+            )
+        return token
 
     def public(self) -> dict[str, object]:
         """The settings as shown by `GET /metadata`: secrets reduced to whether they are set."""

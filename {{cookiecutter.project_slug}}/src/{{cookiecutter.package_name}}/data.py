@@ -30,10 +30,28 @@ def file_format(path: Path) -> str:
 
 
 def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The file as DataFrames of at most `chunk_rows` rows; memory stays bounded."""
+    """The file as DataFrames of at most `chunk_rows` rows; memory stays bounded.
+
+    A file that cannot be parsed raises InputError naming the file and the parser's reason.
+    """
     kind = file_format(path)
     if not path.is_file():
-        raise InputError([str(path)], "no such file")
+        raise InputError([str(path)], f"{path}: no such file")
+    try:
+        yield from _read_chunks(path, kind, chunk_rows)
+    except InputError:
+        raise
+    except (
+        ValueError,
+        UnicodeDecodeError,
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+    ) as error:
+        # pyarrow's errors derive from ValueError too.
+        raise InputError([str(path)], f"{path}: cannot read it as {kind}: {error}") from None
+
+
+def _read_chunks(path: Path, kind: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     if kind == "csv":
         yield from pd.read_csv(path, chunksize=chunk_rows)
     elif kind == "jsonl":
@@ -102,9 +120,8 @@ class ChunkWriter:
         if self.kind == "csv":
             frame.to_csv(self._handle, index=False, header=False)
         else:
-            frame.to_json(self._handle, orient="records", lines=True, double_precision=15)
-            if not frame.empty:
-                self._handle.write("\n")
+            text = frame.to_json(orient="records", lines=True, double_precision=15)
+            self._handle.write(text if text.endswith("\n") else text + "\n")
 
     def close(self) -> None:
         if self._parquet is not None:
@@ -117,11 +134,32 @@ def training_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS)
 
 
+def training_channel(folder: Path) -> Path:
+    """The training folder. In SageMaker's layout (.../input/data/<channel>), if it does not
+    exist but exactly one other channel does (SageMaker names channels after `fit()`'s
+    inputs, e.g. "training"), that channel."""
+    sagemaker_layout = folder.parent.name == "data" and folder.parent.parent.name == "input"
+    if folder.is_dir() or not sagemaker_layout or not folder.parent.is_dir():
+        return folder
+    channels = sorted(p for p in folder.parent.iterdir() if p.is_dir())
+    if len(channels) == 1:
+        return channels[0]
+    if len(channels) > 1:
+        names = ", ".join(p.name for p in channels)
+        raise InputError(
+            [str(folder)],
+            f"{folder} does not exist and there are several channels ({names}); "
+            f"set TRAINING_DATA_DIR to the one to train on",
+        )
+    return folder
+
+
 def load_training_data(folder: Path) -> tuple[pd.DataFrame, pd.Series, str]:
     """Features and target from the files in `folder`, else the bundled sample.
 
     Returns the features, the target and a description of where they came from.
     """
+    folder = training_channel(folder)
     files = training_files(folder) if folder.is_dir() else []
     if not files:
         features, target = load_sample()

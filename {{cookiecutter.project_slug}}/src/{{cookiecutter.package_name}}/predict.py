@@ -48,6 +48,8 @@ def predict_file(settings: Settings, source: Path, target: Path, chunk_rows: int
     rows = 0
     try:
         for chunk in read_chunks(source, chunk_rows):
+            if chunk.empty:
+                continue
             matrix = check_frame(chunk, first_row=rows + 1)
             labels, probabilities = predict_matrix(artifact.model, matrix)
             writer.write(with_predictions(chunk, labels, probabilities, classes))

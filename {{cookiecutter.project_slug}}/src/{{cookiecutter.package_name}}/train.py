@@ -34,6 +34,8 @@ def read_hyperparameters(path: Path) -> dict[str, Any]:
         given = json.loads(path.read_text())
         if not isinstance(given, dict):
             raise ValueError(f"{path} must hold a JSON object of hyperparameters")
+    # SageMaker adds its own keys (tuning jobs: "_tuning_objective_metric", "sagemaker_*").
+    given = {k: v for k, v in given.items() if not k.startswith(("_", "sagemaker_"))}
     unknown = sorted(set(given) - set(DEFAULT_HYPERPARAMETERS) - {"model_version"})
     if unknown:
         raise ValueError(

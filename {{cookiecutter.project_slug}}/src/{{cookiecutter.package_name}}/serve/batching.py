@@ -10,6 +10,7 @@ gathered call fails, each request is run alone so one bad request cannot fail th
 """
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -38,7 +39,8 @@ class MicroBatcher(Generic[Result]):
     ) -> None:
         self._run, self._split, self._executor = run, split, executor
         self._max_rows, self._max_latency, self._on_batch = max_rows, max_latency, on_batch
-        self._queue: asyncio.Queue[_Pending[Result]] = asyncio.Queue()
+        self._pending: deque[_Pending[Result]] = deque()
+        self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -51,24 +53,31 @@ class MicroBatcher(Generic[Result]):
 
     async def submit(self, matrix: np.ndarray) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(matrix, future))
+        self._pending.append(_Pending(matrix, future))
+        self._arrived.set()
         return await future
 
     async def _gather(self) -> list[_Pending[Result]]:
-        batch = [await self._queue.get()]
+        while not self._pending:
+            self._arrived.clear()
+            await self._arrived.wait()
+        pending = self._pending
+        batch = [pending.popleft()]
         rows = len(batch[0].matrix)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_latency
         while rows < self._max_rows:
-            if self._queue.empty():
+            if not pending:
                 if loop.time() >= deadline:
                     break
                 # Let the event loop run once, so requests it has already received join
                 # this batch; stop gathering as soon as a pass brings nobody new.
                 await asyncio.sleep(0)
-                if self._queue.empty():
+                if not pending:
                     break
-            item = self._queue.get_nowait()
+            if rows + len(pending[0].matrix) > self._max_rows:
+                break  # it would overflow this batch: it starts the next one
+            item = pending.popleft()
             batch.append(item)
             rows += len(item.matrix)
         return batch

@@ -31,8 +31,13 @@ class ModelHolder:
         started = time.perf_counter()
         try:
             artifact = load_artifact(self.model_dir)
-        except ArtifactError as error:
-            self.status, self.error = "failed", str(error)
+        except Exception as error:  # whatever the reason, report it and stay live
+            reason = (
+                str(error)
+                if isinstance(error, ArtifactError)
+                else f"{type(error).__name__}: {error}"
+            )
+            self.status, self.error = "failed", reason
             log.error("model not loaded", extra={"reason": self.error})
             return
         self.model, self.metadata = artifact.model, artifact.metadata

@@ -45,8 +45,11 @@ def json_to_matrix(payload: Any) -> Any:
     if not isinstance(payload, dict):
         raise InputError([], "expected a JSON object or a list")
     keys = [key for key in MLFLOW_KEYS if key in payload]
-    if not keys:
-        return mappings_to_matrix([payload])
+    if not keys:  # one record: locate errors by field name alone, as /predict does
+        try:
+            return mappings_to_matrix([payload])
+        except InputError as error:
+            raise InputError(error.location[1:], error.message) from None
     if len(keys) > 1:
         raise InputError([], f"give exactly one of {', '.join(MLFLOW_KEYS)}; got {', '.join(keys)}")
     key = keys[0]
@@ -57,8 +60,11 @@ def json_to_matrix(payload: Any) -> Any:
     if key == "dataframe_split":
         if not isinstance(value, dict):
             raise InputError([key], "expected an object with 'columns' and 'data'")
+        data = value.get("data")
+        if not isinstance(data, list) or not data:
+            raise InputError([key, "data"], "expected a non-empty list of rows")
         try:
-            return columns_to_matrix(value.get("columns"), value.get("data") or [])
+            return columns_to_matrix(value.get("columns"), data)
         except InputError as error:
             raise InputError([key, *error.location], error.message) from None
     if isinstance(value, dict):  # columnar: {"feature": [values, ...], ...}
@@ -75,7 +81,10 @@ def json_to_matrix(payload: Any) -> Any:
 
 
 def csv_to_matrix(text: str) -> Any:
-    rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    except csv.Error as error:
+        raise InputError(["csv"], f"not valid CSV: {error}") from None
     if rows and [cell.strip() for cell in rows[0]] == list(FEATURE_NAMES):
         rows = rows[1:]
     if not rows:

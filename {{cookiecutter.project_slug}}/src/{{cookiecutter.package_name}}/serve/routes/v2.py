@@ -134,9 +134,11 @@ async def infer(
         return error(400, "expected a JSON object with 'inputs'")
     requested = body.get("outputs")
     available = ["predict", "predict_proba"]
-    wanted = (
-        available if not requested else [o.get("name") for o in requested if isinstance(o, dict)]
-    )
+    if requested is not None and not (
+        isinstance(requested, list) and all(isinstance(o, dict) for o in requested)
+    ):
+        return error(400, '\'outputs\' must be a list of objects like {"name": "predict"}')
+    wanted = [o.get("name") for o in requested] if requested else available
     if bad := [o for o in wanted if o not in available]:
         return error(400, f"unknown output(s) {bad}; available: {', '.join(available)}")
     try:
