@@ -150,7 +150,7 @@ def test_livez_stays_fast_while_predictions_saturate_the_cpu(server: Any) -> Non
 
 
 def test_limits(docker: Any, image: str) -> None:
-    env = {"MAX_REQUEST_BYTES": "2000", "MAX_BATCH_ROWS": "5"}
+    env = {"MAX_REQUEST_BYTES": "2000", "MAX_BATCH_ROWS": "5", "LOG_LEVEL": "WARNING"}
     with serving(docker, image, environment=env) as limited:
         too_big = httpx.post(limited.url + "/predict", json=[EXAMPLE] * 40)
         assert too_big.status_code == 413 and "MAX_REQUEST_BYTES=2000" in too_big.text
@@ -162,6 +162,11 @@ def test_limits(docker: Any, image: str) -> None:
         assert nan.status_code == 422
         settings = httpx.get(limited.url + "/metadata").json()["settings"]
         assert settings["MAX_BATCH_ROWS"] == 5 and settings["API_TOKEN"] is False
+        assert settings["LOG_LEVEL"] == "warning"
+        time.sleep(0.2)  # past the access log's flush interval
+        assert '"logger":"access"' not in limited.logs(), (
+            "LOG_LEVEL=WARNING keeps request lines out"
+        )
 
 
 def test_bearer_token_from_a_file(docker: Any, image: str, tmp_path: Path) -> None:
