@@ -123,3 +123,18 @@ def test_json_lines_output_has_no_blank_lines(tmp_path: Path, trained: Settings)
     predict_file(trained, tmp_path / "in.jsonl", tmp_path / "out.jsonl", chunk_rows=7)
     lines = (tmp_path / "out.jsonl").read_text().split("\n")
     assert lines[-1] == "" and all(lines[:-1]) and len(lines) == 151
+
+
+def test_bad_setting_is_named_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from {{ cookiecutter.package_name }}.config import get_settings
+
+    monkeypatch.setenv("PORT", "eighty")
+    get_settings.cache_clear()
+    try:
+        assert main(["serve"]) == 2
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert err.startswith("configuration error: PORT:") and "Traceback" not in err

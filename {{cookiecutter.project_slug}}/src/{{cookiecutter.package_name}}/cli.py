@@ -11,6 +11,8 @@ import traceback
 from pathlib import Path
 from types import FrameType
 
+from pydantic import ValidationError
+
 from . import __version__
 from .config import get_settings
 
@@ -119,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command is None:
         parser().print_help()
+        return 2
+    try:
+        get_settings()
+    except ValidationError as error:
+        for problem in error.errors(include_url=False):
+            name = str(problem["loc"][0]).upper() if problem["loc"] else "settings"
+            print(f"configuration error: {name}: {problem['msg']}", file=sys.stderr)
         return 2
     if args.command != "serve":  # the server handles its own signals
         stop_on_signals()

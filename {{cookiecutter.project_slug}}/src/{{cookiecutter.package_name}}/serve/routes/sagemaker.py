@@ -7,6 +7,7 @@ values in feature order, with or without a header line. `Accept: text/csv` retur
 
 import csv
 import io
+import math
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -99,9 +100,12 @@ def csv_to_matrix(text: str) -> Any:
         values = []
         for name, cell in zip(FEATURE_NAMES, row, strict=True):
             try:
-                values.append(float(cell))
+                value = float(cell)
             except ValueError:
                 raise InputError(["csv", i, name], f"{cell!r} is not a number") from None
+            if not math.isfinite(value):
+                raise InputError(["csv", i, name], "must be a finite number (no NaN or infinity)")
+            values.append(value)
         parsed.append(values)
     return lists_to_matrix(parsed, ["csv"])
 
