@@ -95,6 +95,43 @@ def _batch_predict(client: Any, tag: str, rows: int) -> dict[str, float]:
         }
 
 
+STARTUP_SCRIPT = """
+import time
+started = time.perf_counter()
+from {package}.serve.app import create_app
+from {package}.config import get_settings
+from {package}.model import load_artifact
+create_app(get_settings())
+load_artifact(get_settings().model_dir)
+print("seconds", time.perf_counter() - started)
+"""
+
+
+# Modules whose import cost explains start-up; each is timed where it is first imported.
+WATCHED_IMPORTS = (
+    "skops.io", "sklearn", "scipy", "pandas", "fastapi", "pydantic", "uvicorn", "numpy",
+    "prometheus_client",
+)  # fmt: skip
+
+
+def _startup_profile(client: Any, tag: str, package: str) -> dict[str, Any]:
+    """Where start-up time goes: the server's and the model's imports, as `python -X
+    importtime` reports them inside the image (cumulative milliseconds; nested imports are
+    counted in each module that first imported them, so the figures overlap)."""
+    output = client.containers.run(
+        tag, ["-X", "importtime", "-c", STARTUP_SCRIPT.format(package=package)],
+        entrypoint="python", remove=True, stdout=True, stderr=True,
+    ).decode()  # fmt: skip
+    found: dict[str, float] = {}
+    for line in output.splitlines():
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|\s*(\S+)$", line)
+        if match and match.group(2) in WATCHED_IMPORTS:
+            found.setdefault(match.group(2), int(match.group(1)) / 1000)
+    seconds = float(re.search(r"seconds ([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    ranked = sorted(found.items(), key=lambda item: -item[1])
+    return {"seconds": round(seconds, 2), "imports_ms": {name: round(ms) for name, ms in ranked}}
+
+
 def measure(project: Path, base_image: str, predict_rows: int, cold: bool) -> dict[str, Any]:
     client = docker.from_env(version="auto", timeout=900)
     tag = "bench-image:latest"
@@ -129,5 +166,6 @@ def measure(project: Path, base_image: str, predict_rows: int, cold: bool) -> di
     ready, stop = zip(*(_ready_and_stop(client, tag) for _ in range(3)), strict=True)
     results["ready_s"] = round(float(np.median(ready)), 2)
     results["stop_s"] = round(float(np.median(stop)), 2)
+    results["startup_profile"] = _startup_profile(client, tag, project.name.replace("-", "_"))
     results["batch_predict"] = _batch_predict(client, tag, predict_rows)
     return results

@@ -56,6 +56,14 @@ def markdown(results: dict[str, Any]) -> str:
             f"| `docker stop` (serve) | {image['stop_s']} s |",
             f"| batch predict, {batch['rows']:,} rows CSV | {batch['seconds']} s, {batch['rows_per_s']:,} rows/s, peak {batch['peak_memory_mb']:.0f} MB |",
         ]
+    if "image" in results and "startup_profile" in results["image"]:
+        profile = results["image"]["startup_profile"]
+        imports = ", ".join(f"{name} {ms} ms" for name, ms in profile["imports_ms"].items())
+        lines += [
+            "",
+            f"Start-up profile (imports and model load in the image, {profile['seconds']} s "
+            f"with `-X importtime`): {imports}.",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -27,6 +27,7 @@ def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     image = data["image"]
     assert image["image_mb"] > image["base_mb"] > 0
     assert image["batch_predict"]["rows"] == 20_000 and image["batch_predict"]["peak_memory_mb"] > 0
+    assert "skops.io" in image["startup_profile"]["imports_ms"]
     table = (results / "results.md").read_text()
     assert "| 1 | 16 | mlserver |" in table and "image / floor" in table
     assert (results / "throughput.png").read_bytes()[:4] == b"\x89PNG"
