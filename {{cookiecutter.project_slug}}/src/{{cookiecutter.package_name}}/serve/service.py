@@ -1,5 +1,6 @@
 """PredictionService: the one path from a validated matrix to predictions, for every route."""
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -99,8 +100,6 @@ class PredictionService:
         if self.batcher is not None and len(matrix) < self.settings.batch_max_rows:
             result = await self.batcher.submit(matrix)
         else:
-            import asyncio
-
             result = await asyncio.get_running_loop().run_in_executor(
                 self.executor, self._run, matrix
             )
