@@ -24,7 +24,7 @@ from ..routing import LeanRoute, service_of
 from ..schemas import PredictResponse
 from ..service import Prediction
 from .common import prediction_body
-from .predict import ERRORS, parse_json
+from .predict import ERRORS, parse_json, records_matrix
 
 router = APIRouter(tags=["sagemaker"], route_class=LeanRoute)
 
@@ -46,11 +46,8 @@ def json_to_matrix(payload: Any) -> Any:
     if not isinstance(payload, dict):
         raise InputError([], "expected a JSON object or a list")
     keys = [key for key in MLFLOW_KEYS if key in payload]
-    if not keys:  # one record: locate errors by field name alone, as /predict does
-        try:
-            return mappings_to_matrix([payload])
-        except InputError as error:
-            raise InputError(error.location[1:], error.message) from None
+    if not keys:  # one record, exactly as /predict takes it
+        return records_matrix(payload)
     if len(keys) > 1:
         raise InputError([], f"give exactly one of {', '.join(MLFLOW_KEYS)}; got {', '.join(keys)}")
     key = keys[0]
