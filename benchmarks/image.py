@@ -6,12 +6,13 @@ import shutil
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import docker
 import numpy as np
+
+from servers import wait_until_ok
 
 FLOOR_DOCKERFILE = """\
 ARG BASE_IMAGE
@@ -54,16 +55,7 @@ def _ready_and_stop(client: Any, tag: str) -> tuple[float, float]:
     started = time.perf_counter()
     container = client.containers.run(tag, detach=True, ports={"8080/tcp": ("127.0.0.1", port)})
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.perf_counter() - started > 60:
-                raise RuntimeError("the container did not become ready")
-            time.sleep(0.01)
+        wait_until_ok(f"http://127.0.0.1:{port}/readyz", 60, 0.01)
         ready = time.perf_counter() - started
         started = time.perf_counter()
         container.stop(timeout=10)

@@ -11,12 +11,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 SAMPLE_ROW = [6.3, 2.9, 5.6, 1.8]
 
 
-def records(rows: int) -> list[dict[str, float]]:
-    return [dict(zip(FEATURES, SAMPLE_ROW, strict=True)) for _ in range(rows)]
+def metadata_file(root: Path) -> Path:
+    return root / "model" / "metadata.json"
+
+
+def feature_names(root: Path) -> list[str]:
+    """The model's inputs as its metadata names them: the project's features.py stays the
+    one place that defines them."""
+    return [f["name"] for f in json.loads(metadata_file(root).read_text())["features"]]
+
+
+def records(root: Path, rows: int) -> list[dict[str, float]]:
+    return [dict(zip(feature_names(root), SAMPLE_ROW, strict=True)) for _ in range(rows)]
+
+
+def wait_until_ok(
+    url: str, timeout: float, interval: float, alive: Callable[[], bool] = lambda: True
+) -> None:
+    """Return once GET `url` answers 200; RuntimeError after `timeout` s or once `alive()`
+    turns false."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if not alive():
+            raise RuntimeError(f"the server behind {url} exited")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(interval)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
 
 
 def v2_body(rows: int, outputs: bool) -> dict:
@@ -64,19 +92,16 @@ class Server:
             self.command(self, root, port), env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
             cwd=root / "work" / self.name, start_new_session=True,
         )  # fmt: skip
-        url = f"http://127.0.0.1:{port}{self.ready_path}"
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited; see {log}")
-            try:
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} did not become ready; see {log}")
+        process = self.process
+        try:
+            wait_until_ok(
+                f"http://127.0.0.1:{port}{self.ready_path}",
+                120,
+                0.2,
+                lambda: process.poll() is None,
+            )
+        except RuntimeError as error:
+            raise RuntimeError(f"{self.name}: {error}; see {log}") from None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -139,10 +164,14 @@ def _bentoml(server: Server, root: Path, port: int) -> list[str]:
 
 
 def servers(root: Path, project: Path) -> list[Server]:
-    model_env = {"BENCH_MODEL_FILE": str(root / "model.joblib")}
+    model_env = {
+        "BENCH_MODEL_FILE": str(root / "model.joblib"),
+        "BENCH_MODEL_METADATA": str(metadata_file(root)),
+    }
     return [
         Server(
-            "ours", project / "requirements.lock", "/readyz", "/predict", records, _ours,
+            "ours", project / "requirements.lock", "/readyz", "/predict",
+            lambda rows: records(root, rows), _ours,
             env={"MODEL_DIR": str(root / "model"), "PYTHONPATH": str(project / "src")},
         ),
         Server(
@@ -151,7 +180,7 @@ def servers(root: Path, project: Path) -> list[Server]:
         ),
         Server(
             "bentoml", HERE / "requirements-bentoml.txt", "/readyz", "/predict",
-            lambda rows: {"rows": records(rows)}, _bentoml,
+            lambda rows: {"rows": records(root, rows)}, _bentoml,
             env={**model_env, "BENTOML_DO_NOT_TRACK": "true", "BENTOML_HOME": str(root / "bentoml-home")},
         ),
     ]  # fmt: skip

@@ -1,13 +1,18 @@
 """The reference pipeline as a BentoML service: one worker, JSON records in, labels and
 class probabilities out (the same answer as the generated server's /predict)."""
 
+import json
 import os
+from pathlib import Path
 
 import bentoml
 import joblib
 import numpy as np
 
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+# The model's inputs, as the generated project's model metadata names them.
+FEATURES = [
+    f["name"] for f in json.loads(Path(os.environ["BENCH_MODEL_METADATA"]).read_text())["features"]
+]
 
 
 @bentoml.service(workers=1)
