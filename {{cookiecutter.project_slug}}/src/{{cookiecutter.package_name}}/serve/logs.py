@@ -5,6 +5,7 @@ import json
 import logging
 import sys
 import time
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -13,11 +14,21 @@ import orjson
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
+@lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def utc_timestamp(now: float) -> str:
+    """ISO 8601 UTC time to the millisecond, the same for every log line."""
+    second = int(now)
+    return f"{_utc_second(second)}.{int((now - second) * 1000):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": utc_timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -55,21 +66,12 @@ class AccessLog:
     def __init__(self, level: str) -> None:
         self.enabled = logging.getLevelName(level.upper()) <= logging.INFO
         self._lines: list[bytes] = []
-        self._second = -1
-        self._stamp = ""
         self._flush_scheduled = False
-
-    def _timestamp(self, now: float) -> str:
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
 
     def write(self, **fields: Any) -> None:
         if not self.enabled:
             return
-        entry = {"time": self._timestamp(time.time()), "level": "info", "logger": "access"}
+        entry = {"time": utc_timestamp(time.time()), "level": "info", "logger": "access"}
         self._lines.append(orjson.dumps({**entry, "message": "request", **fields}))
         if len(self._lines) >= self.FLUSH_LINES:
             self.flush()
