@@ -1,21 +1,37 @@
-"""Fixtures shared by the unit tests: a model trained once, settings and an app client."""
+"""Fixtures shared by the unit tests: a model trained once, settings, an app client, a live
+server, and checks that every prediction body must pass."""
 
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
+import numpy as np
 import pytest
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.package_name }}.config import PROJECT_NAME, Settings
-from {{ cookiecutter.package_name }}.features import FEATURES
+from {{ cookiecutter.package_name }}.features import FEATURES, load_sample
 from {{ cookiecutter.package_name }}.serve.app import create_app
 from {{ cookiecutter.package_name }}.train import train
 
-from .docker_support import build_image, docker_client
+from .docker_support import build_image, docker_client, free_port
 
 EXAMPLE = {f.name: f.example for f in FEATURES}
+
+# Settings come from environment variables. The machine's own (a developer's PORT, a CI
+# job's API_TOKEN or BATCHING) must not change what the tests see: tests that want one set
+# it themselves with monkeypatch.
+for _name in list(os.environ):
+    if _name.lower() in Settings.model_fields:
+        del os.environ[_name]
 
 
 def make_settings(root: Path, **overrides: object) -> Settings:
@@ -69,7 +85,59 @@ def wait_until_ready(test_client: TestClient) -> None:
     for _ in range(200):
         if test_client.get("/readyz").status_code == 200:
             return
-        import time
-
         time.sleep(0.01)
     raise AssertionError(f"not ready: {test_client.get('/readyz').json()}")
+
+
+@contextmanager
+def live_server(settings: Settings) -> Iterator[tuple[str, FastAPI]]:
+    """The app under a real uvicorn on a free 127.0.0.1 port, in a thread; yields its URL
+    and the app, once it is ready."""
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_config=None)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{config.port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started or httpx.get(url + "/readyz").status_code != 200:
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
+        yield url, app
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text exposition; fails if it is absent."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    raise AssertionError(f"no sample {name}{labels} in the metrics")
+
+
+def assert_consistent(labels: Sequence[str], probabilities: Sequence[Mapping[str, float]]) -> None:
+    """Each row's label is its most probable class, and its probabilities sum to 1."""
+    assert len(labels) == len(probabilities) > 0
+    for label, row in zip(labels, probabilities, strict=True):
+        assert label == max(row, key=row.__getitem__), (label, row)
+        assert sum(row.values()) == pytest.approx(1.0, abs=1e-9)
+        assert all(0.0 <= p <= 1.0 for p in row.values())
+
+
+def varied_rows(step: int = 7) -> list[dict[str, float]]:
+    """Rows of the bundled sample from every class, as request records."""
+    features = load_sample()[0].iloc[::step]
+    return [
+        {name: float(value) for name, value in row.items()}
+        for row in features.to_dict(orient="records")
+    ]
+
+
+def v2_probabilities(output: Mapping[str, Any], classes: Sequence[str]) -> list[dict[str, float]]:
+    """A V2 `predict_proba` output as one {class: probability} mapping per row."""
+    matrix = np.asarray(output["data"], dtype=np.float64).reshape(output["shape"])
+    return [dict(zip(classes, row, strict=True)) for row in matrix.tolist()]

@@ -1,24 +1,56 @@
 """The HTTP API in-process: /predict, probes, metadata, errors, limits and auth."""
 
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.features import load_sample
+from {{ cookiecutter.package_name }}.model import load_artifact
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
-from .conftest import EXAMPLE, make_settings, wait_until_ready
+from .conftest import (
+    EXAMPLE,
+    assert_consistent,
+    live_server,
+    make_settings,
+    metric,
+    varied_rows,
+    wait_until_ready,
+)
 
 
-def test_predict_one_record(client: TestClient) -> None:
+def test_predict_one_record(client: TestClient, trained: Settings) -> None:
     response = client.post("/predict", json=EXAMPLE)
     assert response.status_code == 200
     body = response.json()
     assert body["predictions"] == ["setosa"]
-    assert set(body["probabilities"][0]) == {"setosa", "versicolor", "virginica"}
-    assert body["model_version"]
+    assert list(body["probabilities"][0]) == ["setosa", "versicolor", "virginica"]
+    assert_consistent(body["predictions"], body["probabilities"])
+    metadata = load_artifact(trained.model_dir).metadata
+    assert body["model_version"] == metadata["model_version"]
+
+
+def test_predict_answers_what_the_model_says(client: TestClient, trained: Settings) -> None:
+    rows = varied_rows()
+    body = client.post("/predict", json=rows).json()
+    model = load_artifact(trained.model_dir).model
+    matrix = load_sample()[0].iloc[::7].to_numpy()
+    assert body["predictions"] == model.predict(matrix).tolist()
+    served = np.array([list(row.values()) for row in body["probabilities"]])
+    np.testing.assert_allclose(served, model.predict_proba(matrix), rtol=1e-12)
+    assert len(set(body["predictions"])) == 3, "the rows cover every class"
+    assert_consistent(body["predictions"], body["probabilities"])
 
 
 def test_predict_a_list_keeps_order(client: TestClient) -> None:
@@ -143,15 +175,23 @@ def test_request_id_is_echoed_or_made(client: TestClient) -> None:
     assert len(client.get("/livez").headers["x-request-id"]) == 32
 
 
-def test_metrics_count_requests_and_predictions(client: TestClient) -> None:
+def test_metrics_count_requests_and_predictions(client: TestClient, trained: Settings) -> None:
     client.post("/predict", json=[EXAMPLE, EXAMPLE])
+    client.post("/predict", json=EXAMPLE)
+    client.post("/predict", json={"sepal_length": "wide"})
     text = client.get("/metrics").text
-    assert 'http_requests_total{method="POST",route="/predict",status="200"}' in text
-    assert "predictions_total" in text
-    assert "model_info{" in text
-    assert "model_load_seconds" in text
-    assert "http_requests_in_flight" in text
-    assert "model_batch_rows_bucket" in text
+    predict = {"route": "/predict", "method": "POST"}
+    assert metric(text, "http_requests_total", **predict, status="200") == 2
+    assert metric(text, "http_requests_total", **predict, status="422") == 1
+    assert metric(text, "http_request_duration_seconds_count", **predict) == 3
+    assert metric(text, "http_request_duration_seconds_sum", **predict) > 0
+    assert metric(text, "predictions_total") == 3
+    assert metric(text, "model_batch_rows_count") == 2
+    assert metric(text, "model_batch_rows_sum") == 3
+    assert metric(text, "http_requests_in_flight") == 1  # the /metrics request itself
+    assert metric(text, "model_load_seconds") > 0
+    version = load_artifact(trained.model_dir).metadata["model_version"]
+    assert metric(text, "model_info", version=version) == 1
 
 
 @pytest.mark.parametrize(
@@ -170,7 +210,7 @@ def test_metrics_count_requests_and_predictions(client: TestClient) -> None:
 def test_invocations_take_every_json_form(client: TestClient, body: object) -> None:
     response = client.post("/invocations", json=body)
     assert response.status_code == 200, response.text
-    assert response.json()["predictions"] == ["setosa"]
+    assert response.json() == client.post("/predict", json=EXAMPLE).json()
 
 
 def test_invocations_csv_in_and_out(client: TestClient) -> None:
@@ -180,8 +220,13 @@ def test_invocations_csv_in_and_out(client: TestClient) -> None:
     )
     assert response.status_code == 200
     lines = response.text.strip().splitlines()
-    assert lines[0].startswith("prediction,probability_setosa")
+    header = "prediction,probability_setosa,probability_versicolor,probability_virginica"
+    assert lines[0] == header
     assert [line.split(",")[0] for line in lines[1:]] == ["setosa", "virginica"]
+    records = [dict(zip(EXAMPLE, map(float, row.split(",")), strict=True)) for row in rows.split()]
+    as_json = client.post("/predict", json=records).json()
+    for line, expected in zip(lines[1:], as_json["probabilities"], strict=True):
+        assert [float(v) for v in line.split(",")[1:]] == list(expected.values())
 
 
 @pytest.mark.parametrize(
@@ -196,7 +241,7 @@ def test_invocations_csv_in_and_out(client: TestClient) -> None:
 def test_invocations_reject_bad_input(
     client: TestClient, body: object, content_type: str, status: int, where: str
 ) -> None:
-    data = body if isinstance(body, str) else __import__("json").dumps(body)
+    data = body if isinstance(body, str) else json.dumps(body)
     response = client.post("/invocations", content=data, headers={"Content-Type": content_type})
     assert response.status_code == status
     assert where in response.text
@@ -220,3 +265,101 @@ def test_model_that_cannot_be_read_is_failed_not_loading(tmp_path: Path) -> None
                 break
         assert ready["status"] == "failed"
         assert ready["reason"]
+
+
+class SlowModel:
+    """The trained model, slowed down, noting the thread of each call."""
+
+    def __init__(self, model: Any, seconds: float) -> None:
+        self.model, self.seconds = model, seconds
+        self.threads: list[str] = []
+
+    @property
+    def classes_(self) -> Any:
+        return self.model.classes_
+
+    def predict_proba(self, matrix: Any) -> Any:
+        self.threads.append(threading.current_thread().name)
+        time.sleep(self.seconds)
+        return self.model.predict_proba(matrix)
+
+
+def test_model_calls_run_off_the_event_loop(trained: Settings) -> None:
+    """While a slow model call runs, the probes still answer at once."""
+    with live_server(trained) as (url, app), ThreadPoolExecutor(1) as pool:
+        holder = app.state.service.holder
+        slow = holder.model = SlowModel(holder.model, seconds=1.0)
+        prediction = pool.submit(httpx.post, url + "/predict", json=EXAMPLE, timeout=10)
+        deadline = time.monotonic() + 5
+        while not slow.threads:
+            assert time.monotonic() < deadline, "the model was never called"
+            time.sleep(0.01)
+        started = time.perf_counter()
+        assert httpx.get(url + "/livez").status_code == 200
+        assert time.perf_counter() - started < 0.5, "/livez waited for the model call"
+        assert prediction.result().json()["predictions"] == ["setosa"]
+    assert [name.startswith("model") for name in slow.threads] == [True]
+
+
+class FailingModel:
+    classes_ = np.array(["setosa", "versicolor", "virginica"])
+
+    def predict_proba(self, matrix: Any) -> Any:
+        raise RuntimeError("a bug in the model code")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "key"),
+    [
+        ("/predict", EXAMPLE, "detail"),
+        (
+            "/v2/models/{{ cookiecutter.project_slug }}/infer",
+            {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]},
+            "error",
+        ),
+    ],
+)
+def test_unhandled_error_is_our_json_500_with_the_request_id(
+    trained: Settings, caplog: pytest.LogCaptureFixture, path: str, body: object, key: str
+) -> None:
+    app = create_app(trained)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        wait_until_ready(test_client)
+        app.state.service.holder.model = FailingModel()
+        with caplog.at_level(logging.ERROR):
+            response = test_client.post(path, json=body, headers={"X-Request-ID": "req-500"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "req-500"
+    assert response.json() == {key: "internal server error (request id req-500)"}
+    [record] = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert record.request_id == "req-500"  # type: ignore[attr-defined]
+    assert record.exc_info is not None and "a bug in the model code" in str(record.exc_info[1])
+
+
+def test_each_protocol_keeps_its_error_shape(trained: Settings) -> None:
+    settings = trained.model_copy(update={"max_request_bytes": 100})
+    infer = "/v2/models/{{ cookiecutter.project_slug }}/infer"
+
+    def chunked(size: int) -> Any:
+        yield b"{" + b" " * size + b"}"
+
+    with TestClient(create_app(settings)) as test_client:
+        wait_until_ready(test_client)
+        for path, key in (("/predict", "detail"), ("/invocations", "detail"), (infer, "error")):
+            response = test_client.post(path, content=chunked(500))
+            assert response.status_code == 413, path
+            assert list(response.json()) == [key], path
+            assert "MAX_REQUEST_BYTES=100" in response.json()[key]
+        assert list(test_client.get("/v2/models/x/y/z").json()) == ["error"]
+        assert list(test_client.get("/nowhere").json()) == ["detail"]
+
+
+def test_v2_model_ready_is_public_and_v2_refusals_keep_the_v2_shape(trained: Settings) -> None:
+    settings = trained.model_copy(update={"api_token": SecretStr("s3cret")})
+    name = "{{ cookiecutter.project_slug }}"
+    with TestClient(create_app(settings)) as test_client:
+        wait_until_ready(test_client)
+        assert test_client.get(f"/v2/models/{name}/ready").status_code == 200
+        refused = test_client.get(f"/v2/models/{name}")
+        assert refused.status_code == 401 and list(refused.json()) == ["error"]
+        assert list(test_client.get("/metadata").json()) == ["detail"]

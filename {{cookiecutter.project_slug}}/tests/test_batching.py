@@ -1,9 +1,9 @@
 """Micro-batching: results equal unbatched results, row for row, under concurrency."""
 
 import asyncio
+from typing import Any
 
 import numpy as np
-import pytest
 
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.features import load_sample
@@ -73,31 +73,79 @@ def test_a_failing_request_does_not_fail_its_neighbours(trained: Settings) -> No
     assert first.labels.tolist() == last.labels.tolist() == ["setosa"] * 3  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("batching", [True, False])
-def test_large_requests_bypass_the_batcher_unchanged(trained: Settings, batching: bool) -> None:
-    features = load_sample()[0].to_numpy()
-    settings = trained.model_copy(update={"batching": batching, "batch_max_rows": 16})
-    [(labels, _)] = asyncio.run(predict_concurrently(settings, [features]))
-    assert len(labels) == len(features)
+class CountingModel:
+    """The trained model, noting the row count of each call."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.calls = model, []
+
+    @property
+    def classes_(self) -> Any:
+        return self.model.classes_
+
+    def predict_proba(self, matrix: np.ndarray) -> Any:
+        self.calls.append(len(matrix))
+        return self.model.predict_proba(matrix)
 
 
-def test_batches_never_exceed_the_row_limit(trained: Settings) -> None:
+async def gathered_batch_sizes(settings: Settings, chunks: list[np.ndarray]) -> list[int]:
+    """Predict the chunks concurrently; returns the row count of each model call."""
+    holder = ModelHolder(settings.model_dir)
+    holder.load()
+    model = holder.model = CountingModel(holder.model)
+    service = PredictionService(settings, holder, Metrics())
+    await service.start()
+    try:
+        results = await asyncio.gather(*(service.predict(chunk) for chunk in chunks))
+    finally:
+        await service.stop()
+    assert [len(r.labels) for r in results] == [len(c) for c in chunks]
+    return model.calls
+
+
+def test_concurrent_requests_share_model_calls(trained: Settings) -> None:
     features = load_sample()[0].to_numpy()
-    sizes: list[int] = []
+    chunks = [features[i : i + 3] for i in range(0, 60, 3)]
+    settings = trained.model_copy(update={"batch_max_rows": 10, "batch_max_latency_ms": 20})
+    sizes = asyncio.run(gathered_batch_sizes(settings, chunks))
+    assert sum(sizes) == 60
+    # Three requests of 3 rows fill a call; a fourth would overflow the 10-row limit.
+    assert sizes == [9] * 6 + [6]
+
+
+def test_large_requests_bypass_the_batcher(trained: Settings) -> None:
+    """Requests of BATCH_MAX_ROWS rows or more go straight to the model thread."""
+    features = load_sample()[0].to_numpy()
+    settings = trained.model_copy(update={"batch_max_rows": 16, "batch_max_latency_ms": 20})
+    submitted: list[int] = []
 
     async def run() -> None:
-        holder = ModelHolder(trained.model_dir)
+        holder = ModelHolder(settings.model_dir)
         holder.load()
-        settings = trained.model_copy(update={"batch_max_rows": 10, "batch_max_latency_ms": 20})
         service = PredictionService(settings, holder, Metrics())
         assert service.batcher is not None
-        service.batcher._on_batch = sizes.append
+        submit = service.batcher.submit
+
+        async def recording_submit(matrix: np.ndarray) -> Any:
+            submitted.append(len(matrix))
+            return await submit(matrix)
+
+        service.batcher.submit = recording_submit  # type: ignore[method-assign]
         await service.start()
         try:
-            await asyncio.gather(*(service.predict(features[i : i + 3]) for i in range(0, 60, 3)))
+            results = await asyncio.gather(
+                *(service.predict(m) for m in (features, features[:4], features[:16]))
+            )
         finally:
             await service.stop()
+        assert [len(r.labels) for r in results] == [150, 4, 16]
 
     asyncio.run(run())
-    assert sum(sizes) == 60
-    assert max(sizes) <= 10
+    assert submitted == [4]
+
+
+def test_batching_off_calls_the_model_once_per_request(trained: Settings) -> None:
+    features = load_sample()[0].to_numpy()
+    settings = trained.model_copy(update={"batching": False})
+    chunks = [features[i : i + 3] for i in range(0, 30, 3)]
+    assert asyncio.run(gathered_batch_sizes(settings, chunks)) == [3] * 10

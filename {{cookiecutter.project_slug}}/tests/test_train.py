@@ -1,14 +1,18 @@
 """Training: the artifact, its metadata, reproducibility and atomic replacement."""
 
 import json
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, TARGET, load_sample
+from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.config import Settings, get_settings
+from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, TARGET, InputError, load_sample
 from {{ cookiecutter.package_name }}.model import METADATA_FILE, MODEL_FILE, load_artifact
 from {{ cookiecutter.package_name }}.train import train
 
@@ -53,13 +57,23 @@ def test_trains_on_files_in_the_training_folder(tmp_path: Path) -> None:
     assert "1 file(s)" in metadata["training_data"]["source"]
 
 
-def test_hyperparameters_file_is_applied(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+def probabilities_after_training(root: Path, hyperparameters: str) -> np.ndarray:
+    settings = make_settings(root)
     settings.hyperparameters_file.parent.mkdir(parents=True)
-    settings.hyperparameters_file.write_text('{"C": "0.5", "model_version": "7"}')
-    metadata = train(settings)
-    assert metadata["model_version"] == "7"
-    assert metadata["hyperparameters"]["C"] == "0.5"
+    settings.hyperparameters_file.write_text(hyperparameters)
+    train(settings)
+    model = load_artifact(settings.model_dir).model
+    return np.asarray(model.predict_proba(load_sample()[0].to_numpy()))
+
+
+def test_hyperparameters_file_reaches_the_model(tmp_path: Path, trained: Settings) -> None:
+    """The fitted model changes with the file's values, and only with them."""
+    default = load_artifact(trained.model_dir).model.predict_proba(load_sample()[0].to_numpy())
+    weaker = probabilities_after_training(tmp_path / "a", '{"C": "0.05"}')
+    same = probabilities_after_training(tmp_path / "b", '{"C": "1.0", "model_version": "7"}')
+    assert np.abs(weaker - default).max() > 0.05, "C did not reach the model"
+    np.testing.assert_array_equal(same, default)
+    assert load_artifact(tmp_path / "b" / "model").metadata["model_version"] == "7"
 
 
 def test_failed_training_keeps_the_previous_model(tmp_path: Path) -> None:
@@ -119,3 +133,84 @@ def test_platform_hyperparameters_are_ignored(tmp_path: Path) -> None:
         '{"_tuning_objective_metric": "accuracy", "sagemaker_region": "x", "C": "2"}'
     )
     assert train(settings)["hyperparameters"]["C"] == "2"
+
+
+def test_several_sagemaker_channels_and_no_train_channel_is_refused(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    for channel in ("training", "validation"):
+        (settings.training_data_dir.parent / channel).mkdir(parents=True)
+    with pytest.raises(InputError, match=r"several channels \(training, validation\)") as error:
+        train(settings)
+    assert "TRAINING_DATA_DIR" in error.value.message
+    assert not settings.model_dir.exists()
+
+
+@pytest.fixture
+def train_by_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings that `main(["train"])` reads from the environment, with a previous model in
+    place; the process's signal handlers are put back afterwards."""
+    settings = make_settings(tmp_path)
+    for name in ("model_dir", "training_data_dir", "hyperparameters_file", "failure_file"):
+        monkeypatch.setenv(name.upper(), str(getattr(settings, name)))
+    settings.failure_file.parent.mkdir(parents=True)
+    train(settings)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    get_settings.cache_clear()
+    try:
+        yield settings
+    finally:
+        get_settings.cache_clear()
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+
+def model_version_in(settings: Settings) -> str:
+    return str(json.loads((settings.model_dir / METADATA_FILE).read_text())["model_version"])
+
+
+def test_stop_during_the_commit_ends_as_a_success(
+    train_by_cli: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGTERM while the new model is being put in place: the commit completes, and that
+    is reported as what it is, a success, not as "the previous model was kept"."""
+    before = model_version_in(train_by_cli)
+    replace = os.replace
+
+    def replace_then_stop(source: object, target: object) -> None:
+        replace(source, target)  # type: ignore[arg-type]
+        if Path(str(target)).name == MODEL_FILE:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setenv("HYPERPARAMETERS_FILE", str(write_model_version(train_by_cli, "new")))
+    monkeypatch.setattr(os, "replace", replace_then_stop)
+    assert main(["train"]) == 0
+    out = capsys.readouterr().out
+    assert "SIGTERM arrived while the new model was being put in place" in out
+    assert model_version_in(train_by_cli) == "new" != before
+    assert not train_by_cli.failure_file.exists()
+    load_artifact(train_by_cli.model_dir)
+
+
+def test_stop_before_the_commit_exits_143_and_keeps_the_previous_model(
+    train_by_cli: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (train_by_cli.model_dir / METADATA_FILE).read_bytes()
+    fsync = os.fsync
+
+    def fsync_then_stop(handle: int) -> None:
+        fsync(handle)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setenv("HYPERPARAMETERS_FILE", str(write_model_version(train_by_cli, "new")))
+    monkeypatch.setattr(os, "fsync", fsync_then_stop)
+    assert main(["train"]) == 128 + signal.SIGTERM
+    assert "train: stopped by SIGTERM" in capsys.readouterr().err
+    assert (train_by_cli.model_dir / METADATA_FILE).read_bytes() == before
+    assert "interrupted" in train_by_cli.failure_file.read_text()
+    assert not list(train_by_cli.model_dir.glob(".incoming-*"))
+
+
+def write_model_version(settings: Settings, version: str) -> Path:
+    path = settings.failure_file.parent / "hyperparameters.json"
+    path.write_text(json.dumps({"model_version": version}))
+    return path

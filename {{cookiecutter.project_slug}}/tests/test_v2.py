@@ -1,5 +1,7 @@
 """Open Inference Protocol (KServe V2) in-process: shapes, datatypes and error shapes."""
 
+import json
+
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.config import PROJECT_NAME
@@ -52,9 +54,7 @@ def test_errors_use_the_protocol_shape(client: TestClient) -> None:
     text = {"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": ["a", "b", "c", "d"]}
     assert client.post(INFER, json={"inputs": [text]}).status_code == 400
     nan = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, float("nan")]}
-    assert (
-        client.post(INFER, content=__import__("json").dumps({"inputs": [nan]})).status_code == 400
-    )
+    assert client.post(INFER, content=json.dumps({"inputs": [nan]})).status_code == 400
     assert client.post(INFER, content=b"{").status_code == 400
 
 

@@ -42,8 +42,10 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
         "info", description="Log level of the JSON logs on stdout."
     )
+    # 8 s fits inside `docker stop`'s 10 s before SIGKILL. Raise it together with
+    # `docker stop -t` or Kubernetes' terminationGracePeriodSeconds, never above them.
     graceful_timeout: float = Field(
-        20.0, gt=0, description="Seconds in-flight requests get to finish after SIGTERM."
+        8.0, gt=0, description="Seconds in-flight requests get to finish after SIGTERM."
     )
     api_token: SecretStr | None = Field(
         None, description="When set, requests other than health and metrics need this bearer token."

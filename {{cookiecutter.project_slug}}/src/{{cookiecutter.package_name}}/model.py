@@ -12,7 +12,9 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ REPORT_DIR = "report"
 # Types, beyond the scikit-learn and NumPy ones skops trusts by default, that this project's
 # model may contain. Loading refuses a file holding any type not on this list.
 TRUSTED_TYPES: list[str] = []
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ArtifactError(RuntimeError):
@@ -61,7 +65,7 @@ def sha256_file(path: Path) -> str:
 
 def save_artifact(
     model_dir: Path, model: Any, metadata: dict[str, Any], report: Mapping[str, bytes]
-) -> None:
+) -> list[str]:
     """Write the artifact into `model_dir`, replacing the previous one only once all is written.
 
     Everything goes to a temporary folder inside `model_dir` first (same file system, so the
@@ -69,6 +73,9 @@ def save_artifact(
     previous artifact as it was; the renames themselves run with SIGINT/SIGTERM held back.
     `metadata.json` goes last and names the model file's hash, so a loader can never pair a
     new model with old metadata unnoticed.
+
+    Returns the names of the stop signals that arrived during the renames: the new model is
+    in place all the same, and the caller reports that.
     """
     import skops.io
 
@@ -85,21 +92,40 @@ def save_artifact(
             if path.is_file():
                 with path.open("rb") as handle:
                     os.fsync(handle.fileno())
-        _commit(staging, model_dir)
+        with stop_signals_held() as arrived:
+            _commit(staging, model_dir)
+        return arrived
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _commit(staging: Path, model_dir: Path) -> None:
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+@contextmanager
+def stop_signals_held() -> Iterator[list[str]]:
+    """Record SIGINT and SIGTERM instead of acting on them while the body runs; yields the
+    names of those that arrived. Python runs signal handlers in the main thread only, so
+    swapping the handlers there holds back a signal whichever thread the kernel gave it to."""
+    arrived: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield arrived
+        return
+
+    def record(signum: int, _frame: object) -> None:
+        arrived.append(signal.Signals(signum).name)
+
+    previous = {number: signal.signal(number, record) for number in STOP_SIGNALS}
     try:
-        (model_dir / REPORT_DIR).mkdir(exist_ok=True)
-        for path in sorted((staging / REPORT_DIR).iterdir()):
-            os.replace(path, model_dir / REPORT_DIR / path.name)
-        os.replace(staging / MODEL_FILE, model_dir / MODEL_FILE)
-        os.replace(staging / METADATA_FILE, model_dir / METADATA_FILE)
+        yield arrived
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _commit(staging: Path, model_dir: Path) -> None:
+    (model_dir / REPORT_DIR).mkdir(exist_ok=True)
+    for path in sorted((staging / REPORT_DIR).iterdir()):
+        os.replace(path, model_dir / REPORT_DIR / path.name)
+    os.replace(staging / MODEL_FILE, model_dir / MODEL_FILE)
+    os.replace(staging / METADATA_FILE, model_dir / METADATA_FILE)
 
 
 @dataclass(frozen=True)

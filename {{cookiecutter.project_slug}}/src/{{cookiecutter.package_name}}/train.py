@@ -162,8 +162,11 @@ def train(settings: Settings) -> dict[str, Any]:
         ).encode(),
         "confusion_matrix.png": confusion_matrix_png(matrix, classes),
     }
-    save_artifact(settings.model_dir, model, metadata, report)
+    late_signals = save_artifact(settings.model_dir, model, metadata, report)
     say(f"saved model version {metadata['model_version']} to {settings.model_dir}")
+    if late_signals:
+        names = ", ".join(late_signals)
+        say(f"{names} arrived while the new model was being put in place: it is complete")
     return metadata
 
 

@@ -10,10 +10,12 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..config import PROJECT_NAME, Settings, get_settings
 from ..features import InputError, Record
+from .errors import error_body
 from .logs import AccessLog
 from .metrics import Metrics
 from .middleware import RequestMiddleware
@@ -62,12 +64,23 @@ def input_error(_request: Request, error: Exception) -> Response:
     return FastJSONResponse({"detail": jsonable_encoder(detail)}, status_code=422)
 
 
-def too_many_rows(_request: Request, error: Exception) -> Response:
-    return FastJSONResponse({"detail": str(error)}, status_code=413)
+def too_many_rows(request: Request, error: Exception) -> Response:
+    return FastJSONResponse(error_body(request.url.path, str(error)), status_code=413)
 
 
-def not_ready(_request: Request, error: Exception) -> Response:
-    return FastJSONResponse({"detail": f"model not ready: {error}"}, status_code=503)
+def not_ready(request: Request, error: Exception) -> Response:
+    body = error_body(request.url.path, f"model not ready: {error}")
+    return FastJSONResponse(body, status_code=503)
+
+
+def http_error(request: Request, error: Exception) -> Response:
+    """404, 405 and a body found too large while it streams in, in the route's error shape."""
+    assert isinstance(error, HTTPException)
+    return FastJSONResponse(
+        error_body(request.url.path, error.detail),
+        status_code=error.status_code,
+        headers=error.headers,
+    )
 
 
 def openapi_with_record(app: FastAPI) -> dict[str, Any]:
@@ -107,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(InputError, input_error)
     app.add_exception_handler(TooManyRows, too_many_rows)
     app.add_exception_handler(NotReady, not_ready)
+    app.add_exception_handler(HTTPException, http_error)
 
     app.openapi = lambda: openapi_with_record(app)  # type: ignore[method-assign]
     # Prediction routes first: routes are matched in order, and these are the hot ones.

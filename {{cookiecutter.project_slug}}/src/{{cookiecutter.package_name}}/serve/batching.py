@@ -35,10 +35,9 @@ class MicroBatcher(Generic[Result]):
         executor: Executor,
         max_rows: int,
         max_latency: float,
-        on_batch: Callable[[int], None] = lambda rows: None,
     ) -> None:
         self._run, self._split, self._executor = run, split, executor
-        self._max_rows, self._max_latency, self._on_batch = max_rows, max_latency, on_batch
+        self._max_rows, self._max_latency = max_rows, max_latency
         self._pending: deque[_Pending[Result]] = deque()
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
@@ -89,7 +88,6 @@ class MicroBatcher(Generic[Result]):
             if not batch:
                 continue
             sizes = [len(item.matrix) for item in batch]
-            self._on_batch(sum(sizes))
             try:
                 matrix = (
                     batch[0].matrix

@@ -26,7 +26,7 @@ class Metrics:
             "predictions", "Rows predicted, over all routes.", registry=self.registry
         )
         self.batch_rows = Histogram(
-            "model_batch_rows", "Rows per model call (after micro-batching).",
+            "model_batch_rows", "Rows per model call (after micro-batching; every call counts).",
             buckets=BATCH_BUCKETS, registry=self.registry,
         )  # fmt: skip
         self.load_seconds = Gauge(

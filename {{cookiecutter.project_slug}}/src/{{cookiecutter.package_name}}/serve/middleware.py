@@ -1,9 +1,11 @@
-"""ASGI middleware around every request: request id, auth, size limit, log line, metrics.
+"""ASGI middleware around every request: request id, auth, size limit, log line, metrics,
+and our own JSON 500 (with the request id) for an error nothing else handled.
 
 Plain ASGI rather than BaseHTTPMiddleware: it wraps every request, and plain ASGI adds the
 least latency.
 """
 
+import logging
 import os
 import time
 from typing import Any
@@ -13,10 +15,13 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import authorized, is_public
+from .errors import error_body
 from .logs import AccessLog
 from .metrics import Metrics
 
 Headers = list[tuple[bytes, bytes]]
+
+log = logging.getLogger(__name__)
 
 
 class BodyTooLarge(HTTPException):
@@ -53,12 +58,13 @@ class RequestMiddleware:
         request_id = (_header(scope, b"x-request-id") or os.urandom(16).hex())[:128]
         id_header = (b"x-request-id", request_id.encode("latin-1"))
         status = 500
+        answered = False
         self.metrics.in_flight.inc()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], True
                 message["headers"] = [*message.get("headers", []), id_header]
             await send(message)
 
@@ -80,6 +86,16 @@ class RequestMiddleware:
                 return message
 
             await self.app(scope, limited_receive, send_with_id)
+        except Exception:
+            status = 500
+            log.exception(
+                "unhandled error", extra={"request_id": request_id, "path": scope["path"]}
+            )
+            if answered:  # too late for an error response: the connection is closed
+                raise
+            message = f"internal server error (request id {request_id})"
+            body = orjson.dumps(error_body(scope["path"], message))
+            await _send_json(send, 500, body, [id_header])
         finally:
             self.metrics.in_flight.dec()
             self._record(scope, status, time.perf_counter() - started, request_id)
@@ -89,11 +105,12 @@ class RequestMiddleware:
         needs_token = self.token is not None and not is_public(scope["path"])
         if needs_token and not authorized(_header(scope, b"authorization"), self.token or ""):
             message = "missing or wrong bearer token: send 'Authorization: Bearer <API_TOKEN>'"
-            return 401, orjson.dumps({"detail": message}), [(b"www-authenticate", b"Bearer")]
+            body = orjson.dumps(error_body(scope["path"], message))
+            return 401, body, [(b"www-authenticate", b"Bearer")]
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            message = BodyTooLarge(self.max_bytes).detail
-            return 413, orjson.dumps({"detail": message, "error": message}), []
+            body = orjson.dumps(error_body(scope["path"], BodyTooLarge(self.max_bytes).detail))
+            return 413, body, []
         return None
 
     def _record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:

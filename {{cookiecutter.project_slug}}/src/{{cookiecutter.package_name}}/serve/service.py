@@ -60,10 +60,10 @@ class PredictionService:
                 executor=self.executor,
                 max_rows=settings.batch_max_rows,
                 max_latency=settings.batch_max_latency_ms / 1000,
-                on_batch=metrics.batch_rows.observe,
             )
 
     def _run(self, matrix: np.ndarray) -> Prediction:
+        self.metrics.batch_rows.observe(len(matrix))
         labels, probabilities = predict_matrix(self.holder.model, matrix)
         return Prediction(labels, probabilities)
 
