@@ -110,13 +110,16 @@ def live_server(settings: Settings) -> Iterator[tuple[str, FastAPI]]:
         thread.join(30)
 
 
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in a Prometheus text exposition; fails if it is absent."""
+def metric(text: str, name: str, /, absent: float | None = None, **labels: str) -> float:
+    """The value of one sample in a Prometheus text exposition: `absent` if there is none,
+    and if that is None, the test fails."""
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
-    raise AssertionError(f"no sample {name}{labels} in the metrics")
+    if absent is None:
+        raise AssertionError(f"no sample {name}{labels} in the metrics")
+    return absent
 
 
 def assert_consistent(labels: Sequence[str], probabilities: Sequence[Mapping[str, float]]) -> None:
@@ -141,3 +144,9 @@ def v2_probabilities(output: Mapping[str, Any], classes: Sequence[str]) -> list[
     """A V2 `predict_proba` output as one {class: probability} mapping per row."""
     matrix = np.asarray(output["data"], dtype=np.float64).reshape(output["shape"])
     return [dict(zip(classes, row, strict=True)) for row in matrix.tolist()]
+
+
+def v2_body(rows: Sequence[Sequence[float]]) -> dict[str, Any]:
+    """A V2 inference request with the rows as one [N, features] tensor."""
+    tensor = {"name": "input-0", "shape": [len(rows), len(FEATURES)], "datatype": "FP64"}
+    return {"inputs": [{**tensor, "data": [list(row) for row in rows]}]}

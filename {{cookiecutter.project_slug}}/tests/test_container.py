@@ -3,7 +3,9 @@
 Run with `pytest -m container`. Builds the image once per session (or uses $IMAGE).
 """
 
+import contextlib
 import json
+import re
 import signal
 import threading
 import time
@@ -15,11 +17,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import PROJECT_NAME
+from {{ cookiecutter.package_name }}.config import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, load_sample
 
-from .conftest import EXAMPLE
+from .conftest import EXAMPLE, v2_body
 from .docker_support import free_port, run_job, serving, wait_for
+
+DEFAULT_GRACEFUL_TIMEOUT = Settings.model_fields["graceful_timeout"].default
+DOCKER_STOP_TIMEOUT = 10  # `docker stop`'s default, seconds before SIGKILL
 
 pytestmark = pytest.mark.container
 
@@ -81,6 +86,60 @@ def test_runs_as_non_root_and_holds_no_build_leftovers(docker: Any, image: str) 
     assert app_files == "['src']"
 
 
+def test_help_exits_0(docker: Any, image: str) -> None:
+    code, logs = run_job(docker, image, ["--help"])
+    assert code == 0, logs
+    assert "{train,predict,serve}" in logs or all(c in logs for c in ("train", "predict", "serve"))
+
+
+@pytest.mark.parametrize("user", ["54321:0", "54321:54321"], ids=["group-0", "own-group"])
+def test_runs_as_an_arbitrary_uid(docker: Any, image: str, tmp_path: Path, user: str) -> None:
+    """OpenShift and some clusters run images under a UID they pick."""
+    model_dir = shared_dir(tmp_path / "model")
+    code, logs = run_job(docker, image, ["train"], user=user, volumes=bind(model_dir, MODEL_MOUNT))
+    assert code == 0, logs
+    assert (model_dir / "metadata.json").stat().st_uid == int(user.split(":")[0])
+    with serving(docker, image, user=user, volumes=bind(model_dir, MODEL_MOUNT, "ro")) as server:
+        assert httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"] == ["setosa"]
+
+
+def test_healthcheck_is_healthy_with_a_model_and_unhealthy_without(
+    docker: Any, image: str, tmp_path: Path
+) -> None:
+    test = docker.images.get(image).attrs["Config"]["Healthcheck"]["Test"]
+    # The image's own check, run often, so the verdict comes within seconds.
+    fast = {"test": test, "interval": 300_000_000, "timeout": 2_000_000_000, "retries": 1}
+    fast["start_period"] = 1_000_000
+    container = docker.containers.run(image, detach=True, healthcheck=fast)
+    try:
+        wait_for_health(container, "healthy")
+    finally:
+        container.remove(force=True)
+    empty = bind(shared_dir(tmp_path / "empty"), MODEL_MOUNT)
+    container = docker.containers.run(image, detach=True, healthcheck=fast, volumes=empty)
+    try:
+        deadline = time.time() + 30
+        while '"model not loaded"' not in container.logs().decode():
+            assert time.time() < deadline, container.logs().decode()
+            time.sleep(0.1)
+        time.sleep(1.0)  # a few checks after the server knows it has no model
+        last = wait_for_health(container, "unhealthy")["Log"][-1]
+        assert last["ExitCode"] != 0 and "503" in last["Output"], last
+    finally:
+        container.remove(force=True)
+
+
+def wait_for_health(container: Any, status: str) -> dict[str, Any]:
+    deadline = time.time() + 30
+    while True:
+        container.reload()
+        health: dict[str, Any] = container.attrs["State"]["Health"]
+        if health["Status"] == status:
+            return health
+        assert time.time() < deadline, f"not {status}: {health}"
+        time.sleep(0.2)
+
+
 # --- serve -----------------------------------------------------------------------------
 
 
@@ -106,11 +165,19 @@ def test_bad_predict_body_is_422(docker: Any, image: str) -> None:
 def test_mounted_model_overrides_the_baked_one(
     docker: Any, image: str, mounted_model: Path
 ) -> None:
+    with serving(docker, image) as server:
+        baked = httpx.post(server.url + "/predict", json=EXAMPLE).json()
     with serving(docker, image, volumes=bind(mounted_model, MODEL_MOUNT, "ro")) as server:
         assert httpx.get(server.url + "/metadata").json()["model"]["model_version"] == "mounted-1"
-        assert (
-            httpx.post(server.url + "/predict", json=EXAMPLE).json()["model_version"] == "mounted-1"
-        )
+        mounted = httpx.post(server.url + "/predict", json=EXAMPLE).json()
+    assert mounted["model_version"] == "mounted-1" != baked["model_version"]
+    # Same data and seed, C=0.8 instead of the default 1.0: the hyperparameter file reached
+    # the model, so its probabilities differ.
+    difference = max(
+        abs(mounted["probabilities"][0][c] - baked["probabilities"][0][c])
+        for c in baked["probabilities"][0]
+    )
+    assert difference > 1e-4, "the mounted model answers like the baked one"
 
 
 def test_port_env_and_serve_command(docker: Any, image: str) -> None:
@@ -142,6 +209,14 @@ def test_empty_model_folder_is_live_but_not_ready(docker: Any, image: str, tmp_p
         assert "no model in /opt/ml/model" in ready.json()["reason"]
         assert httpx.get(server.url + "/v2/health/ready").status_code == 503
         assert httpx.get(f"{server.url}/v2/models/{PROJECT_NAME}/ready").status_code == 503
+        for path, body, key in (
+            ("/predict", EXAMPLE, "detail"),
+            ("/invocations", [EXAMPLE], "detail"),
+            (f"/v2/models/{PROJECT_NAME}/infer", v2_body([list(EXAMPLE.values())]), "error"),
+        ):
+            refused = httpx.post(server.url + path, json=body)
+            assert refused.status_code == 503, path
+            assert "model not ready" in refused.json()[key], path
         assert httpx.get(server.url + "/livez").status_code == 200
         assert "no model in" in httpx.get(server.url + "/metadata").json()["reason"]
         time.sleep(0.5)
@@ -192,14 +267,40 @@ def test_graceful_shutdown_finishes_in_flight_requests(docker: Any, image: str) 
         time.sleep(0.2)
         server.container.kill(signal="SIGTERM")
         time.sleep(0.3)  # the server is shutting down while the request is still arriving
+        with pytest.raises(httpx.TransportError):  # no new requests during the drain
+            httpx.get(server.url + "/livez", timeout=2)
         signalled.set()
         caller.join(30)
         assert server.container.wait(timeout=30)["StatusCode"] == 0
-        assert (
-            '"Waiting for connections to close' in server.logs()
-            or "shutdown" in server.logs().lower()
-        )
+        assert "Waiting for connections to close" in server.logs()
     assert results == [200]
+
+
+def test_a_request_that_never_ends_cannot_make_docker_stop_kill(docker: Any, image: str) -> None:
+    """GRACEFUL_TIMEOUT's default fits inside `docker stop`'s: the server gives up on a stuck
+    request and exits 0 before Docker would SIGKILL it (exit 137)."""
+    assert DEFAULT_GRACEFUL_TIMEOUT < DOCKER_STOP_TIMEOUT - 1
+    stuck = threading.Event()
+
+    def never_ending_body() -> Any:
+        yield b"[" + json.dumps(EXAMPLE).encode()
+        stuck.wait(60)
+
+    with serving(docker, image) as server:
+
+        def call() -> None:
+            with contextlib.suppress(httpx.HTTPError):  # the server gives up on it
+                httpx.post(server.url + "/predict", content=never_ending_body(), timeout=60)
+
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        time.sleep(0.5)
+        started = time.perf_counter()
+        server.container.stop(timeout=DOCKER_STOP_TIMEOUT)
+        took = time.perf_counter() - started
+        stuck.set()
+        assert server.container.wait(timeout=30)["StatusCode"] == 0
+        assert DEFAULT_GRACEFUL_TIMEOUT - 0.5 < took < DOCKER_STOP_TIMEOUT, took
 
 
 # --- train -----------------------------------------------------------------------------
@@ -208,7 +309,6 @@ def test_graceful_shutdown_finishes_in_flight_requests(docker: Any, image: str) 
 def test_train_writes_the_artifact_into_the_volume(mounted_model: Path) -> None:
     metadata = json.loads((mounted_model / "metadata.json").read_text())
     assert metadata["model_version"] == "mounted-1"
-    assert metadata["hyperparameters"]["C"] == "0.8"
     assert (mounted_model / "model.skops").is_file()
     assert (mounted_model / "report" / "confusion_matrix.png").is_file()
 
@@ -237,7 +337,86 @@ def test_train_on_a_mounted_channel_and_fail_cleanly(
     assert (model_dir / "metadata.json").read_bytes() == before
 
 
+def test_docker_stop_during_training_exits_143_and_keeps_the_previous_model(
+    docker: Any, image: str, tmp_path: Path
+) -> None:
+    model_dir, data, output = (shared_dir(tmp_path / p) for p in ("model", "data", "output"))
+    code, logs = run_job(docker, image, ["train"], volumes=bind(model_dir, MODEL_MOUNT))
+    assert code == 0, logs
+    before = {p.name: p.read_bytes() for p in model_dir.iterdir() if p.is_file()}
+    features, target = load_sample()
+    big = pd.concat([features.assign(species=target)] * 2000, ignore_index=True)
+    big.to_csv(data / "part-0.csv", index=False)
+    for part in range(1, 10):  # 3 million rows in all: reading them takes seconds
+        (data / f"part-{part}.csv").hardlink_to(data / "part-0.csv")
+    container = docker.containers.run(
+        image, ["train"], detach=True,
+        volumes={
+            **bind(model_dir, MODEL_MOUNT),
+            **bind(data, "/opt/ml/input/data/train", "ro"),
+            **bind(output, "/opt/ml/output"),
+        },
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while "reading the training data" not in container.logs().decode():
+            assert time.time() < deadline, container.logs().decode()
+            time.sleep(0.05)
+        container.stop(timeout=10)
+        assert container.wait()["StatusCode"] == 128 + signal.SIGTERM, container.logs().decode()
+        assert "stopped by SIGTERM" in container.logs().decode()
+    finally:
+        container.remove(force=True)
+    assert "interrupted" in (output / "failure").read_text()
+    after = {p.name: p.read_bytes() for p in model_dir.iterdir() if p.is_file()}
+    assert after == before
+    assert not list(model_dir.glob(".incoming-*"))
+
+
 # --- predict ---------------------------------------------------------------------------
+
+
+def test_batch_predict_without_a_model_exits_1(docker: Any, image: str, tmp_path: Path) -> None:
+    data = shared_dir(tmp_path / "data")
+    load_sample()[0].to_csv(data / "in.csv", index=False)
+    code, logs = run_job(
+        docker, image, ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv"],
+        volumes={**bind(data, "/data"), **bind(shared_dir(tmp_path / "empty"), MODEL_MOUNT)},
+    )  # fmt: skip
+    assert code == 1, logs
+    assert "predict: failed: no model in /opt/ml/model" in logs
+    assert "Traceback" not in logs
+    assert not (data / "out.csv").exists()
+
+
+def peak_memory_mb(logs: str) -> float:
+    found = re.search(r"peak memory (\d+) MB", logs)
+    assert found, logs
+    return float(found.group(1))
+
+
+def test_batch_scoring_memory_does_not_grow_with_the_file(
+    docker: Any, image: str, tmp_path: Path
+) -> None:
+    """Chunked scoring: 20 times the rows, about the same peak memory."""
+    data = shared_dir(tmp_path / "data")
+    features = load_sample()[0]
+    small = pd.concat([features] * 100, ignore_index=True)  # 15,000 rows
+    small.to_csv(data / "small.csv", index=False)
+    pd.concat([small] * 20, ignore_index=True).to_csv(data / "big.csv", index=False)
+    peaks = {}
+    for name in ("small", "big"):
+        code, logs = run_job(
+            docker, image,
+            ["predict", "--input", f"/data/{name}.csv", "--output", f"/data/{name}-out.csv",
+             "--chunk-rows", "15000"],
+            volumes=bind(data, "/data"),
+        )  # fmt: skip
+        assert code == 0, logs
+        peaks[name] = peak_memory_mb(logs)
+    assert len(pd.read_csv(data / "big-out.csv")) == 300_000
+    # Reading the whole big file at once peaks about 60 MB higher.
+    assert peaks["big"] - peaks["small"] < 30, peaks
 
 
 def test_batch_predict_a_file(docker: Any, image: str, tmp_path: Path) -> None:

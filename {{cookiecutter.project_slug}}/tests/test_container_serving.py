@@ -14,7 +14,14 @@ import pytest
 from {{ cookiecutter.package_name }}.config import PROJECT_NAME
 from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, load_sample
 
-from .conftest import EXAMPLE
+from .conftest import (
+    EXAMPLE,
+    assert_consistent,
+    metric,
+    v2_body,
+    v2_probabilities,
+    varied_rows,
+)
 from .docker_support import serving
 
 pytestmark = pytest.mark.container
@@ -58,9 +65,50 @@ def test_v2_with_the_triton_client(server: Any) -> None:
     )
     assert [v.decode() if isinstance(v, bytes) else v for v in again.as_numpy("predict")] == labels
     version = metadata["versions"][0]
-    assert (
-        client.infer(PROJECT_NAME, [matrix], model_version=version).as_numpy("predict") is not None
-    )
+    pinned = client.infer(PROJECT_NAME, [matrix], model_version=version)
+    assert [v.decode() if isinstance(v, bytes) else v for v in pinned.as_numpy("predict")] == labels
+    assert np.argmax(pinned.as_numpy("predict_proba"), axis=1).tolist() == [
+        ["setosa", "versicolor", "virginica"].index(label) for label in labels
+    ]
+    np.testing.assert_allclose(pinned.as_numpy("predict_proba").sum(axis=1), 1.0, rtol=1e-9)
+
+
+def test_every_protocol_gives_the_same_consistent_answer(server: Any) -> None:
+    rows = varied_rows()
+    own = httpx.post(server.url + "/predict", json=rows).json()
+    assert len(set(own["predictions"])) == 3, "the rows cover every class"
+    assert_consistent(own["predictions"], own["probabilities"])
+    classes = list(own["probabilities"][0])
+    v2 = httpx.post(
+        f"{server.url}/v2/models/{PROJECT_NAME}/infer",
+        json=v2_body([list(row.values()) for row in rows]),
+    ).json()
+    outputs = {o["name"]: o for o in v2["outputs"]}
+    assert outputs["predict"]["data"] == own["predictions"]
+    assert v2_probabilities(outputs["predict_proba"], classes) == own["probabilities"]
+    sagemaker = httpx.post(server.url + "/invocations", json={"instances": rows}).json()
+    assert sagemaker == own
+
+
+def test_metrics_count_what_happened(server: Any) -> None:
+    def scrape() -> str:
+        return httpx.get(server.url + "/metrics").text
+
+    predict = {"route": "/predict", "method": "POST"}
+    before = scrape()
+    for _ in range(3):
+        assert httpx.post(server.url + "/predict", json=[EXAMPLE, EXAMPLE]).status_code == 200
+    assert httpx.post(server.url + "/predict", json={"x": 1}).status_code == 422
+    after = scrape()
+
+    def grew(name: str, **labels: str) -> float:
+        return metric(after, name, **labels) - metric(before, name, absent=0, **labels)
+
+    assert grew("http_requests_total", **predict, status="200") == 3
+    assert grew("http_requests_total", **predict, status="422") == 1
+    assert grew("predictions_total") == 6
+    assert grew("model_batch_rows_sum") == 6
+    assert metric(after, "model_load_seconds") > 0
 
 
 def test_v2_errors_have_the_protocol_shape(server: Any) -> None:
@@ -105,11 +153,8 @@ def test_metrics_logs_and_request_ids(server: Any) -> None:
     echoed = httpx.get(server.url + "/livez", headers={"X-Request-ID": "trace-43"})
     assert echoed.headers["x-request-id"] == "trace-43"
     text = httpx.get(server.url + "/metrics").text
-    for name in (
-        "http_requests_total", "http_request_duration_seconds_bucket", "http_requests_in_flight",
-        "predictions_total", "model_load_seconds", "model_batch_rows_bucket", "model_info",
-    ):  # fmt: skip
-        assert name in text, name
+    assert metric(text, "http_requests_total", route="/predict", status="200") >= 1
+    assert metric(text, "http_requests_in_flight") == 1
     deadline = time.time() + 5  # access lines are written in batches, within 50 ms
     while True:
         lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
@@ -156,6 +201,23 @@ def test_limits(docker: Any, image: str) -> None:
         assert too_big.status_code == 413 and "MAX_REQUEST_BYTES=2000" in too_big.text
         too_many = httpx.post(limited.url + "/predict", json=[EXAMPLE] * 6)
         assert too_many.status_code == 413 and "MAX_BATCH_ROWS=5" in too_many.text
+        infer = f"/v2/models/{PROJECT_NAME}/infer"
+        six_rows = v2_body([list(EXAMPLE.values())] * 6)
+        for path, body, key in (
+            ("/invocations", {"instances": [EXAMPLE] * 6}, "detail"),
+            (infer, six_rows, "error"),
+        ):
+            refused = httpx.post(limited.url + path, json=body)
+            assert refused.status_code == 413 and "MAX_BATCH_ROWS=5" in refused.json()[key], path
+
+        def chunked() -> Any:  # no Content-Length: the limit applies while the body streams in
+            for _ in range(40):
+                yield json.dumps(EXAMPLE).encode() + b","
+
+        for path, key in (("/predict", "detail"), ("/invocations", "detail"), (infer, "error")):
+            streamed = httpx.post(limited.url + path, content=chunked())
+            assert streamed.status_code == 413, path
+            assert "MAX_REQUEST_BYTES=2000" in streamed.json()[key], path
         nan = httpx.post(
             limited.url + "/invocations", content="1,2,nan,4", headers={"Content-Type": "text/csv"}
         )
@@ -184,6 +246,9 @@ def test_bearer_token_from_a_file(docker: Any, image: str, tmp_path: Path) -> No
         )
         assert ok.status_code == 200
         assert httpx.get(locked.url + "/v2/health/ready").status_code == 200
+        assert httpx.get(f"{locked.url}/v2/models/{PROJECT_NAME}/ready").status_code == 200
+        refused = httpx.get(f"{locked.url}/v2/models/{PROJECT_NAME}")
+        assert refused.status_code == 401 and "bearer token" in refused.json()["error"]
         assert httpx.get(locked.url + "/metrics").status_code == 200
         metadata = httpx.get(locked.url + "/metadata", headers={"Authorization": "Bearer t0ken"})
         assert "t0ken" not in metadata.text

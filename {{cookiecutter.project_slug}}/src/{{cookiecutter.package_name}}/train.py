@@ -102,6 +102,7 @@ def train(settings: Settings) -> dict[str, Any]:
     from sklearn.model_selection import train_test_split
 
     hyperparameters = read_hyperparameters(settings.hyperparameters_file)
+    say(f"reading the training data ({settings.training_data_dir}, else the bundled sample)")
     features, target, source = load_training_data(settings.training_data_dir)
     say(f"loaded {len(features)} rows from {source}")
     seed = int(hyperparameters["seed"])
