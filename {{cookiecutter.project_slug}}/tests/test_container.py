@@ -51,9 +51,11 @@ def mounted_model(docker: Any, image: str, tmp_path_factory: pytest.TempPathFact
         json.dumps({"model_version": "mounted-1", "C": "0.8"})
     )
     code, logs = run_job(
-        docker, image, ["train"],
+        docker,
+        image,
+        ["train"],
         volumes={**bind(model_dir, MODEL_MOUNT), **bind(config, "/opt/ml/input/config", "ro")},
-    )  # fmt: skip
+    )
     assert code == 0, logs
     assert "held-out accuracy" in logs
     return model_dir
@@ -95,6 +97,8 @@ def test_help_exits_0(docker: Any, image: str) -> None:
 @pytest.mark.parametrize("user", ["54321:0", "54321:54321"], ids=["group-0", "own-group"])
 def test_runs_as_an_arbitrary_uid(docker: Any, image: str, tmp_path: Path, user: str) -> None:
     """OpenShift and some clusters run images under a UID they pick."""
+    with serving(docker, image, user=user) as server:  # the baked model
+        assert httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"] == ["setosa"]
     model_dir = shared_dir(tmp_path / "model")
     code, logs = run_job(docker, image, ["train"], user=user, volumes=bind(model_dir, MODEL_MOUNT))
     assert code == 0, logs
@@ -183,9 +187,12 @@ def test_mounted_model_overrides_the_baked_one(
 def test_port_env_and_serve_command(docker: Any, image: str) -> None:
     port = free_port()
     container = docker.containers.run(
-        image, ["serve"], detach=True, environment={"PORT": "9000"},
+        image,
+        ["serve"],
+        detach=True,
+        environment={"PORT": "9000"},
         ports={"9000/tcp": ("127.0.0.1", port)},
-    )  # fmt: skip
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/ping")
     finally:
@@ -350,13 +357,15 @@ def test_docker_stop_during_training_exits_143_and_keeps_the_previous_model(
     for part in range(1, 10):  # 3 million rows in all: reading them takes seconds
         (data / f"part-{part}.csv").hardlink_to(data / "part-0.csv")
     container = docker.containers.run(
-        image, ["train"], detach=True,
+        image,
+        ["train"],
+        detach=True,
         volumes={
             **bind(model_dir, MODEL_MOUNT),
             **bind(data, "/opt/ml/input/data/train", "ro"),
             **bind(output, "/opt/ml/output"),
         },
-    )  # fmt: skip
+    )
     try:
         deadline = time.time() + 60
         while "reading the training data" not in container.logs().decode():
@@ -380,9 +389,11 @@ def test_batch_predict_without_a_model_exits_1(docker: Any, image: str, tmp_path
     data = shared_dir(tmp_path / "data")
     load_sample()[0].to_csv(data / "in.csv", index=False)
     code, logs = run_job(
-        docker, image, ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv"],
+        docker,
+        image,
+        ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv"],
         volumes={**bind(data, "/data"), **bind(shared_dir(tmp_path / "empty"), MODEL_MOUNT)},
-    )  # fmt: skip
+    )
     assert code == 1, logs
     assert "predict: failed: no model in /opt/ml/model" in logs
     assert "Traceback" not in logs
@@ -407,11 +418,19 @@ def test_batch_scoring_memory_does_not_grow_with_the_file(
     peaks = {}
     for name in ("small", "big"):
         code, logs = run_job(
-            docker, image,
-            ["predict", "--input", f"/data/{name}.csv", "--output", f"/data/{name}-out.csv",
-             "--chunk-rows", "15000"],
+            docker,
+            image,
+            [
+                "predict",
+                "--input",
+                f"/data/{name}.csv",
+                "--output",
+                f"/data/{name}-out.csv",
+                "--chunk-rows",
+                "15000",
+            ],
             volumes=bind(data, "/data"),
-        )  # fmt: skip
+        )
         assert code == 0, logs
         peaks[name] = peak_memory_mb(logs)
     assert len(pd.read_csv(data / "big-out.csv")) == 300_000
@@ -424,9 +443,11 @@ def test_batch_predict_a_file(docker: Any, image: str, tmp_path: Path) -> None:
     features, target = load_sample()
     features.to_csv(data / "in.csv", index=False)
     code, logs = run_job(
-        docker, image, ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv"],
+        docker,
+        image,
+        ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv"],
         volumes=bind(data, "/data"),
-    )  # fmt: skip
+    )
     assert code == 0, logs
     scored = pd.read_csv(data / "out.csv")
     assert list(scored.columns[: len(FEATURE_NAMES)]) == list(FEATURE_NAMES)
@@ -439,9 +460,11 @@ def test_batch_predict_rejects_a_bad_csv(docker: Any, image: str, tmp_path: Path
         "sepal_length,sepal_width,petal_length,petal_width\n1,2,3,4\n5,6,seven,8\n"
     )
     code, logs = run_job(
-        docker, image, ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv"],
+        docker,
+        image,
+        ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv"],
         volumes=bind(data, "/data"),
-    )  # fmt: skip
+    )
     assert code == 1
     assert "column 'petal_length', row 2" in logs
     assert "Traceback" not in logs
@@ -453,9 +476,11 @@ def test_docker_stop_ends_a_long_batch_job(docker: Any, image: str, tmp_path: Pa
     features = load_sample()[0]
     pd.concat([features] * 4000, ignore_index=True).to_csv(data / "in.csv", index=False)
     container = docker.containers.run(
-        image, ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv", "--chunk-rows", "5000"],
-        detach=True, volumes=bind(data, "/data"),
-    )  # fmt: skip
+        image,
+        ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv", "--chunk-rows", "5000"],
+        detach=True,
+        volumes=bind(data, "/data"),
+    )
     try:
         deadline = time.time() + 60
         while "rows scored" not in container.logs().decode() and time.time() < deadline:

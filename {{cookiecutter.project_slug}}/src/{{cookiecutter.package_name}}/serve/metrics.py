@@ -12,13 +12,18 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "http_requests", "HTTP requests handled.", ["route", "method", "status"],
+            "http_requests",
+            "HTTP requests handled.",
+            ["route", "method", "status"],
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.latency = Histogram(
-            "http_request_duration_seconds", "Time to answer an HTTP request.",
-            ["route", "method"], buckets=LATENCY_BUCKETS, registry=self.registry,
-        )  # fmt: skip
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "http_requests_in_flight", "HTTP requests being handled now.", registry=self.registry
         )
@@ -26,9 +31,11 @@ class Metrics:
             "predictions", "Rows predicted, over all routes.", registry=self.registry
         )
         self.batch_rows = Histogram(
-            "model_batch_rows", "Rows per model call (after micro-batching; every call counts).",
-            buckets=BATCH_BUCKETS, registry=self.registry,
-        )  # fmt: skip
+            "model_batch_rows",
+            "Rows per model call (after micro-batching; every call counts).",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
         self.load_seconds = Gauge(
             "model_load_seconds", "Time it took to load the model.", registry=self.registry
         )

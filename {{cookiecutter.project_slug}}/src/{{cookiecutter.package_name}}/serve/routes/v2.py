@@ -16,14 +16,24 @@ from ...config import PROJECT_NAME, PROJECT_VERSION
 from ...features import FEATURE_NAMES, FEATURES, InputError
 from ..responses import FastJSONResponse
 from ..routing import LeanRoute, service_of
-from ..service import NotReady, PredictionService, TooManyRows
+from ..service import PredictionService
 
 router = APIRouter(tags=["open inference protocol"], route_class=LeanRoute)
 
 NUMERIC = {
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-    "FP16", "FP32", "FP64",
-}  # fmt: skip
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+}
 FEATURE_DATATYPE = {"float": "FP64", "int": "INT64"}
 
 
@@ -144,12 +154,8 @@ async def infer(
     try:
         matrix = request_matrix(body.get("inputs"))
         result = await service.predict(matrix)
-    except InputError as err:
+    except InputError as err:  # the protocol says 400 where the other routes say 422
         return error(400, str(err))
-    except TooManyRows as err:
-        return error(413, str(err))
-    except NotReady as err:
-        return error(503, f"model not ready: {err}")
     outputs = []
     if "predict" in wanted:
         labels = result.labels.tolist()
