@@ -1,44 +1,67 @@
 """Benchmark the generated server beside MLServer and BentoML, and measure its image.
 
-    python benchmarks/bench.py            # the full run (about 5 minutes)
+    python benchmarks/bench.py            # the full run (about 14 minutes on 2 cores)
     python benchmarks/bench.py --smoke    # a short run that only proves everything works
 
 Renders the default project, trains the reference model (StandardScaler + LogisticRegression
-on iris), serves it three ways on 127.0.0.1 (one process each, each in its own virtual
-environment with pinned versions), drives each with wrk, alternating the servers for every
-configuration so drift hits all equally, and writes JSON, Markdown and a PNG chart.
+on iris) and serves it in six configurations (servers.py): ours by default and without
+batching, MLServer and BentoML each by default and at their best. Every configuration runs
+alone while it is measured, its server pinned to one core and wrk to the other. Before any
+timing, all must give the same labels and probabilities for the same rows. Then, round after
+round in a rotated order, each is started, warmed up and measured at every point, and
+stopped. The report gives the median over rounds and its spread; it is written as JSON,
+Markdown and a PNG chart.
 """
 
 import argparse
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from cookiecutter.main import cookiecutter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import image
 import report
-from load import run_wrk
-from servers import Server, servers
+from load import LOAD_CPU, run_wrk
+from servers import SERVER_CPU, Server, iris_rows, servers
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE.parent
-PORTS = {"ours": 18100, "mlserver": 18110, "bentoml": 18120}
+ROWS_PER_REQUEST = [1, 100]
+AGREEMENT_RTOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Plan:
+    rounds: int
+    seconds: int  # measured, per point and round
+    warmup_seconds: int  # of load before each measured point, discarded
+    connections: list[int]
+
+
+FULL = Plan(rounds=5, seconds=4, warmup_seconds=1, connections=[1, 16])
+# No warm-up in the smoke run: it proves that everything runs, its figures mean nothing.
+SMOKE = Plan(rounds=2, seconds=1, warmup_seconds=0, connections=[16])
 
 
 def machine() -> str:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
+    model_names = [
+        line.split(":", 1)[1].strip()
+        for line in Path("/proc/cpuinfo").read_text().splitlines()
+        if line.startswith("model name")
+    ]
+    cpu = model_names[0] if model_names else platform.processor()
     memory = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
     return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, {platform.system()} {platform.release()}"
 
@@ -46,70 +69,179 @@ def machine() -> str:
 def prepare(root: Path) -> tuple[Path, list[Server]]:
     if root.exists():
         shutil.rmtree(root / "project", ignore_errors=True)
+        shutil.rmtree(root / "work", ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(root / "project")))
-    peers = servers(root, project)
-    for server in peers:
+    configurations = servers(root, project)
+    for server in {s.name: s for s in configurations}.values():
         server.install(root)
-        (root / "work" / server.name).mkdir(parents=True, exist_ok=True)
-    ours = next(s for s in peers if s.name == "ours")
+    ours = configurations[0]
     shutil.rmtree(root / "model", ignore_errors=True)
     subprocess.run(
         [str(ours.venv(root) / "bin/python"), "-m", "iris_classifier", "train"],
-        env={**os.environ, **ours.env, "TRAINING_DATA_DIR": str(root / "no-data")}, check=True,
-    )  # fmt: skip
-    mlserver = next(s for s in peers if s.name == "mlserver")
-    subprocess.run(
-        [str(mlserver.venv(root) / "bin/python"), str(HERE / "peers/export_reference.py"),
-         str(root / "model/model.skops"), str(root / "model.joblib")],
+        env={**os.environ, **ours.env, "TRAINING_DATA_DIR": str(root / "no-data")},
         check=True,
-    )  # fmt: skip
-    return project, peers
+    )
+    export = [str(root / "model/model.skops"), str(root / "model.joblib")]
+    subprocess.run(
+        [
+            str(root / "venvs/mlserver/bin/python"),
+            str(HERE / "peers/export_reference.py"),
+            *export,
+            str(root / "model.classes.json"),
+        ],
+        check=True,
+    )
+    return project, configurations
 
 
-def check_answers(peers: list[Server]) -> None:
-    """Every server must give the same label for the same row before it is timed."""
-    labels = {}
-    for server in peers:
-        answer = server.call(PORTS[server.name], 1)
-        if "outputs" in answer:  # V2
-            label = next(o["data"][0] for o in answer["outputs"] if o["name"] == "predict")
-        else:
-            label = answer["predictions"][0]
-        labels[server.name] = label
-    if len(set(labels.values())) != 1:
-        raise RuntimeError(f"the servers disagree: {labels}")
-    print(f"bench: all servers answer {labels['ours']!r} for the sample row", flush=True)
+def probability_matrix(key: str, probabilities: list[dict[str, float]], classes: list[str]):
+    """Rows of {class name: probability} as a matrix whose columns follow `classes`."""
+    for row in probabilities:
+        if sorted(row) != classes:
+            raise RuntimeError(f"{key} gives probabilities for {sorted(row)}, not {classes}")
+    return np.array([[row[name] for name in classes] for row in probabilities])
 
 
-def load_matrix(
-    peers: list[Server], seconds: float, connections: list[int], rows_list: list[int]
-) -> list[dict[str, Any]]:
-    runs = []
-    for rows in rows_list:
-        for conns in connections:
-            for server in peers:  # alternate servers within each configuration
-                url = f"http://127.0.0.1:{PORTS[server.name]}{server.predict_path}"
-                result = run_wrk(url, conns, seconds, server.body(rows))
-                runs.append(
-                    {"server": server.name, "rows": rows, "connections": conns, **result.as_dict()}
+def check_agreement(configurations: list[Server], root: Path) -> dict[str, Any]:
+    """Every configuration, started alone, must give the reference's labels and
+    probabilities (matched by class name) for the very rows the load sends; RuntimeError
+    otherwise. Returns the largest probability difference per configuration and rows."""
+    answers = {}
+    for server in configurations:
+        server.start(root)
+        try:
+            for rows in ROWS_PER_REQUEST:
+                answers[server.key, rows] = server.ask(iris_rows(root, rows))
+        finally:
+            server.stop()
+    reference = configurations[0].key
+    differences: dict[str, dict[str, float]] = {}
+    disagreements = []
+    for server in configurations:
+        differences[server.key] = {}
+        for rows in ROWS_PER_REQUEST:
+            expected_labels, expected_probabilities = answers[reference, rows]
+            labels, probabilities = answers[server.key, rows]
+            classes = sorted(expected_probabilities[0])
+            expected = probability_matrix(reference, expected_probabilities, classes)
+            found = probability_matrix(server.key, probabilities, classes)
+            if labels != expected_labels or found.shape != expected.shape:
+                disagreements.append(f"{server.key}, {rows} rows: labels {labels}")
+                continue
+            difference = float(np.abs(found - expected).max())
+            differences[server.key][str(rows)] = difference
+            if not np.allclose(found, expected, rtol=AGREEMENT_RTOL):
+                disagreements.append(
+                    f"{server.key}, {rows} rows: probabilities differ by up to {difference:.3g}"
                 )
+    if disagreements:
+        raise RuntimeError(
+            f"the servers disagree with {reference}:\n  " + "\n  ".join(disagreements)
+        )
+    print(f"bench: all configurations agree with {reference} (rtol {AGREEMENT_RTOL})", flush=True)
+    return {
+        "reference": reference,
+        "rtol": AGREEMENT_RTOL,
+        "rows": ROWS_PER_REQUEST,
+        "max_abs_probability_difference": differences,
+    }
+
+
+def round_order(configurations: list[Server], round_index: int) -> list[Server]:
+    """Round r starts at the r-th configuration and goes forwards on even rounds, backwards
+    on odd ones: over the rounds, each configuration runs at a different position and after
+    different neighbours."""
+    step = -1 if round_index % 2 else 1
+    count = len(configurations)
+    return [configurations[(round_index + step * i) % count] for i in range(count)]
+
+
+def measure_server(server: Server, plan: Plan, root: Path, round_index: int) -> list[dict]:
+    """Start `server`, warm it up and measure it at every point, stop it."""
+    measurements = []
+    server.start(root)
+    try:
+        for rows in ROWS_PER_REQUEST:
+            body = server.body(iris_rows(root, rows))
+            for connections in plan.connections:
+                if plan.warmup_seconds:
+                    run_wrk(server.predict_url, connections, plan.warmup_seconds, body)
+                result = run_wrk(server.predict_url, connections, plan.seconds, body)
                 print(
-                    f"bench: {server.name:9s} rows={rows:<4d} conns={conns:<3d} {result.requests_per_s:9,.0f} req/s  p99 {result.p99_ms:7.2f} ms  errors {result.errors}",
+                    f"bench:   {server.key:18s} rows={rows:<4d} conns={connections:<3d} "
+                    f"{result.requests_per_s:9,.0f} req/s  p99 {result.p99_ms:7.2f} ms  "
+                    f"errors {result.errors}",
                     flush=True,
                 )
-    return runs
+                measurements.append(
+                    {
+                        "round": round_index,
+                        "server": server.name,
+                        "configuration": server.configuration,
+                        "rows": rows,
+                        "connections": connections,
+                        **result.as_dict(),
+                    }
+                )
+    finally:
+        server.stop()
+    return measurements
 
 
-def livez_under_load(ours: Server, seconds: int) -> dict[str, float]:
-    base = f"http://127.0.0.1:{PORTS['ours']}"
-    load = threading.Thread(target=run_wrk, args=(base + "/predict", 16, seconds + 1, ours.body(1)))
-    load.start()
+def measure_rounds(configurations: list[Server], plan: Plan, root: Path) -> list[dict]:
+    measurements = []
+    for round_index in range(plan.rounds):
+        order = round_order(configurations, round_index)
+        print(f"bench: round {round_index + 1}/{plan.rounds}: {[s.key for s in order]}", flush=True)
+        for server in order:
+            measurements += measure_server(server, plan, root, round_index)
+    return measurements
+
+
+def summarize(measurements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per configuration and point: medians over rounds, the spread of requests/s,
+    and the requests and errors of all rounds."""
+    points: dict[tuple, list[dict[str, Any]]] = {}
+    for m in measurements:
+        points.setdefault(
+            (m["server"], m["configuration"], m["rows"], m["connections"]), []
+        ).append(m)
+    summary = []
+    for (server, configuration, rows, connections), runs in points.items():
+        rates = [r["requests_per_s"] for r in runs]
+        summary.append(
+            {
+                "server": server,
+                "configuration": configuration,
+                "rows": rows,
+                "connections": connections,
+                "rounds": len(runs),
+                "requests_per_s": statistics.median(rates),
+                "requests_per_s_min": min(rates),
+                "requests_per_s_max": max(rates),
+                "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+                "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+                "requests": sum(r["requests"] for r in runs),
+                "errors": sum(r["errors"] for r in runs),
+            }
+        )
+    return summary
+
+
+def livez_under_load(ours: Server, root: Path, seconds: int) -> dict[str, float]:
+    """/livez latency while 16 connections saturate /predict, ours alone on its core."""
+    ours.start(root)
+    load = threading.Thread(
+        target=run_wrk, args=(ours.predict_url, 16, seconds + 1, ours.body(iris_rows(root, 1)))
+    )
     try:
+        load.start()
         threading.Event().wait(0.5)
-        return run_wrk(base + "/livez", 1, seconds).as_dict()
+        return run_wrk(f"http://127.0.0.1:{ours.port}/livez", 1, seconds).as_dict()
     finally:
         load.join()
+        ours.stop()
 
 
 def main() -> int:
@@ -117,7 +249,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--smoke", action="store_true", help="a short run: 1 s per point, fewer points"
+        "--smoke", action="store_true", help="a short run: 2 rounds of 1 s, fewer points"
     )
     parser.add_argument(
         "--root", type=Path, default=TEMPLATE / "build" / "bench", help="work folder"
@@ -128,26 +260,25 @@ def main() -> int:
     parser.add_argument("--skip-image", action="store_true", help="skip the image measurements")
     args = parser.parse_args()
 
-    seconds = 1 if args.smoke else 10
-    connections = [16] if args.smoke else [1, 16, 64]
-    date = datetime.now(UTC)
+    plan = SMOKE if args.smoke else FULL
     results: dict[str, Any] = {
-        "date": date.strftime("%Y-%m-%d"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "machine": machine(),
-        "seconds": seconds,
         "smoke": args.smoke,
+        "rounds": plan.rounds,
+        "seconds": plan.seconds,
+        "warmup_seconds": plan.warmup_seconds,
+        "server_cpu": SERVER_CPU,
+        "load_cpu": LOAD_CPU,
     }
-    project, peers = prepare(args.root)
-    try:
-        for server in peers:
-            server.start(args.root, PORTS[server.name], args.root / f"{server.name}.log")
-        check_answers(peers)
-        results["versions"] = {s.name: _version(s, args.root) for s in peers}
-        results["load"] = load_matrix(peers, seconds, connections, [1, 100])
-        results["livez_under_load"] = livez_under_load(peers[0], seconds)
-    finally:
-        for server in peers:
-            server.stop()
+    project, configurations = prepare(args.root)
+    results["versions"] = {s.name: _version(s, args.root) for s in configurations}
+    results["configurations"] = {s.key: s.settings for s in configurations}
+    results["agreement"] = check_agreement(configurations, args.root)
+    results["order"] = [[s.key for s in round_order(configurations, r)] for r in range(plan.rounds)]
+    results["measurements"] = measure_rounds(configurations, plan, args.root)
+    results["load"] = summarize(results["measurements"])
+    results["livez_under_load"] = livez_under_load(configurations[0], args.root, plan.seconds)
     if not args.skip_image:
         results["image"] = image.measure(
             project, "python:3.11-slim", 20_000 if args.smoke else 1_000_000, cold=not args.smoke

@@ -26,8 +26,9 @@ def _build(project: Path, tag: str, nocache: bool = False) -> float:
     started = time.perf_counter()
     subprocess.run(
         ["docker", "build", "-q", *(["--no-cache"] if nocache else []), "-t", tag, str(project)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - started
 
 
@@ -74,9 +75,11 @@ def _batch_predict(client: Any, tag: str, rows: int) -> dict[str, float]:
         np.savetxt(data / "in.csv", matrix, delimiter=",", fmt="%.2f", header=header, comments="")
         started = time.perf_counter()
         logs = client.containers.run(
-            tag, ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv"],
-            volumes={str(data): {"bind": "/data", "mode": "rw"}}, remove=True,
-        ).decode()  # fmt: skip
+            tag,
+            ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv"],
+            volumes={str(data): {"bind": "/data", "mode": "rw"}},
+            remove=True,
+        ).decode()
         seconds = time.perf_counter() - started
         peak = re.search(r"peak memory ([\d.]+) MB", logs)
         return {
@@ -101,9 +104,16 @@ print("seconds", time.perf_counter() - started)
 
 # Modules whose import cost explains start-up; each is timed where it is first imported.
 WATCHED_IMPORTS = (
-    "skops.io", "sklearn", "scipy", "pandas", "fastapi", "pydantic", "uvicorn", "numpy",
+    "skops.io",
+    "sklearn",
+    "scipy",
+    "pandas",
+    "fastapi",
+    "pydantic",
+    "uvicorn",
+    "numpy",
     "prometheus_client",
-)  # fmt: skip
+)
 
 
 def _startup_profile(client: Any, tag: str, package: str) -> dict[str, Any]:
@@ -111,9 +121,13 @@ def _startup_profile(client: Any, tag: str, package: str) -> dict[str, Any]:
     importtime` reports them inside the image (cumulative milliseconds; nested imports are
     counted in each module that first imported them, so the figures overlap)."""
     output = client.containers.run(
-        tag, ["-X", "importtime", "-c", STARTUP_SCRIPT.format(package=package)],
-        entrypoint="python", remove=True, stdout=True, stderr=True,
-    ).decode()  # fmt: skip
+        tag,
+        ["-X", "importtime", "-c", STARTUP_SCRIPT.format(package=package)],
+        entrypoint="python",
+        remove=True,
+        stdout=True,
+        stderr=True,
+    ).decode()
     found: dict[str, float] = {}
     for line in output.splitlines():
         match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|\s*(\S+)$", line)
@@ -131,11 +145,12 @@ def measure(project: Path, base_image: str, predict_rows: int, cold: bool) -> di
     results["cold_build_s"] = round(_build(project, tag, nocache=cold), 2)
     results["cold_build_no_cache"] = cold
 
-    # A code-only change: one more line in a source file.
+    # A code-only change: one more line in a source file, new on every run so that no
+    # earlier run's cached layer can answer for it.
     source = project / "src" / project.name.replace("-", "_") / "features.py"
     original = source.read_text()
     try:
-        source.write_text(original + "\n# a code-only change\n")
+        source.write_text(original + f"\n# a code-only change, {time.time_ns()}\n")
         results["code_rebuild_s"] = round(_build(project, tag), 2)
     finally:
         source.write_text(original)
@@ -143,10 +158,12 @@ def measure(project: Path, base_image: str, predict_rows: int, cold: bool) -> di
     with tempfile.TemporaryDirectory() as folder:
         shutil.copy(project / "requirements.lock", folder)
         (Path(folder) / "Dockerfile").write_text(FLOOR_DOCKERFILE)
+        build_arg = f"BASE_IMAGE={base_image}"
         subprocess.run(
-            ["docker", "build", "-q", "--build-arg", f"BASE_IMAGE={base_image}", "-t", "bench-floor:latest", folder],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            ["docker", "build", "-q", "--build-arg", build_arg, "-t", "bench-floor:latest", folder],
+            check=True,
+            capture_output=True,
+        )
     size, floor = _size(client, tag), _size(client, "bench-floor:latest")
     results["image_mb"] = round(size / 1e6, 1)
     results["floor_mb"] = round(floor / 1e6, 1)

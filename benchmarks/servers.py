@@ -1,5 +1,10 @@
-"""The three servers under test, each in its own virtual environment, one process each."""
+"""The servers under test, each in its own virtual environment, in each configuration measured.
 
+A configuration is measured alone: its server runs pinned to SERVER_CPU while wrk runs on the
+other core (load.py), the same for every server.
+"""
+
+import ast
 import json
 import os
 import subprocess
@@ -9,9 +14,37 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import load_iris
 
 HERE = Path(__file__).resolve().parent
-SAMPLE_ROW = [6.3, 2.9, 5.6, 1.8]
+BENTOML_SERVICE = HERE / "peers" / "bentoml_service.py"
+SERVER_CPU = "0"
+FIRST_PORT = 18100
+
+Row = dict[str, float]
+# What a server answered, read into one shape: a label and {class name: probability} per row.
+Answer = tuple[list[str], list[dict[str, float]]]
+
+# MLServer: what both its configurations set. debug=false turns its access log off.
+MLSERVER_SETTINGS = {
+    "parallel_workers": 0,
+    "debug": False,
+    "logging_settings": {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "loggers": {"mlserver": {"level": "WARNING"}, "uvicorn": {"level": "WARNING"}},
+    },
+}
+MLSERVER_BATCHING = {"max_batch_size": 64, "max_batch_time": 0.002}
+MLSERVER_NOTES = (
+    "parallel_workers=0 runs the model in the server process: the default, 1, crashes on the "
+    'benchmark machine (its worker process fails with "There is no current event loop in '
+    "thread 'MainThread'\"). Asked for both outputs, the scikit-learn runtime runs the "
+    "pipeline twice (predict, then predict_proba): that is its behaviour, kept."
+)
 
 
 def metadata_file(root: Path) -> Path:
@@ -24,8 +57,11 @@ def feature_names(root: Path) -> list[str]:
     return [f["name"] for f in json.loads(metadata_file(root).read_text())["features"]]
 
 
-def records(root: Path, rows: int) -> list[dict[str, float]]:
-    return [dict(zip(feature_names(root), SAMPLE_ROW, strict=True)) for _ in range(rows)]
+def iris_rows(root: Path, count: int) -> list[Row]:
+    """`count` different rows of the iris data (all three species), the same on every call."""
+    data = load_iris().data
+    chosen = np.random.default_rng(0).permutation(len(data))[:count]
+    return [dict(zip(feature_names(root), map(float, data[i]), strict=True)) for i in chosen]
 
 
 def wait_until_ok(
@@ -47,32 +83,36 @@ def wait_until_ok(
     raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
 
 
-def v2_body(rows: int, outputs: bool) -> dict:
-    body: dict = {
-        "inputs": [
-            {"name": "input-0", "shape": [rows, 4], "datatype": "FP64", "data": [SAMPLE_ROW] * rows}
-        ]
-    }
-    if outputs:
-        body["outputs"] = [{"name": "predict"}, {"name": "predict_proba"}]
-    return body
-
-
 @dataclass
 class Server:
-    """How to install, start and call one server."""
+    """One server in one configuration: how to install, start, call and read it."""
 
     name: str
+    configuration: str
+    settings: str  # what this configuration sets, as the report states it
+    port: int
     requirements: Path
     ready_path: str
     predict_path: str
-    body: Callable[[int], object]
-    command: Callable[["Server", Path, int], list[str]] = field(repr=False)
+    body: Callable[[list[Row]], object]
+    read_answer: Callable[[Any], Answer]
+    command: Callable[[Path, Path], list[str]] = field(repr=False)  # (venv, work) -> argv
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
 
+    @property
+    def key(self) -> str:
+        return f"{self.name}-{self.configuration}"
+
+    @property
+    def predict_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.predict_path}"
+
     def venv(self, root: Path) -> Path:
         return root / "venvs" / self.name
+
+    def work(self, root: Path) -> Path:
+        return root / "work" / self.key
 
     def install(self, root: Path) -> None:
         venv = self.venv(root)
@@ -86,22 +126,29 @@ class Server:
         )
         stamp.write_text(self.requirements.read_text())
 
-    def start(self, root: Path, port: int, log: Path) -> None:
-        env = {**os.environ, **self.env, "PORT": str(port)}
+    def start(self, root: Path) -> None:
+        work = self.work(root)
+        work.mkdir(parents=True, exist_ok=True)
+        log = root / f"{self.key}.log"
         self.process = subprocess.Popen(
-            self.command(self, root, port), env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-            cwd=root / "work" / self.name, start_new_session=True,
-        )  # fmt: skip
+            ["taskset", "-c", SERVER_CPU, *self.command(self.venv(root), work)],
+            env={**os.environ, **self.env},
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            cwd=work,
+            start_new_session=True,
+        )
         process = self.process
         try:
             wait_until_ok(
-                f"http://127.0.0.1:{port}{self.ready_path}",
+                f"http://127.0.0.1:{self.port}{self.ready_path}",
                 120,
                 0.2,
                 lambda: process.poll() is None,
             )
         except RuntimeError as error:
-            raise RuntimeError(f"{self.name}: {error}; see {log}") from None
+            self.stop()
+            raise RuntimeError(f"{self.key}: {error}; see {log}") from None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -110,77 +157,182 @@ class Server:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, 9)
+                self.process.wait()
         self.process = None
 
-    def call(self, port: int, rows: int) -> dict:
+    def ask(self, rows: list[Row]) -> Answer:
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}{self.predict_path}",
+            self.predict_url,
             data=json.dumps(self.body(rows)).encode(),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)
+            return self.read_answer(json.load(response))
 
 
-def _ours(server: Server, root: Path, port: int) -> list[str]:
-    return [str(server.venv(root) / "bin/python"), "-m", "iris_classifier", "serve"]
+def read_predict_response(body: dict) -> Answer:
+    """Ours, and BentoML's default service: {"predictions": [...], "probabilities": [...]}."""
+    return body["predictions"], body["probabilities"]
 
 
-def _mlserver(server: Server, root: Path, port: int) -> list[str]:
-    work = root / "work" / server.name
-    (work / "settings.json").write_text(
-        json.dumps(
+def read_per_row_response(body: list[dict]) -> Answer:
+    """BentoML's batchable service: one {"prediction", "probabilities"} object per row."""
+    return [row["prediction"] for row in body], [row["probabilities"] for row in body]
+
+
+def v2_body(root: Path, rows: list[Row]) -> dict:
+    """A V2 inference request: the rows as a matrix in the model's feature order, both
+    outputs asked for."""
+    names = feature_names(root)
+    matrix = [[row[name] for name in names] for row in rows]
+    return {
+        "inputs": [
             {
-                "host": "127.0.0.1",
-                "http_port": port,
-                "grpc_port": port + 1,
-                "metrics_port": port + 2,
-                "parallel_workers": 0,
-                "debug": False,
+                "name": "input-0",
+                "shape": [len(rows), len(names)],
+                "datatype": "FP64",
+                "data": matrix,
             }
-        )
-    )
-    model = work / "iris"
-    model.mkdir(exist_ok=True)
-    (model / "model-settings.json").write_text(
-        json.dumps(
-            {
-                "name": "iris",
-                "implementation": "mlserver_sklearn.SKLearnModel",
-                "parameters": {"uri": str(root / "model.joblib"), "version": "v1"},
-            }
-        )
-    )
-    return [str(server.venv(root) / "bin/mlserver"), "start", str(work)]
+        ],
+        "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
+    }
 
 
-def _bentoml(server: Server, root: Path, port: int) -> list[str]:
-    work = root / "work" / server.name
-    (work / "service.py").write_text((HERE / "peers/bentoml_service.py").read_text())
-    return [
-        str(server.venv(root) / "bin/bentoml"), "serve", "service:IrisClassifier",
-        "--host", "127.0.0.1", "--port", str(port),
-    ]  # fmt: skip
+def read_v2_response(root: Path, body: dict) -> Answer:
+    """V2 outputs: probability columns follow the exported model's `classes_`."""
+    classes = json.loads((root / "model.classes.json").read_text())
+    outputs = {output["name"]: output for output in body["outputs"]}
+    labels = outputs["predict"]["data"]
+    flat = outputs["predict_proba"]["data"]
+    probabilities = [
+        dict(zip(classes, flat[i : i + len(classes)], strict=True))
+        for i in range(0, len(flat), len(classes))
+    ]
+    return labels, probabilities
+
+
+def ours(root: Path, project: Path, configuration: str, env: dict[str, str], port: int) -> Server:
+    env = {"LOG_LEVEL": "warning", **env}
+    return Server(
+        "ours",
+        configuration,
+        " ".join(f"{name}={value}" for name, value in env.items())
+        + " (no access log at that level; all else the project's defaults)",
+        port,
+        project / "requirements.lock",
+        "/readyz",
+        "/predict",
+        lambda rows: rows,
+        read_predict_response,
+        lambda venv, work: [str(venv / "bin/python"), "-m", "iris_classifier", "serve"],
+        env={
+            **env,
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "MODEL_DIR": str(root / "model"),
+            "PYTHONPATH": str(project / "src"),
+        },
+    )
+
+
+def mlserver(root: Path, configuration: str, batching: dict[str, float], port: int) -> Server:
+    def command(venv: Path, work: Path) -> list[str]:
+        settings = {
+            **MLSERVER_SETTINGS,
+            "host": "127.0.0.1",
+            "http_port": port,
+            "grpc_port": port + 1,
+            "metrics_port": port + 2,
+        }
+        (work / "settings.json").write_text(json.dumps(settings))
+        model_settings = {
+            "name": "iris",
+            "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": str(root / "model.joblib"), "version": "v1"},
+            **batching,
+        }
+        (work / "iris").mkdir(exist_ok=True)
+        (work / "iris" / "model-settings.json").write_text(json.dumps(model_settings))
+        return [str(venv / "bin/mlserver"), "start", str(work)]
+
+    return Server(
+        "mlserver",
+        configuration,
+        f"settings.json {json.dumps(MLSERVER_SETTINGS)}; model-settings.json "
+        f"{json.dumps(batching) if batching else 'without batching (the default)'}. "
+        + MLSERVER_NOTES,
+        port,
+        HERE / "requirements-mlserver.txt",
+        "/v2/health/ready",
+        "/v2/models/iris/infer",
+        lambda rows: v2_body(root, rows),
+        lambda body: read_v2_response(root, body),
+        command,
+    )
+
+
+def bentoml_decorators(service: str) -> str:
+    """The decorators of `service` and of its methods in peers/bentoml_service.py: exactly
+    what that configuration sets."""
+    source = BENTOML_SERVICE.read_text()
+    found = next(
+        node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ClassDef) and node.name == service
+    )
+    methods = [node for node in found.body if isinstance(node, ast.FunctionDef)]
+    return "; ".join(
+        f"@{ast.get_source_segment(source, decorator)}"
+        for node in [found, *methods]
+        for decorator in node.decorator_list
+    )
+
+
+def bentoml(
+    root: Path, configuration: str, service: str, read_answer: Callable[[Any], Answer], port: int
+) -> Server:
+    def command(venv: Path, work: Path) -> list[str]:
+        (work / "service.py").write_text(BENTOML_SERVICE.read_text())
+        return [
+            str(venv / "bin/bentoml"),
+            "serve",
+            f"service:{service}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+
+    return Server(
+        "bentoml",
+        configuration,
+        f"{BENTOML_SERVICE.name}, class {service}: {bentoml_decorators(service)}. BentoML has "
+        "no warning level: its logger stays at INFO, which logs nothing per request once the "
+        "access log is off.",
+        port,
+        HERE / "requirements-bentoml.txt",
+        "/readyz",
+        "/predict",
+        lambda rows: {"rows": rows},
+        read_answer,
+        command,
+        env={
+            "BENCH_MODEL_FILE": str(root / "model.joblib"),
+            "BENCH_MODEL_METADATA": str(metadata_file(root)),
+            "BENTOML_DO_NOT_TRACK": "true",
+            "BENTOML_HOME": str(root / "bentoml-home"),
+        },
+    )
 
 
 def servers(root: Path, project: Path) -> list[Server]:
-    model_env = {
-        "BENCH_MODEL_FILE": str(root / "model.joblib"),
-        "BENCH_MODEL_METADATA": str(metadata_file(root)),
-    }
+    """Every configuration measured; the first, ours by default, is the reference."""
+    ports = iter(range(FIRST_PORT, FIRST_PORT + 100, 10))
     return [
-        Server(
-            "ours", project / "requirements.lock", "/readyz", "/predict",
-            lambda rows: records(root, rows), _ours,
-            env={"MODEL_DIR": str(root / "model"), "PYTHONPATH": str(project / "src")},
-        ),
-        Server(
-            "mlserver", HERE / "requirements-mlserver.txt", "/v2/health/ready",
-            "/v2/models/iris/infer", lambda rows: v2_body(rows, outputs=True), _mlserver,
-        ),
-        Server(
-            "bentoml", HERE / "requirements-bentoml.txt", "/readyz", "/predict",
-            lambda rows: {"rows": records(root, rows)}, _bentoml,
-            env={**model_env, "BENTOML_DO_NOT_TRACK": "true", "BENTOML_HOME": str(root / "bentoml-home")},
-        ),
-    ]  # fmt: skip
+        ours(root, project, "default", {}, next(ports)),
+        ours(root, project, "batching-off", {"BATCHING": "false"}, next(ports)),
+        mlserver(root, "default", {}, next(ports)),
+        mlserver(root, "best", MLSERVER_BATCHING, next(ports)),
+        bentoml(root, "default", "IrisClassifier", read_predict_response, next(ports)),
+        bentoml(root, "best", "IrisClassifierBatching", read_per_row_response, next(ports)),
+    ]

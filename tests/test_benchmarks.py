@@ -1,4 +1,5 @@
-"""The benchmark runs end to end (a short smoke run). Its figures are not judged here:
+"""The benchmark runs end to end (a short smoke run) and measures what it claims: every
+configuration, the agreement of their answers, rounds. Its figures are not judged here:
 timings belong in the benchmark's report, not in pass/fail tests."""
 
 import json
@@ -9,25 +10,55 @@ import pytest
 
 from .conftest import PYTHON, ROOT
 
+CONFIGURATIONS = {
+    ("ours", "default"),
+    ("ours", "batching-off"),
+    ("mlserver", "default"),
+    ("mlserver", "best"),
+    ("bentoml", "default"),
+    ("bentoml", "best"),
+}
+
 
 @pytest.mark.xdist_group("benchmark")
 def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     results = tmp_path / "results"
     run = subprocess.run(
         [PYTHON, str(ROOT / "benchmarks/bench.py"), "--smoke", "--results", str(results)],
-        capture_output=True, text=True, timeout=1800, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=ROOT,
+    )
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
     data = json.loads((results / "results.json").read_text())
-    servers = {r["server"] for r in data["load"]}
-    assert servers == {"ours", "mlserver", "bentoml"}
-    assert all(r["requests"] > 0 and r["errors"] == 0 for r in data["load"]), data["load"]
-    assert {r["rows"] for r in data["load"]} == {1, 100}
+
+    load = data["load"]
+    assert {(r["server"], r["configuration"]) for r in load} == CONFIGURATIONS
+    assert {r["rows"] for r in load} == {1, 100}
+    assert all(r["requests"] > 0 and r["errors"] == 0 for r in load), load
+    assert data["rounds"] == 2 and all(r["rounds"] == 2 for r in load)
+    assert len(data["measurements"]) == 2 * len(load)
+    assert data["order"][0] != data["order"][1]
+
+    agreement = data["agreement"]
+    keys = {f"{server}-{configuration}" for server, configuration in CONFIGURATIONS}
+    assert agreement["reference"] == "ours-default" and agreement["rtol"] <= 1e-6
+    assert set(agreement["max_abs_probability_difference"]) == keys
+    for by_rows in agreement["max_abs_probability_difference"].values():
+        assert set(by_rows) == {"1", "100"} and 0 <= max(by_rows.values()) < 1e-5
+    assert set(data["configurations"]) == keys
+    assert "parallel_workers" in data["configurations"]["mlserver-default"]
+
     assert data["livez_under_load"]["requests"] > 0
     image = data["image"]
     assert image["image_mb"] > image["base_mb"] > 0
     assert image["batch_predict"]["rows"] == 20_000 and image["batch_predict"]["peak_memory_mb"] > 0
     assert "skops.io" in image["startup_profile"]["imports_ms"]
-    table = (results / "results.md").read_text()
-    assert "| 1 | 16 | mlserver |" in table and "image / floor" in table
+
+    report = (results / "results.md").read_text()
+    for section in ("## Headline", "## Load", "## Agreement", "## Configurations", "image / floor"):
+        assert section in report
+    assert "| mlserver | " in report.split("## Headline")[1].split("## Load")[0]
+    assert "| bentoml | best | 1 | 16 |" in report
     assert (results / "throughput.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,5 +1,10 @@
-"""The reference pipeline as a BentoML service: one worker, JSON records in, labels and
-class probabilities out (the same answer as the generated server's /predict)."""
+"""The reference pipeline as two BentoML services, one worker each, access log off; JSON
+records in, a label and class probabilities per row out (the same answer as ours' /predict).
+
+IrisClassifier is BentoML's default: one model call per request. IrisClassifierBatching is
+its adaptive batching: BentoML joins the `rows` lists of concurrent requests into one call and
+splits the answer back, so that API answers with one object per row.
+"""
 
 import json
 import os
@@ -15,20 +20,33 @@ FEATURES = [
 ]
 
 
-@bentoml.service(workers=1)
-class IrisClassifier:
+class Model:
     def __init__(self) -> None:
         self.model = joblib.load(os.environ["BENCH_MODEL_FILE"])
         self.classes = [str(c) for c in self.model.classes_]
 
-    @bentoml.api
-    def predict(self, rows: list[dict[str, float]]) -> dict:
+    def labels_and_probabilities(self, rows: list[dict[str, float]]) -> tuple[list, list]:
         matrix = np.array([[row[name] for name in FEATURES] for row in rows], dtype=np.float64)
         probabilities = self.model.predict_proba(matrix)
         labels = np.asarray(self.classes)[probabilities.argmax(axis=1)]
-        return {
-            "predictions": labels.tolist(),
-            "probabilities": [
-                dict(zip(self.classes, p, strict=True)) for p in probabilities.tolist()
-            ],
-        }
+        per_row = [dict(zip(self.classes, p, strict=True)) for p in probabilities.tolist()]
+        return labels.tolist(), per_row
+
+
+@bentoml.service(workers=1, logging={"access": {"enabled": False}})
+class IrisClassifier(Model):
+    @bentoml.api
+    def predict(self, rows: list[dict[str, float]]) -> dict:
+        labels, probabilities = self.labels_and_probabilities(rows)
+        return {"predictions": labels, "probabilities": probabilities}
+
+
+@bentoml.service(workers=1, logging={"access": {"enabled": False}})
+class IrisClassifierBatching(Model):
+    @bentoml.api(batchable=True, max_batch_size=6400, max_latency_ms=60_000)
+    def predict(self, rows: list[dict[str, float]]) -> list[dict]:
+        labels, probabilities = self.labels_and_probabilities(rows)
+        return [
+            {"prediction": label, "probabilities": p}
+            for label, p in zip(labels, probabilities, strict=True)
+        ]
