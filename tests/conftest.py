@@ -50,9 +50,13 @@ def run_in(
 ) -> subprocess.CompletedProcess[str]:
     """Run a command in a rendered project with this interpreter's environment."""
     return subprocess.run(
-        [*args], cwd=project, capture_output=True, text=True, timeout=timeout,
+        [*args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    )
 
 
 PYTHON = sys.executable

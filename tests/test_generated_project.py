@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from .conftest import PYTHON, run_in
+from .conftest import PYTHON, render, run_in
 
 
 def test_ruff_check_is_clean(default_project: Path) -> None:
@@ -21,7 +21,18 @@ def test_dockerfile_is_hadolint_clean(default_project: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_unit_tests_pass(default_project: Path) -> None:
+# Settings a developer's or a CI machine's environment may hold: the unit tests must not see
+# them (with them, /predict would answer 401 and the server would listen on port 1).
+MACHINE_ENVIRONMENT = {
+    "PORT": "1",
+    "API_TOKEN": "a-token-of-this-machine",
+    "BATCHING": "false",
+    "MODEL_DIR": "/nonexistent",
+    "LOG_LEVEL": "critical",
+}
+
+
+def test_unit_tests_pass_whatever_the_machines_environment(default_project: Path) -> None:
     result = run_in(
         default_project,
         PYTHON,
@@ -32,6 +43,23 @@ def test_unit_tests_pass(default_project: Path) -> None:
         "not container",
         "-p",
         "no:cacheprovider",
+        env=MACHINE_ENVIRONMENT,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout
+
+
+def test_data_folder_is_kept_but_its_files_are_ignored(tmp_path: Path) -> None:
+    project = render(tmp_path)
+
+    def ignored(path: str) -> bool:
+        check = run_in(project, "git", "check-ignore", "-q", path)
+        assert check.returncode in (0, 1), check.stderr
+        return check.returncode == 0
+
+    assert run_in(project, "git", "init", "-q").returncode == 0
+    assert (project / "data" / ".gitkeep").is_file()
+    assert not ignored("data/.gitkeep")
+    assert ignored("data/input.csv") and ignored("data/train/part.parquet")
+    assert ignored("artifacts/model/metadata.json")
+    assert not ignored("src/iris_classifier/model.py")

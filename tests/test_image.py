@@ -1,39 +1,145 @@
 """The default project's image, built once per Python version and tested as shipped.
 
 Each build is handed to the generated project's own container tests (IMAGE=...), which run
-all three jobs through the Docker SDK. The two versions run in parallel on separate workers.
+all three jobs through the Docker SDK. The versions run in parallel on separate workers;
+tests of one version share its build (an xdist group keeps them on one worker).
 """
 
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from .conftest import PYTHON, render, run_in
 
-VERSIONS = [pytest.param(v, marks=pytest.mark.xdist_group(f"image-{v}")) for v in ("3.11", "3.13")]
+Build = Callable[..., tuple[Path, str]]
 
 
-@pytest.mark.parametrize("python_version", VERSIONS)
-def test_generated_container_tests_pass(docker: Any, tmp_path: Path, python_version: str) -> None:
-    project = render(tmp_path, python_version=python_version)
-    tag = f"iris-classifier:template-test-py{python_version}"
-    image, _ = docker.images.build(path=str(project), tag=tag, rm=True, forcerm=True)
-    python = image.attrs["Config"]["Env"]
-    assert any(e.startswith("PATH=/opt/venv/bin") for e in python)
-    version = docker.containers.run(
+def on_worker(version: str) -> pytest.MarkDecorator:
+    return pytest.mark.xdist_group(f"image-{version}")
+
+
+@pytest.fixture(scope="session")
+def build(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> Build:
+    """Render and build a project once per (python_version, BASE_IMAGE); returns the
+    project folder and the image tag."""
+    built: dict[tuple[str, str], tuple[Path, str]] = {}
+
+    def build_once(python_version: str, base_image: str = "") -> tuple[Path, str]:
+        key = (python_version, base_image)
+        if key not in built:
+            project = render(tmp_path_factory.mktemp("image"), python_version=python_version)
+            tag = f"iris-classifier:template-test-py{python_version}"
+            if base_image:
+                tag += "-on-" + base_image.replace(":", "-")
+            args = {"BASE_IMAGE": base_image} if base_image else {}
+            docker.images.build(path=str(project), tag=tag, buildargs=args, rm=True, forcerm=True)
+            built[key] = (project, tag)
+        return built[key]
+
+    return build_once
+
+
+def run_container_tests(project: Path, tag: str, *pytest_args: str) -> str:
+    result = run_in(
+        project,
+        PYTHON,
+        "-m",
+        "pytest",
+        "-m",
+        "container",
+        "-p",
+        "no:cacheprovider",
+        "-rA",
+        *pytest_args,
+        env={"IMAGE": tag, "REQUIRE_DOCKER": "1"},
+    )
+    summary = result.stdout[-8000:] + result.stderr[-3000:]
+    assert result.returncode == 0, summary
+    assert "skipped" not in result.stdout.splitlines()[-1], summary
+    return summary
+
+
+def image_python(docker: Any, tag: str) -> str:
+    output = docker.containers.run(
         tag,
         ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
         entrypoint="python",
         remove=True,
     )
-    assert version.decode().strip() == python_version
+    return str(output.decode().strip())
 
-    result = run_in(
-        project, PYTHON, "-m", "pytest", "-m", "container", "-p", "no:cacheprovider", "-rA",
-        env={"IMAGE": tag, "REQUIRE_DOCKER": "1"},
-    )  # fmt: skip
-    summary = result.stdout[-8000:] + result.stderr[-3000:]
-    assert result.returncode == 0, summary
-    assert "skipped" not in result.stdout.splitlines()[-1], summary
-    print(summary)
+
+@pytest.mark.parametrize(
+    "python_version", [pytest.param(v, marks=on_worker(v)) for v in ("3.11", "3.13")]
+)
+def test_generated_container_tests_pass(docker: Any, build: Build, python_version: str) -> None:
+    project, tag = build(python_version)
+    environment = docker.images.get(tag).attrs["Config"]["Env"]
+    assert any(e.startswith("PATH=/opt/venv/bin") for e in environment)
+    assert image_python(docker, tag) == python_version
+    print(run_container_tests(project, tag))
+
+
+@on_worker("3.13")
+def test_python_312_option_builds_on_a_base_image_of_your_own(docker: Any, build: Build) -> None:
+    """No Debian release ships Python 3.12, so without registry access a 3.12 project is
+    built on a base image of one's own choice, through BASE_IMAGE. Here that base is the
+    3.13 one, which satisfies the project's `requires-python = ">=3.12"`."""
+    project, tag = build("3.12", base_image="python:3.13-slim")
+    labels = docker.images.get(tag).attrs["Config"]["Labels"]
+    assert labels["org.opencontainers.image.base.name"] == "python:3.13-slim"
+    assert image_python(docker, tag) == "3.13"
+    run_container_tests(
+        project, tag, "-k", "baked_model or batch_predict_a_file or train_writes_the_artifact"
+    )
+
+
+def make(project: Path, *args: str, tty: bool = False) -> subprocess.CompletedProcess[str]:
+    """`make` in the project, with stdin from /dev/null, or from a pseudo-terminal."""
+    command = ["make", "--no-print-directory", *args]
+    if tty:  # util-linux's `script` gives the command a terminal
+        command = ["script", "-qec", " ".join(command), "/dev/null"]
+    return subprocess.run(
+        command, cwd=project, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600
+    )
+
+
+@on_worker("3.11")
+def test_makefile_serve_needs_no_terminal(build: Build) -> None:
+    project, _ = build("3.11")
+    without = make(project, "-n", "serve")
+    assert without.returncode == 0, without.stderr
+    assert "docker run --rm  -p" in without.stdout and "-it" not in without.stdout
+    if shutil.which("script"):
+        with_tty = make(project, "-n", "serve", tty=True)
+        assert "docker run --rm -it -p" in with_tty.stdout, with_tty.stdout
+
+
+@on_worker("3.11")
+def test_makefile_predict_takes_absolute_paths(build: Build, tmp_path: Path) -> None:
+    project, tag = build("3.11")
+    inputs, outputs = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    outputs.mkdir()
+    outputs.chmod(0o777)
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.9, 3.1, 5.4, 2.1]]
+    columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    pd.DataFrame(rows, columns=columns).to_csv(inputs / "rows.csv", index=False)
+    result = make(
+        project,
+        "predict",
+        f"IMAGE={tag}",
+        f"INPUT={inputs / 'rows.csv'}",
+        f"OUTPUT={outputs / 'scored.csv'}",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f'-v "{inputs}:/data/in:ro"' in result.stdout
+    scored = pd.read_csv(outputs / "scored.csv")
+    assert scored["prediction"].tolist() == ["setosa", "virginica"]
+    assert os.stat(outputs / "scored.csv").st_uid == os.getuid()

@@ -12,13 +12,25 @@ PYTHON_VERSIONS = json.loads((ROOT / "cookiecutter.json").read_text())["python_v
 LICENSES = json.loads((ROOT / "cookiecutter.json").read_text())["license"]
 
 EXPECTED = [
-    "Dockerfile", ".dockerignore", "Makefile", "README.md", "pyproject.toml", "requirements.lock",
-    "requirements-dev.lock", ".gitignore",
-    "src/iris_classifier/cli.py", "src/iris_classifier/config.py", "src/iris_classifier/features.py",
-    "src/iris_classifier/model.py", "src/iris_classifier/train.py", "src/iris_classifier/predict.py",
-    "src/iris_classifier/serve/app.py", "src/iris_classifier/serve/schemas.py",
-    "tests/test_api.py", "tests/test_container.py",
-]  # fmt: skip
+    "Dockerfile",
+    ".dockerignore",
+    "Makefile",
+    "README.md",
+    "pyproject.toml",
+    "requirements.lock",
+    "requirements-dev.lock",
+    ".gitignore",
+    "src/iris_classifier/cli.py",
+    "src/iris_classifier/config.py",
+    "src/iris_classifier/features.py",
+    "src/iris_classifier/model.py",
+    "src/iris_classifier/train.py",
+    "src/iris_classifier/predict.py",
+    "src/iris_classifier/serve/app.py",
+    "src/iris_classifier/serve/schemas.py",
+    "tests/test_api.py",
+    "tests/test_container.py",
+]
 
 
 def test_default_project_is_complete(cookies: object) -> None:
