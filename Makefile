@@ -42,10 +42,10 @@ lint: venv ## ruff on the template's own Python (the generated project is linted
 	$(BIN)/ruff check tests benchmarks
 	$(BIN)/ruff format --check tests benchmarks
 
-bench: venv base-images wrk ## benchmarks beside MLServer and BentoML, and the image's budgets (~5 min)
+bench: venv base-images wrk ## the fair benchmark beside MLServer and BentoML, then the image (~15 min)
 	$(BIN)/python benchmarks/bench.py
 
-bench-smoke: venv base-images wrk ## the same, 1 s per point: proves the benchmark runs
+bench-smoke: venv base-images wrk ## the same, 2 short rounds: proves the benchmark runs (~3 min)
 	$(BIN)/python benchmarks/bench.py --smoke
 
 clean: ## remove renders and the venv
