@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import Settings, get_settings
 from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, TARGET, InputError, load_sample
-from {{ cookiecutter.package_name }}.model import METADATA_FILE, MODEL_FILE, load_artifact
+from {{ cookiecutter.package_name }}.model import METADATA_FILE, MODEL_FILE, ZIP_EPOCH, load_artifact
 from {{ cookiecutter.package_name }}.train import train
 
 from .conftest import make_settings
@@ -35,16 +36,27 @@ def test_artifact_holds_model_metadata_and_report(trained: Settings) -> None:
     assert not list(folder.glob(".incoming-*")), "the staging folder was left behind"
 
 
-def test_training_is_reproducible(tmp_path: Path, trained: Settings) -> None:
+def test_training_is_reproducible_to_the_byte(tmp_path: Path, trained: Settings) -> None:
+    """The same data and seed give the same files; metadata differs in its creation time only."""
     again = make_settings(tmp_path)
     train(again)
+    files = sorted(p.relative_to(trained.model_dir) for p in trained.model_dir.rglob("*"))
+    assert files == sorted(p.relative_to(again.model_dir) for p in again.model_dir.rglob("*"))
+    for name in files:
+        first, second = trained.model_dir / name, again.model_dir / name
+        if first.is_file() and name.name != METADATA_FILE:
+            assert first.read_bytes() == second.read_bytes(), f"{name} differs"
+    meta = [json.loads((s.model_dir / METADATA_FILE).read_text()) for s in (trained, again)]
+    assert {k: v for k, v in meta[0].items() if k != "created"} == {
+        k: v for k, v in meta[1].items() if k != "created"
+    }
+    assert meta[0]["model_version"] == meta[0]["model_sha256"][:12]
+    with zipfile.ZipFile(trained.model_dir / MODEL_FILE) as archive:
+        assert {info.date_time for info in archive.infolist()} == {ZIP_EPOCH}
     features, _ = load_sample()
     first = load_artifact(trained.model_dir).model.predict_proba(features.to_numpy())
     second = load_artifact(again.model_dir).model.predict_proba(features.to_numpy())
     np.testing.assert_array_equal(first, second)
-    meta = [json.loads((s.model_dir / METADATA_FILE).read_text()) for s in (trained, again)]
-    assert meta[0]["training_data"]["sha256"] == meta[1]["training_data"]["sha256"]
-    assert meta[0]["metrics"] == meta[1]["metrics"]
 
 
 def test_trains_on_files_in_the_training_folder(tmp_path: Path) -> None:

@@ -13,11 +13,12 @@ import shutil
 import signal
 import tempfile
 import threading
+import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
@@ -28,6 +29,7 @@ REPORT_DIR = "report"
 TRUSTED_TYPES: list[str] = []
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
 
 class ArtifactError(RuntimeError):
@@ -63,19 +65,25 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+class SavedArtifact(NamedTuple):
+    metadata: dict[str, Any]  # as written, with the model file's hash and the version
+    late_signals: list[str]  # stop signals that arrived while the new model was put in place
+
+
 def save_artifact(
     model_dir: Path, model: Any, metadata: dict[str, Any], report: Mapping[str, bytes]
-) -> list[str]:
+) -> SavedArtifact:
     """Write the artifact into `model_dir`, replacing the previous one only once all is written.
 
     Everything goes to a temporary folder inside `model_dir` first (same file system, so the
     final renames are atomic). Until those renames, an interruption or a failure leaves the
     previous artifact as it was; the renames themselves run with SIGINT/SIGTERM held back.
     `metadata.json` goes last and names the model file's hash, so a loader can never pair a
-    new model with old metadata unnoticed.
+    new model with old metadata unnoticed. Without a `model_version`, the model gets the start
+    of that hash as its version: the same model, the same version.
 
-    Returns the names of the stop signals that arrived during the renames: the new model is
-    in place all the same, and the caller reports that.
+    A stop signal that arrives during the renames does not undo them: the new model is in
+    place all the same, and the caller reports that.
     """
     import skops.io
 
@@ -83,7 +91,13 @@ def save_artifact(
     staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=model_dir))
     try:
         skops.io.dump(model, staging / MODEL_FILE)
-        metadata = {**metadata, "model_sha256": sha256_file(staging / MODEL_FILE)}
+        make_reproducible(staging / MODEL_FILE)
+        digest = sha256_file(staging / MODEL_FILE)
+        metadata = {
+            **metadata,
+            "model_version": metadata.get("model_version") or digest[:12],
+            "model_sha256": digest,
+        }
         (staging / REPORT_DIR).mkdir()
         for name, content in report.items():
             (staging / REPORT_DIR / name).write_bytes(content)
@@ -94,9 +108,49 @@ def save_artifact(
                     os.fsync(handle.fileno())
         with stop_signals_held() as arrived:
             _commit(staging, model_dir)
-        return arrived
+        return SavedArtifact(metadata, arrived)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def make_reproducible(path: Path) -> None:
+    """Rewrite a skops file so that the same model always gives the same bytes.
+
+    skops names each object by its memory address (`id()`), in `schema.json` and in the names
+    of the array files, and the zip archive records when each file was written. Renumbering
+    the ids in order of appearance and giving every entry one fixed time removes both.
+    Loading is unchanged: the ids only have to be equal where the objects are the same.
+    """
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    numbers: dict[str, str] = {}
+
+    def number(old: object) -> str:
+        return numbers.setdefault(str(old), str(len(numbers) + 1))
+
+    def renumber(node: Any) -> Any:
+        if isinstance(node, list):
+            return [renumber(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        node = {key: renumber(value) for key, value in node.items()}
+        if "__id__" in node:
+            node["__id__"] = int(number(node["__id__"]))
+        if isinstance(node.get("file"), str) and node["file"].endswith(".npy"):
+            node["file"] = number(node["file"].removesuffix(".npy")) + ".npy"
+        return node
+
+    schema = renumber(json.loads(dict((i.filename, d) for i, d in entries)["schema.json"]))
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in entries:
+            name = info.filename
+            if name == "schema.json":
+                data = json.dumps(schema, indent=2).encode()
+            elif name.endswith(".npy"):
+                name = number(name.removesuffix(".npy")) + ".npy"
+            fixed = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            fixed.compress_type, fixed.external_attr = info.compress_type, 0o644 << 16
+            archive.writestr(fixed, data)
 
 
 @contextmanager

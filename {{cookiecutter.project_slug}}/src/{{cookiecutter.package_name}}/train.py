@@ -131,9 +131,8 @@ def train(settings: Settings) -> dict[str, Any]:
     created = datetime.now(UTC)
     metadata = {
         "model_name": PROJECT_NAME,
-        "model_version": str(
-            hyperparameters.get("model_version") or created.strftime("%Y%m%d%H%M%S")
-        ),
+        # Unless one is given, save_artifact names the version after the model's content.
+        "model_version": str(hyperparameters.get("model_version") or ""),
         "project_version": PROJECT_VERSION,
         "created": created.isoformat(timespec="seconds"),
         "features": [
@@ -163,12 +162,12 @@ def train(settings: Settings) -> dict[str, Any]:
         ).encode(),
         "confusion_matrix.png": confusion_matrix_png(matrix, classes),
     }
-    late_signals = save_artifact(settings.model_dir, model, metadata, report)
-    say(f"saved model version {metadata['model_version']} to {settings.model_dir}")
-    if late_signals:
-        names = ", ".join(late_signals)
+    saved = save_artifact(settings.model_dir, model, metadata, report)
+    say(f"saved model version {saved.metadata['model_version']} to {settings.model_dir}")
+    if saved.late_signals:
+        names = ", ".join(saved.late_signals)
         say(f"{names} arrived while the new model was being put in place: it is complete")
-    return metadata
+    return saved.metadata
 
 
 def write_failure(settings: Settings, reason: str) -> None:
