@@ -143,3 +143,22 @@ def test_makefile_predict_takes_absolute_paths(build: Build, tmp_path: Path) -> 
     scored = pd.read_csv(outputs / "scored.csv")
     assert scored["prediction"].tolist() == ["setosa", "virginica"]
     assert os.stat(outputs / "scored.csv").st_uid == os.getuid()
+
+
+@on_worker("3.11")
+def test_readme_make_predict_works_as_written_on_a_fresh_project(build: Build) -> None:
+    project, tag = build("3.11")
+    result = make(project, "predict", f"IMAGE={tag}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    scored = pd.read_csv(project / "data" / "predictions.csv")
+    assert len(scored) == len(pd.read_csv(project / "data" / "sample.csv")) > 0
+    assert set(scored["prediction"]) == {"setosa", "versicolor", "virginica"}
+
+
+@pytest.mark.parametrize("target", ["train", "predict", "serve"])
+def test_make_without_the_image_says_to_build_it(tmp_path: Path, target: str) -> None:
+    project = render(tmp_path)
+    result = make(project, target, "IMAGE=not-built-yet:latest")
+    assert result.returncode != 0
+    assert "no image not-built-yet:latest: run `make build` first" in result.stderr
+    assert "docker run" not in result.stdout

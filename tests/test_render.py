@@ -1,36 +1,148 @@
 """Rendering: the default project and every option give a complete, fully rendered tree."""
 
 import json
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, render
 
 PYTHON_VERSIONS = json.loads((ROOT / "cookiecutter.json").read_text())["python_version"]
 LICENSES = json.loads((ROOT / "cookiecutter.json").read_text())["license"]
 
-EXPECTED = [
-    "Dockerfile",
+# Every file of the default project. Options change this set only where a rule below says so.
+PACKAGE_FILES = [
+    "__init__.py",
+    "__main__.py",
+    "cli.py",
+    "config.py",
+    "data.py",
+    "features.py",
+    "model.py",
+    "predict.py",
+    "scoring.py",
+    "train.py",
+    "serve/__init__.py",
+    "serve/app.py",
+    "serve/auth.py",
+    "serve/batching.py",
+    "serve/errors.py",
+    "serve/logs.py",
+    "serve/metrics.py",
+    "serve/middleware.py",
+    "serve/responses.py",
+    "serve/routing.py",
+    "serve/schemas.py",
+    "serve/server.py",
+    "serve/service.py",
+    "serve/state.py",
+    "serve/routes/__init__.py",
+    "serve/routes/common.py",
+    "serve/routes/health.py",
+    "serve/routes/metrics.py",
+    "serve/routes/predict.py",
+    "serve/routes/sagemaker.py",
+    "serve/routes/v2.py",
+]
+TEST_FILES = [
+    "__init__.py",
+    "conftest.py",
+    "docker_support.py",
+    "test_api.py",
+    "test_batching.py",
+    "test_container.py",
+    "test_container_serving.py",
+    "test_predict.py",
+    "test_readme.py",
+    "test_train.py",
+    "test_v2.py",
+]
+PROJECT_FILES = [
     ".dockerignore",
+    ".gitignore",
+    "Dockerfile",
+    "LICENSE",
     "Makefile",
     "README.md",
+    "data/.gitkeep",
+    "data/sample.csv",
     "pyproject.toml",
-    "requirements.lock",
     "requirements-dev.lock",
-    ".gitignore",
-    "src/iris_classifier/cli.py",
-    "src/iris_classifier/config.py",
-    "src/iris_classifier/features.py",
-    "src/iris_classifier/model.py",
-    "src/iris_classifier/train.py",
-    "src/iris_classifier/predict.py",
-    "src/iris_classifier/serve/app.py",
-    "src/iris_classifier/serve/schemas.py",
-    "tests/test_api.py",
-    "tests/test_container.py",
+    "requirements.lock",
 ]
+
+
+def expected_files(package: str, license_name: str) -> set[str]:
+    files = {
+        *PROJECT_FILES,
+        *(f"src/{package}/{name}" for name in PACKAGE_FILES),
+        *(f"tests/{name}" for name in TEST_FILES),
+    }
+    if license_name == "Proprietary":
+        files.remove("LICENSE")
+    return files
+
+
+def rendered_files(project: Path) -> set[str]:
+    return {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("license_name", LICENSES)
+@pytest.mark.parametrize("python_version", PYTHON_VERSIONS)
+def test_every_option_combination_renders_exactly_its_files(
+    tmp_path: Path, python_version: str, license_name: str
+) -> None:
+    """The exact file set, and not one unrendered `{{`, `{%` or `cookiecutter.` left."""
+    project = render(tmp_path, python_version=python_version, license=license_name)
+    assert rendered_files(project) == expected_files("iris_classifier", license_name)
+    leftovers = [
+        name
+        for name in rendered_files(project)
+        if any(
+            marker in (project / name).read_text(errors="ignore")
+            for marker in ("{{", "{%", "cookiecutter.")
+        )
+    ]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    ("project_name", "slug", "package"),
+    [
+        ("Détection de fraude", "detection-de-fraude", "detection_de_fraude"),
+        ("Fraud: Scorer (v2)!", "fraud-scorer-v2", "fraud_scorer_v2"),
+        ("  Churn   Model  ", "churn-model", "churn_model"),
+    ],
+)
+def test_names_with_accents_and_punctuation_get_an_ascii_slug(
+    tmp_path: Path, project_name: str, slug: str, package: str
+) -> None:
+    project = render(tmp_path, project_name=project_name)
+    assert project.name == slug
+    assert rendered_files(project) == expected_files(package, "MIT")
+    assert f"# {project_name}" in (project / "README.md").read_text()
+
+
+def test_installed_project_runs_its_command(tmp_path: Path) -> None:
+    """`pip install -e .` in a fresh virtual environment, then the console script."""
+    project = render(tmp_path / "render")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    install = subprocess.run(
+        [str(venv / "bin/pip"), "install", "--quiet", "-e", str(project)],
+        capture_output=True,
+        text=True,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    result = subprocess.run(
+        [str(venv / "bin/iris_classifier"), "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("train", "predict", "serve"):
+        assert f"    {command} " in result.stdout, result.stdout
 
 
 def test_default_project_is_complete(cookies: object) -> None:
@@ -38,8 +150,7 @@ def test_default_project_is_complete(cookies: object) -> None:
     assert result.exit_code == 0, result.exception
     project = result.project_path
     assert project.name == "iris-classifier"
-    missing = [p for p in EXPECTED if not (project / p).is_file()]
-    assert not missing
+    assert rendered_files(project) == expected_files("iris_classifier", "MIT")
     assert (project / "LICENSE").read_text().startswith("MIT License")
 
 
@@ -63,19 +174,6 @@ def test_license_option(cookies: object, license_name: str) -> None:
     expected = "LicenseRef-Proprietary" if license_name == "Proprietary" else license_name
     pyproject = tomllib.loads((result.project_path / "pyproject.toml").read_text())
     assert pyproject["project"]["license"] == expected
-
-
-def test_nothing_is_left_unrendered(default_project: Path) -> None:
-    leftovers = [
-        str(path.relative_to(default_project))
-        for path in default_project.rglob("*")
-        if path.is_file()
-        and (
-            "{{" in path.read_text(errors="ignore")
-            or "cookiecutter." in path.read_text(errors="ignore")
-        )
-    ]
-    assert leftovers == []
 
 
 def test_answers_reach_the_project(tmp_path: Path) -> None:

@@ -138,3 +138,14 @@ def test_bad_setting_is_named_without_a_traceback(
         get_settings.cache_clear()
     err = capsys.readouterr().err
     assert err.startswith("configuration error: PORT:") and "Traceback" not in err
+
+
+def test_the_sample_input_matches_the_features_and_scores(
+    tmp_path: Path, trained: Settings
+) -> None:
+    """data/sample.csv is what `make predict` scores on a fresh project: it must follow
+    FEATURES when they change."""
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample.csv"
+    assert list(pd.read_csv(sample, nrows=0).columns) == list(FEATURE_NAMES)
+    rows = predict_file(trained, sample, tmp_path / "out.csv", chunk_rows=1000)
+    assert rows == len(pd.read_csv(sample)) > 0
