@@ -177,8 +177,6 @@ def test_license_option(cookies: object, license_name: str) -> None:
 
 
 def test_answers_reach_the_project(tmp_path: Path) -> None:
-    from .conftest import render
-
     project = render(
         tmp_path, project_name="Fraud Scorer", author_name="Risk Team", version="2.1.0"
     )
