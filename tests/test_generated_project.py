@@ -1,5 +1,6 @@
-"""The generated project passes its own checks: ruff, hadolint and its unit tests."""
+"""The generated project passes its own checks: ruff, mypy, hadolint and its unit tests."""
 
+import re
 from pathlib import Path
 
 from .conftest import PYTHON, render, run_in
@@ -13,6 +14,26 @@ def test_ruff_check_is_clean(default_project: Path) -> None:
 def test_ruff_format_is_clean(default_project: Path) -> None:
     result = run_in(default_project, PYTHON, "-m", "ruff", "format", "--check", ".")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_is_clean(default_project: Path) -> None:
+    result = run_in(default_project, PYTHON, "-m", "mypy")  # strict, per pyproject.toml
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success: no issues found" in result.stdout
+
+
+def test_every_type_ignore_names_its_error_and_says_why(default_project: Path) -> None:
+    unexplained = []
+    for path in sorted((default_project / "src").rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines):
+            if "type: ignore" not in line:
+                continue
+            coded = re.search(r"type: ignore\[[a-z-]+(, *[a-z-]+)*\]", line)
+            explained = number > 0 and lines[number - 1].strip().startswith("#")
+            if not (coded and explained):
+                unexplained.append(f"{path.relative_to(default_project)}:{number + 1}")
+    assert unexplained == [], "a `# type: ignore[code]` needs a comment above it saying why"
 
 
 def test_dockerfile_is_hadolint_clean(default_project: Path) -> None:

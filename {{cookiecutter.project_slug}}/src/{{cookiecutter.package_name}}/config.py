@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     )
     # 8 s fits inside `docker stop`'s 10 s before SIGKILL. Raise it together with
     # `docker stop -t` or Kubernetes' terminationGracePeriodSeconds, never above them.
-    graceful_timeout: float = Field(
-        8.0, gt=0, description="Seconds in-flight requests get to finish after SIGTERM."
+    graceful_timeout: int = Field(
+        8, gt=0, description="Seconds in-flight requests get to finish after SIGTERM."
     )
     api_token: SecretStr | None = Field(
         None, description="When set, requests other than health and metrics need this bearer token."

@@ -160,7 +160,7 @@ def lists_to_matrix(rows: Sequence[Any], location: Sequence[str | int] = ()) -> 
     return matrix
 
 
-def columns_to_matrix(columns: Sequence[Any], rows: Sequence[Any]) -> np.ndarray:
+def columns_to_matrix(columns: Any, rows: Sequence[Any]) -> np.ndarray:
     """A table given as column names plus rows of values (pandas' "split" form) to a matrix."""
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise InputError(["columns"], "expected a list of column names")

@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(NotReady, not_ready)
     app.add_exception_handler(HTTPException, http_error)
 
+    # FastAPI documents replacing `app.openapi` as the way to customise the document.
     app.openapi = lambda: openapi_with_record(app)  # type: ignore[method-assign]
     # Prediction routes first: routes are matched in order, and these are the hot ones.
     for router in (

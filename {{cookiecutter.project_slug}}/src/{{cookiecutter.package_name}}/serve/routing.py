@@ -8,19 +8,20 @@ the service on `request.app.state`. OpenAPI still documents each route: request 
 of the request middleware, so no route can forget it.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from .service import PredictionService
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 class LeanRoute(APIRoute):
     def get_route_handler(self) -> Endpoint:
-        endpoint: Endpoint = self.endpoint  # type: ignore[assignment]
+        endpoint: Endpoint = self.endpoint
 
         async def handler(request: Request) -> Response:
             return await endpoint(request)
