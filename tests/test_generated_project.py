@@ -1,5 +1,6 @@
 """The generated project passes its own checks: ruff, mypy, hadolint and its unit tests."""
 
+import os
 import re
 from pathlib import Path
 
@@ -84,3 +85,18 @@ def test_data_folder_is_kept_but_its_files_are_ignored(tmp_path: Path) -> None:
     assert ignored("data/input.csv") and ignored("data/train/part.parquet")
     assert ignored("artifacts/model/metadata.json")
     assert not ignored("src/iris_classifier/model.py")
+
+
+def test_pre_commit_passes_on_a_fresh_render(tmp_path: Path) -> None:
+    """Local hooks only (no hook repository to clone), and all of them pass."""
+    project = render(tmp_path)
+    config = (project / ".pre-commit-config.yaml").read_text()
+    assert re.findall(r"- repo: (\S+)", config) == ["local"]
+    tools = str(Path(PYTHON).parent)  # the pinned tools: python, hadolint, check-yaml, ...
+    environment = {"PATH": f"{tools}:{os.environ['PATH']}", "PRE_COMMIT_HOME": str(tmp_path)}
+    for command in (["git", "init", "-q"], ["git", "add", "-A"]):
+        assert run_in(project, *command).returncode == 0
+    result = run_in(project, f"{tools}/pre-commit", "run", "--all-files", env=environment)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for hook in ("ruff check", "ruff format", "mypy (strict)", "hadolint", "check YAML"):
+        assert re.search(rf"^{re.escape(hook)}\.+Passed$", result.stdout, re.MULTILINE), hook

@@ -66,6 +66,7 @@ PROJECT_FILES = [
     ".github/workflows/ci.yml",
     ".dockerignore",
     ".gitignore",
+    ".pre-commit-config.yaml",
     "Dockerfile",
     "LICENSE",
     "Makefile",
