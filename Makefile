@@ -17,10 +17,12 @@ help: ## list the targets
 
 venv: $(VENV)/.installed ## the test tools and the generated project's dependencies, pinned
 
+# The generated project's development lock (its runtime packages and its tools, every file
+# checked against its hash), then the template's own tools.
 $(VENV)/.installed: requirements-dev.txt $(TEMPLATE)/requirements.lock $(TEMPLATE)/requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --requirement requirements-dev.txt \
-		--requirement "$(TEMPLATE)/requirements.lock" --requirement "$(TEMPLATE)/requirements-dev.lock"
+	$(BIN)/pip install --quiet --require-hashes --no-deps --requirement "$(TEMPLATE)/requirements-dev.lock"
+	$(BIN)/pip install --quiet --requirement requirements-dev.txt
 	touch $@
 
 docker: ## make sure a Docker Engine answers (installs and starts one on Debian as root)

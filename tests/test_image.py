@@ -6,6 +6,7 @@ tests of one version share its build (an xdist group keeps them on one worker).
 """
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from docker.errors import BuildError
 
 from .conftest import PYTHON, render, run_in
 
@@ -162,3 +164,56 @@ def test_make_without_the_image_says_to_build_it(tmp_path: Path, target: str) ->
     assert result.returncode != 0
     assert "no image not-built-yet:latest: run `make build` first" in result.stderr
     assert "docker run" not in result.stdout
+
+
+@on_worker("3.11")
+def test_a_tampered_hash_fails_the_build_with_pips_hash_error(docker: Any, tmp_path: Path) -> None:
+    """The image installs only files whose hash the lock names: a changed hash stops it."""
+    project = render(tmp_path)
+    lock = project / "requirements.lock"
+    text = lock.read_text()
+    entry = re.search(r"^annotated-types==\S+(?: \\\n\s+--hash=sha256:[0-9a-f]{64})+", text, re.M)
+    assert entry, "annotated-types is not in the lock"
+    tampered = re.sub(r"sha256:[0-9a-f]", "sha256:0", entry.group(0))
+    assert tampered != entry.group(0)
+    lock.write_text(text.replace(entry.group(0), tampered))
+    with pytest.raises(BuildError) as failure:
+        docker.images.build(
+            path=str(project), tag="iris-classifier:tampered", rm=True, forcerm=True
+        )
+    log = "".join(str(chunk.get("stream", "")) for chunk in failure.value.build_log)
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE" in log, log[-3000:]
+    assert "annotated-types" in log
+
+
+@on_worker("3.11")
+def test_make_lock_regenerates_both_locks_with_hashes(tmp_path: Path) -> None:
+    project = render(tmp_path)
+    for lock in ("requirements.lock", "requirements-dev.lock"):
+        (project / lock).write_text("")
+    result = make(project, "lock")
+    assert result.returncode == 0, result.stdout + result.stderr
+    runtime, dev = (pins(project / lock) for lock in ("requirements.lock", "requirements-dev.lock"))
+    assert {"fastapi", "scikit-learn", "numpy"} <= {name for name, _ in runtime}
+    assert {"pytest", "ruff", "mypy"} <= {name for name, _ in dev}
+    assert runtime <= dev, "the dev lock pins the runtime packages the same way"
+
+
+def pins(lock: Path) -> set[tuple[str, str]]:
+    """(name, version) of each requirement; fails if one has no hash."""
+    entries = re.split(r"\n(?=[A-Za-z])", lock.read_text().split("\n", 2)[-1].strip())
+    found = set()
+    for entry in entries:
+        name, version = re.match(r"([A-Za-z0-9_.\[\]-]+)==(\S+)", entry).groups()  # type: ignore[union-attr]
+        assert "--hash=sha256:" in entry, f"{lock.name}: {name} has no hash"
+        found.add((name.split("[")[0].lower(), version))
+    return found
+
+
+def test_shipped_locks_pin_and_hash_everything(default_project: Path) -> None:
+    runtime = pins(default_project / "requirements.lock")
+    dev = pins(default_project / "requirements-dev.lock")
+    assert runtime <= dev
+    pyproject = (default_project / "pyproject.toml").read_text()
+    direct = set(re.findall(r'^    "([a-z0-9-]+)==', pyproject, re.M))
+    assert direct and direct <= {name for name, _ in dev}
