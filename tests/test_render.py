@@ -67,6 +67,7 @@ PROJECT_FILES = [
     ".dockerignore",
     ".gitignore",
     ".pre-commit-config.yaml",
+    "CHANGELOG.md",
     "Dockerfile",
     "LICENSE",
     "Makefile",
