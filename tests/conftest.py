@@ -1,9 +1,11 @@
 """Shared fixtures of the template's tests: Docker, and renders of the template."""
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -13,24 +15,24 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {"project_slug": "iris-classifier", "package_name": "iris_classifier"}
 
 
-def docker_client() -> Any:
-    """A Docker SDK client; skips without an engine, fails instead under REQUIRE_DOCKER=1."""
-    import docker
+def load_docker_support() -> ModuleType:
+    """The generated project's Docker helper (it has no template fields), so that the
+    template's tests and the generated ones share one way to reach the engine."""
+    path = ROOT / "{{cookiecutter.project_slug}}/tests/docker_support.py"
+    spec = importlib.util.spec_from_file_location("generated_docker_support", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    try:
-        client = docker.from_env(version="auto", timeout=600)
-        client.ping()
-    except Exception as error:
-        message = f"no Docker Engine answers ({error})"
-        if os.environ.get("REQUIRE_DOCKER") == "1":
-            pytest.fail(f"{message}, and REQUIRE_DOCKER=1 forbids skipping container tests")
-        pytest.skip(message)
-    return client
+
+docker_support = load_docker_support()
 
 
 @pytest.fixture(scope="session")
 def docker() -> Any:
-    return docker_client()
+    """A Docker SDK client; skips without an engine, fails instead under REQUIRE_DOCKER=1."""
+    return docker_support.docker_client()
 
 
 def render(output_dir: Path, **context: str) -> Path:

@@ -24,7 +24,7 @@ def docker_client() -> Any:
     import docker
 
     try:
-        client = docker.from_env(version="auto", timeout=300)
+        client = docker.from_env(version="auto", timeout=600)  # a cold build takes minutes
         client.ping()
     except Exception as error:
         message = f"no Docker Engine answers ({error})"
