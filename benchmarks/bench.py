@@ -1,6 +1,6 @@
 """Benchmark the generated server beside MLServer and BentoML, and measure its image.
 
-    python benchmarks/bench.py            # the full run (about 14 minutes on 2 cores)
+    python benchmarks/bench.py            # the full run (about 15 minutes on 2 cores)
     python benchmarks/bench.py --smoke    # a short run that only proves everything works
 
 Renders the default project, trains the reference model (StandardScaler + LogisticRegression

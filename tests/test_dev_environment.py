@@ -3,9 +3,9 @@
 dev image, so they run on one worker."""
 
 import json
+import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT, render
+from .conftest import ROOT, docker_support, render
 from .test_image import make, pins
 
 pytestmark = pytest.mark.xdist_group("dev-environment")
 
 DEVCONTAINER = ROOT / "build/tools/node_modules/.bin/devcontainer"
+IMAGES = ["IMAGE=iris-classifier:dev-env-test", "DEV_IMAGE=iris-classifier:dev-env-test-dev"]
 JUPYTER_URL = re.compile(r"JupyterLab: http://127\.0\.0\.1:(\d+)/lab\?token=([0-9a-f]{32})")
 
 
@@ -30,7 +31,7 @@ def project(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     """A render with its runtime image and its dev image built."""
     folder = render(tmp_path_factory.mktemp("dev-environment"))
     for target in ("build", "dev-image"):
-        result = make(folder, target, "IMAGE=iris-classifier:dev-env-test")
+        result = make(folder, target, *IMAGES)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     yield folder
     for container in docker.containers.list(
@@ -46,22 +47,24 @@ def test_dev_stage_adds_the_tools_the_runtime_image_does_not_have(
         "import importlib.util as u; "
         "print([u.find_spec(m) is not None for m in ('jupyterlab', 'pytest', 'mypy', 'fastapi')])"
     )
-    dev = docker.containers.run("iris-classifier:dev", ["python", "-c", script], remove=True)
+    dev = docker.containers.run(
+        "iris-classifier:dev-env-test-dev", ["python", "-c", script], remove=True
+    )
     assert dev.decode().strip() == "[True, True, True, True]"
     runtime = docker.containers.run(
         "iris-classifier:dev-env-test", ["-c", script], entrypoint="python", remove=True
     )
     assert runtime.decode().strip() == "[False, False, False, True]"
-    config = docker.images.get("iris-classifier:dev").attrs["Config"]
-    assert config["User"] == "10001" and "8888/tcp" in config["ExposedPorts"]
+    config = docker.images.get("iris-classifier:dev-env-test-dev").attrs["Config"]
+    assert config["User"] == "1000" and "8888/tcp" in config["ExposedPorts"]
 
 
 def test_make_jupyter_serves_jupyterlab_behind_its_token(project: Path, tmp_path: Path) -> None:
-    port = free_port()
+    port = docker_support.free_port()
     output = tmp_path / "jupyter.log"
     with output.open("w") as log:
         server = subprocess.Popen(
-            ["make", "--no-print-directory", "jupyter", f"JUPYTER_PORT={port}"],
+            ["make", "--no-print-directory", "jupyter", f"JUPYTER_PORT={port}", *IMAGES],
             cwd=project,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -116,10 +119,26 @@ def test_devcontainer_up_then_exec_runs_the_unit_tests(project: Path) -> None:
     )
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
     assert re.search(r"\d+ passed", tests.stdout) and "failed" not in tests.stdout
+    # What the container writes into the project belongs to the one who opened it.
+    written = project / "written-in-the-dev-container"
+    touch = subprocess.run(
+        [
+            str(DEVCONTAINER),
+            "exec",
+            "--workspace-folder",
+            str(project),
+            "touch",
+            f"/app/{written.name}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert touch.returncode == 0, touch.stdout + touch.stderr
+    assert written.stat().st_uid == os.getuid()
 
 
 def test_make_sbom_lists_the_images_packages(project: Path) -> None:
-    result = make(project, "sbom", "IMAGE=iris-classifier:dev-env-test")
+    result = make(project, "sbom", *IMAGES)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     sbom = json.loads((project / "build/sbom.cdx.json").read_text())
     assert sbom["bomFormat"] == "CycloneDX"
@@ -150,9 +169,3 @@ def http_status(url: str) -> int:
             return int(response.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

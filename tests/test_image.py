@@ -40,7 +40,9 @@ def build(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> Build:
             if base_image:
                 tag += "-on-" + base_image.replace(":", "-")
             args = {"BASE_IMAGE": base_image} if base_image else {}
-            docker.images.build(path=str(project), tag=tag, buildargs=args, rm=True, forcerm=True)
+            docker.images.build(
+                path=str(project), tag=tag, buildargs=args, target="runtime", rm=True, forcerm=True
+            )
             built[key] = (project, tag)
         return built[key]
 
@@ -179,7 +181,7 @@ def test_a_tampered_hash_fails_the_build_with_pips_hash_error(docker: Any, tmp_p
     lock.write_text(text.replace(entry.group(0), tampered))
     with pytest.raises(BuildError) as failure:
         docker.images.build(
-            path=str(project), tag="iris-classifier:tampered", rm=True, forcerm=True
+            path=str(project), tag="iris-classifier:tampered", target="runtime", rm=True
         )
     log = "".join(str(chunk.get("stream", "")) for chunk in failure.value.build_log)
     assert "THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE" in log, log[-3000:]

@@ -35,12 +35,12 @@ def test_workflows_pass_the_github_actions_schema(default_project: Path) -> None
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_dependabot_covers_pip_docker_and_actions(default_project: Path) -> None:
+def test_dependabot_covers_pip_and_actions(default_project: Path) -> None:
     config = default_project / ".github/dependabot.yml"
     result = validate("vendor.dependabot", config)
     assert result.returncode == 0, result.stdout + result.stderr
     ecosystems = re.findall(r"package-ecosystem:\s*(\S+)", config.read_text())
-    assert sorted(ecosystems) == ["docker", "github-actions", "pip"]
+    assert sorted(ecosystems) == ["github-actions", "pip"]
 
 
 def test_a_misspelled_field_fails_the_schema_check(default_project: Path, tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_generated_workflow_runs_the_makefile_targets(default_project: Path) -> 
     for command in runs:
         assert command.startswith(("make ", "pip install ")), command
     targets = {command.split()[1] for command in runs if command.startswith("make ")}
-    assert targets == {"lint", "test", "build", "test-container", "sbom"}
+    assert targets == {"lint", "test", "build", "test-container", "sbom", "lock-check"}
     makefile = (default_project / "Makefile").read_text()
     for target in targets:
         assert re.search(rf"^{target}:", makefile, re.MULTILINE), target

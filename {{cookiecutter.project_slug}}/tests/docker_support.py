@@ -35,7 +35,9 @@ def docker_client() -> Any:
 
 
 def build_image(client: Any, tag: str) -> Any:
-    image, _logs = client.images.build(path=str(PROJECT_DIR), tag=tag, rm=True, forcerm=True)
+    image, _logs = client.images.build(
+        path=str(PROJECT_DIR), tag=tag, target="runtime", rm=True, forcerm=True
+    )
     return image
 
 
