@@ -62,3 +62,5 @@ def run_in(
 
 
 PYTHON = sys.executable
+# The generated project's unit tests, as its `make test` runs them.
+UNIT_TESTS = ["-m", "pytest", "-q", "-m", "not container", "-p", "no:cacheprovider"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT, docker_support, render
+from .conftest import ROOT, UNIT_TESTS, docker_support, render
 from .test_image import make, pins
 
 pytestmark = pytest.mark.xdist_group("dev-environment")
@@ -99,20 +99,7 @@ def test_devcontainer_up_then_exec_runs_the_unit_tests(project: Path) -> None:
     outcome = json.loads(up.stdout.strip().splitlines()[-1])
     assert outcome["outcome"] == "success" and outcome["remoteWorkspaceFolder"] == "/app"
     tests = subprocess.run(
-        [
-            str(DEVCONTAINER),
-            "exec",
-            "--workspace-folder",
-            str(project),
-            "python",
-            "-m",
-            "pytest",
-            "-q",
-            "-m",
-            "not container",
-            "-p",
-            "no:cacheprovider",
-        ],
+        [str(DEVCONTAINER), "exec", "--workspace-folder", str(project), "python", *UNIT_TESTS],
         capture_output=True,
         text=True,
         timeout=900,

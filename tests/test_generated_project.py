@@ -4,7 +4,7 @@ import os
 import re
 from pathlib import Path
 
-from .conftest import PYTHON, render, run_in
+from .conftest import PYTHON, UNIT_TESTS, render, run_in
 
 
 def test_ruff_check_is_clean(default_project: Path) -> None:
@@ -55,18 +55,7 @@ MACHINE_ENVIRONMENT = {
 
 
 def test_unit_tests_pass_whatever_the_machines_environment(default_project: Path) -> None:
-    result = run_in(
-        default_project,
-        PYTHON,
-        "-m",
-        "pytest",
-        "-q",
-        "-m",
-        "not container",
-        "-p",
-        "no:cacheprovider",
-        env=MACHINE_ENVIRONMENT,
-    )
+    result = run_in(default_project, PYTHON, *UNIT_TESTS, env=MACHINE_ENVIRONMENT)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout
 

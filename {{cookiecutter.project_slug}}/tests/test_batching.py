@@ -1,6 +1,7 @@
 """Micro-batching: results equal unbatched results, row for row, under concurrency."""
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -8,22 +9,25 @@ import numpy as np
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.features import load_sample
 from {{ cookiecutter.package_name }}.serve.metrics import Metrics
-from {{ cookiecutter.package_name }}.serve.service import PredictionService
+from {{ cookiecutter.package_name }}.serve.service import Prediction, PredictionService
 from {{ cookiecutter.package_name }}.serve.state import ModelHolder
 
 
 async def predict_concurrently(
-    settings: Settings, chunks: list[np.ndarray]
-) -> list[tuple[list[str], np.ndarray]]:
+    settings: Settings, chunks: list[np.ndarray], wrap: Callable[[Any], Any] = lambda m: m
+) -> list[Prediction]:
+    """Predict the chunks concurrently through one service, its model wrapped by `wrap`."""
     holder = ModelHolder(settings.model_dir)
     holder.load()
+    holder.model = wrap(holder.model)
     service = PredictionService(settings, holder, Metrics())
     await service.start()
     try:
         results = await asyncio.gather(*(service.predict(chunk) for chunk in chunks))
     finally:
         await service.stop()
-    return [(r.labels.tolist(), r.probabilities) for r in results]
+    assert [len(r.labels) for r in results] == [len(c) for c in chunks]
+    return results
 
 
 def test_batched_equals_unbatched_row_for_row(trained: Settings) -> None:
@@ -41,10 +45,9 @@ def test_batched_equals_unbatched_row_for_row(trained: Settings) -> None:
         predict_concurrently(trained.model_copy(update={"batching": False}), chunks)
     )
     assert len(batched) == len(alone) == len(chunks)
-    for (labels_b, proba_b), (labels_a, proba_a), chunk in zip(batched, alone, chunks, strict=True):
-        assert labels_b == labels_a
-        assert len(labels_b) == len(chunk)
-        np.testing.assert_allclose(proba_b, proba_a, rtol=1e-12)
+    for together, apart in zip(batched, alone, strict=True):
+        assert together.labels.tolist() == apart.labels.tolist()
+        np.testing.assert_allclose(together.probabilities, apart.probabilities, rtol=1e-12)
 
 
 def test_a_failing_request_does_not_fail_its_neighbours(trained: Settings) -> None:
@@ -74,10 +77,10 @@ def test_a_failing_request_does_not_fail_its_neighbours(trained: Settings) -> No
 
 
 class CountingModel:
-    """The trained model, noting the row count of each call."""
+    """The trained model, noting the row count of each call in `calls`."""
 
-    def __init__(self, model: Any) -> None:
-        self.model, self.calls = model, []
+    def __init__(self, model: Any, calls: list[int]) -> None:
+        self.model, self.calls = model, calls
 
     @property
     def classes_(self) -> Any:
@@ -90,17 +93,9 @@ class CountingModel:
 
 async def gathered_batch_sizes(settings: Settings, chunks: list[np.ndarray]) -> list[int]:
     """Predict the chunks concurrently; returns the row count of each model call."""
-    holder = ModelHolder(settings.model_dir)
-    holder.load()
-    model = holder.model = CountingModel(holder.model)
-    service = PredictionService(settings, holder, Metrics())
-    await service.start()
-    try:
-        results = await asyncio.gather(*(service.predict(chunk) for chunk in chunks))
-    finally:
-        await service.stop()
-    assert [len(r.labels) for r in results] == [len(c) for c in chunks]
-    return model.calls
+    calls: list[int] = []
+    await predict_concurrently(settings, chunks, lambda model: CountingModel(model, calls))
+    return calls
 
 
 def test_concurrent_requests_share_model_calls(trained: Settings) -> None:
