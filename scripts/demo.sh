@@ -14,7 +14,7 @@ run .venv/bin/cookiecutter --no-input --output-dir "$out" .
 project="$(ls -d "$out"/*/ | head -n 1)"
 image="$(basename "$project"):demo"
 
-run docker build --quiet -t "$image" "$project"
+run docker build --quiet --target runtime -t "$image" "$project"
 run docker rm -f ml-container-demo >/dev/null 2>&1 || true
 run docker run -d --rm --name ml-container-demo -p "127.0.0.1:$port:8080" "$image"
 trap 'docker stop ml-container-demo >/dev/null 2>&1 || true' EXIT
