@@ -72,6 +72,14 @@ def wait_for(url: str, status: int = 200, timeout: float = 30.0) -> float:
     raise AssertionError(f"{url} did not answer {status} within {timeout} s (last: {last})")
 
 
+def wait_for_log(container: Any, text: str, timeout: float = 60.0) -> None:
+    """Return once the container's output holds `text`; fails the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while text not in (logs := container.logs().decode(errors="replace")):
+        assert time.monotonic() < deadline, f"no {text!r} within {timeout} s:\n{logs}"
+        time.sleep(0.05)
+
+
 @contextmanager
 def serving(client: Any, image: str, ready: bool = True, **run: Any) -> Iterator[Server]:
     """Start the image's server on a free 127.0.0.1 port; stop and remove it afterwards."""

@@ -21,7 +21,7 @@ from {{ cookiecutter.package_name }}.config import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, load_sample
 
 from .conftest import EXAMPLE, v2_body
-from .docker_support import free_port, run_job, serving, wait_for
+from .docker_support import free_port, run_job, serving, wait_for, wait_for_log
 
 DEFAULT_GRACEFUL_TIMEOUT = Settings.model_fields["graceful_timeout"].default
 DOCKER_STOP_TIMEOUT = 10  # `docker stop`'s default, seconds before SIGKILL
@@ -123,10 +123,7 @@ def test_healthcheck_is_healthy_with_a_model_and_unhealthy_without(
     empty = bind(shared_dir(tmp_path / "empty"), MODEL_MOUNT)
     container = docker.containers.run(image, detach=True, healthcheck=fast, volumes=empty)
     try:
-        deadline = time.time() + 30
-        while '"model not loaded"' not in container.logs().decode():
-            assert time.time() < deadline, container.logs().decode()
-            time.sleep(0.1)
+        wait_for_log(container, '"model not loaded"', timeout=30)
         time.sleep(1.0)  # a few checks after the server knows it has no model
         last = wait_for_health(container, "unhealthy")["Log"][-1]
         assert last["ExitCode"] != 0 and "503" in last["Output"], last
@@ -368,10 +365,7 @@ def test_docker_stop_during_training_exits_143_and_keeps_the_previous_model(
         },
     )
     try:
-        deadline = time.time() + 60
-        while "reading the training data" not in container.logs().decode():
-            assert time.time() < deadline, container.logs().decode()
-            time.sleep(0.05)
+        wait_for_log(container, "reading the training data")
         container.stop(timeout=10)
         assert container.wait()["StatusCode"] == 128 + signal.SIGTERM, container.logs().decode()
         assert "stopped by SIGTERM" in container.logs().decode()
@@ -483,9 +477,7 @@ def test_docker_stop_ends_a_long_batch_job(docker: Any, image: str, tmp_path: Pa
         volumes=bind(data, "/data"),
     )
     try:
-        deadline = time.time() + 60
-        while "rows scored" not in container.logs().decode() and time.time() < deadline:
-            time.sleep(0.05)
+        wait_for_log(container, "rows scored")
         started = time.perf_counter()
         container.stop(timeout=10)
         assert time.perf_counter() - started < 2

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 
 from ...config import PROJECT_NAME, PROJECT_VERSION
 from ...features import FEATURE_NAMES, FEATURES, InputError
+from ..errors import V2_PREFIX, error_body
 from ..responses import FastJSONResponse
 from ..routing import LeanRoute, service_of
 from ..service import PredictionService
@@ -38,7 +39,7 @@ FEATURE_DATATYPE = {"float": "FP64", "int": "INT64"}
 
 
 def error(status: int, message: str) -> Response:
-    return FastJSONResponse({"error": message}, status_code=status)
+    return FastJSONResponse(error_body(V2_PREFIX, message), status_code=status)
 
 
 def unknown_model(name: str, version: str | None, service: PredictionService) -> Response | None:
