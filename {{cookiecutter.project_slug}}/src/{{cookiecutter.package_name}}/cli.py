@@ -54,12 +54,32 @@ def run_train(_args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from .dataset import resolve_shard
     from .features import InputError
     from .model import ArtifactError
-    from .predict import predict_file
+    from .predict import BatchJob, predict
 
+    settings = get_settings()
     try:
-        predict_file(get_settings(), args.input, args.output, args.chunk_rows)
+        shard = resolve_shard(args.shard_index, args.shard_count, settings)
+        keep = (
+            None if args.keep_columns is None else tuple(filter(None, args.keep_columns.split(",")))
+        )
+        job = BatchJob(
+            source=args.input,
+            target=args.output,
+            shard=shard,
+            chunk_rows=args.chunk_rows,
+            keep_columns=keep,
+            split_mb=args.split_mb,
+            overwrite=args.overwrite,
+        )
+        if args.engine == "dask":
+            from .engines.dask import predict_on_dask
+
+            predict_on_dask(settings, job, args.scheduler or settings.dask_scheduler_address)
+        else:
+            predict(settings, job)
     except InputError as error:
         print(f"predict: failed: {error.message}", file=sys.stderr)
         return 1
@@ -95,14 +115,53 @@ def parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        help="score a file with the model in MODEL_DIR",
-        description="Add predictions to every row of a CSV, Parquet or JSON Lines file, reading "
-        "it in chunks so any size fits in memory.",
+        help="score a file or a dataset with the model in MODEL_DIR",
+        description="Add predictions to every row of a CSV, Parquet or JSON Lines file, folder "
+        "or glob, reading in chunks so any size fits in memory. One input file gives one output "
+        "file; a dataset, shards or Dask give a folder of parts and a _SUCCESS marker.",
     )
-    predict.add_argument("--input", type=Path, required=True, help="file to score")
-    predict.add_argument("--output", type=Path, required=True, help="where to write (same format)")
+    predict.add_argument(
+        "--input", type=Path, required=True, help="file, folder or quoted glob to score"
+    )
+    predict.add_argument(
+        "--output", type=Path, required=True, help="output file (same format) or folder"
+    )
+    predict.add_argument(
+        "--keep-columns",
+        metavar="A,B",
+        help="extra (non-feature) columns to pass through, comma-separated; '' for none "
+        "(default: all)",
+    )
+    predict.add_argument(
+        "--shard-index",
+        type=int,
+        help="this shard, from 0 (default: JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX)",
+    )
+    predict.add_argument(
+        "--shard-count",
+        type=int,
+        help="how many shards (default: SHARD_COUNT or AWS_BATCH_JOB_ARRAY_SIZE, else 1)",
+    )
+    predict.add_argument(
+        "--engine", choices=["local", "dask"], default="local", help="where to score"
+    )
+    predict.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler, e.g. tcp://host:8786 (default: DASK_SCHEDULER_ADDRESS)",
+    )
+    predict.add_argument(
+        "--overwrite", action="store_true", help="replace an output folder's complete result"
+    )
     predict.add_argument(
         "--chunk-rows", type=int, default=50_000, help="rows read at a time (default: 50000)"
+    )
+    predict.add_argument(
+        "--split-mb",
+        type=float,
+        default=64,
+        help="split CSV and JSON Lines files into pieces of about this size; 0: never "
+        "(needs one record per line; default: 64)",
     )
     predict.set_defaults(run=run_predict)
 

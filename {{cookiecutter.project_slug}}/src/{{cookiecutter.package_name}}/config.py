@@ -67,7 +67,31 @@ class Settings(BaseSettings):
         2.0, ge=0, description="Longest a request waits for others to join its batch."
     )
 
-    @field_validator("log_level", mode="before")
+    # Batch scoring. A Kubernetes Indexed Job sets JOB_COMPLETION_INDEX and its manifest sets
+    # SHARD_COUNT; AWS Batch sets AWS_BATCH_JOB_ARRAY_INDEX. `predict` flags override them.
+    shard_count: int | None = Field(
+        None, description="How many shards the batch job has (a Kubernetes Job's completions)."
+    )
+    job_completion_index: int | None = Field(
+        None, description="This shard's index, set by a Kubernetes Indexed Job."
+    )
+    aws_batch_job_array_index: int | None = Field(
+        None, description="This shard's index, set by an AWS Batch array job."
+    )
+    aws_batch_job_array_size: int | None = Field(
+        None, description="How many shards an AWS Batch array job has (or set SHARD_COUNT)."
+    )
+    dask_scheduler_address: str | None = Field(
+        None, description="Dask scheduler of `predict --engine dask`, e.g. tcp://dask:8786."
+    )
+    progress_interval: float = Field(
+        10.0, gt=0, description="Seconds between the progress lines of `predict`."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Format of `predict`'s progress lines: text, or one JSON object each."
+    )
+
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

@@ -1,14 +1,25 @@
-"""Reading and writing tabular files: CSV, Parquet and JSON Lines, in bounded chunks."""
+"""Reading and writing tabular files: CSV, Parquet and JSON Lines, in bounded chunks.
 
+Batch scoring reads pieces (see dataset.py) with Arrow's streaming readers and writes parts with
+Arrow's writers; training reads whole files with pandas.
+"""
+
+import csv
 import hashlib
-from collections.abc import Iterator
+import io
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .features import FEATURE_NAMES, TARGET, InputError, load_sample
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .dataset import Piece
 
 FORMATS = {
     ".csv": "csv",
@@ -93,43 +104,6 @@ def check_frame(
     return matrix
 
 
-class ChunkWriter:
-    """Writes DataFrames one after another into one file of the format its name says."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.kind = file_format(path)
-        self._handle: Any = None
-        self._parquet: Any = None
-
-    def write(self, frame: pd.DataFrame) -> None:
-        if self.kind == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.path, table.schema)
-            self._parquet.write_table(table)
-            return
-        if self._handle is None:
-            self._handle = self.path.open("w", newline="", encoding="utf-8")
-            if self.kind == "csv":
-                frame.to_csv(self._handle, index=False)
-                return
-        if self.kind == "csv":
-            frame.to_csv(self._handle, index=False, header=False)
-        else:
-            text = frame.to_json(orient="records", lines=True, double_precision=15)
-            self._handle.write(text if text.endswith("\n") else text + "\n")
-
-    def close(self) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
-        if self._handle is not None:
-            self._handle.close()
-
-
 def training_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS)
 
@@ -180,3 +154,197 @@ def data_sha256(features: pd.DataFrame, target: pd.Series) -> str:
     digest.update(np.ascontiguousarray(features.to_numpy(dtype=np.float64)).tobytes())
     digest.update("\n".join(target.astype(str)).encode())
     return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------
+# Batch scoring: Arrow record batches in, Arrow record batches out
+# ---------------------------------------------------------------------------------------
+
+
+class RangeFile(io.RawIOBase):
+    """The bytes [start, end) of a file, as a stream Arrow's readers can read."""
+
+    def __init__(
+        self, path: Path, start: int, end: int, meter: Callable[[int], None] | None = None
+    ) -> None:
+        self._handle = path.open("rb", buffering=0)
+        self._handle.seek(start)
+        self._left = end - start
+        self._meter = meter
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)[: self._left]
+        count = self._handle.readinto(view) or 0
+        self._left -= count
+        if self._meter is not None:
+            self._meter(count)
+        return count
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
+
+
+def block_bytes(path: Path, chunk_rows: int) -> int:
+    """Arrow's CSV and JSON readers read blocks of bytes: about `chunk_rows` rows' worth."""
+    with path.open("rb") as handle:
+        handle.readline()  # a CSV header is no row
+        sample = handle.read(64 * 1024)
+    lines = max(sample.count(b"\n"), 1)
+    return int(min(max(chunk_rows * len(sample) / lines, 1024), 64 * 1024 * 1024))
+
+
+class BadValue(Exception):
+    """A feature value that is not a finite number, at row `index` of a piece (from 0)."""
+
+    def __init__(self, name: str, index: int, problem: str) -> None:
+        super().__init__(name, index, problem)
+        self.name, self.index, self.problem = name, index, problem
+
+
+def read_piece(
+    piece: "Piece",
+    columns: Sequence[str],
+    keep: Sequence[str],
+    chunk_rows: int,
+    meter: Callable[[int], None] | None = None,
+) -> Iterator["pa.RecordBatch"]:
+    """The piece's rows as record batches holding the features (as read) and the kept columns.
+    `meter` hears how many bytes were read, for progress.
+
+    A file that cannot be parsed raises InputError naming the file and the parser's reason;
+    a CSV value that is not a number raises BadValue.
+    """
+    import pyarrow as pa
+
+    wanted = [name for name in columns if name in FEATURE_NAMES or name in keep]
+    try:
+        if piece.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            source = pq.ParquetFile(piece.path)
+            groups = list(piece.row_groups) or None
+            yield from source.iter_batches(batch_size=chunk_rows, row_groups=groups, columns=wanted)
+            return
+        if piece.size == 0:  # a header and no rows
+            return
+        path = Path(piece.path)
+        stream = RangeFile(path, piece.start, piece.end, meter)
+        block = block_bytes(path, chunk_rows)
+        with stream:
+            if piece.kind == "csv":
+                import pyarrow.csv as pcsv
+
+                types = {name: pa.float64() for name in FEATURE_NAMES}
+                types.update({name: pa.string() for name in keep})  # passed through as written
+                reader = pcsv.open_csv(
+                    stream,
+                    read_options=pcsv.ReadOptions(column_names=list(columns), block_size=block),
+                    convert_options=pcsv.ConvertOptions(
+                        column_types=types,
+                        include_columns=wanted,
+                        strings_can_be_null=False,
+                        null_values=[""],  # "NA" or "n/a" in a feature is an error, not a gap
+                    ),
+                )
+            else:
+                import pyarrow.json as pjson
+
+                features = pa.schema([(name, pa.float64()) for name in FEATURE_NAMES])
+                reader = pjson.open_json(
+                    stream,
+                    read_options=pjson.ReadOptions(block_size=block),
+                    parse_options=pjson.ParseOptions(
+                        explicit_schema=features, unexpected_field_behavior="infer"
+                    ),
+                )
+            for batch in reader:
+                yield batch.select([name for name in wanted if name in batch.schema.names])
+    except (pa.ArrowException, ValueError, UnicodeDecodeError) as error:
+        if isinstance(error, InputError):
+            raise
+        if piece.kind == "csv" and "conversion error" in str(error):
+            raise first_bad_csv_value(piece, columns) from None
+        raise InputError(
+            [piece.path], f"{piece.path}: cannot read it as {piece.kind}: {error}"
+        ) from None
+
+
+def first_bad_csv_value(piece: "Piece", columns: Sequence[str]) -> BadValue:
+    """Where in a CSV piece the first feature value that is not a number is (Arrow's error
+    names the column but not the row)."""
+    positions = {name: columns.index(name) for name in FEATURE_NAMES}
+    with RangeFile(Path(piece.path), piece.start, piece.end) as raw:
+        text = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", newline="")
+        for i, row in enumerate(csv.reader(text)):
+            for name, j in positions.items():
+                cell = row[j] if j < len(row) else ""
+                try:
+                    float(cell)
+                except ValueError:
+                    problem = "is empty" if not cell else f"has {cell!r}, which is not a number"
+                    return BadValue(name, i, problem)
+    return BadValue(FEATURE_NAMES[0], 0, "cannot be read as a number")
+
+
+def feature_matrix(batch: "pa.RecordBatch", first: int) -> np.ndarray:
+    """The batch's features as a float matrix. A value that is missing or not a finite number
+    raises BadValue; `first` is the batch's first row within its piece, from 0."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = batch.schema.names
+    missing = [name for name in FEATURE_NAMES if name not in names]
+    if missing:
+        raise InputError(["columns"], f"missing column(s): {', '.join(missing)}")
+    matrix = np.empty((batch.num_rows, len(FEATURE_NAMES)), dtype=np.float64)
+    for j, name in enumerate(FEATURE_NAMES):
+        column = batch.column(name)
+        try:
+            values = pc.cast(column, pa.float64()) if column.type != pa.float64() else column
+        except pa.ArrowInvalid as error:
+            raise InputError([name], f"column {name!r} is not numeric: {error}") from None
+        matrix[:, j] = values.to_numpy(zero_copy_only=False)
+        bad = ~np.isfinite(matrix[:, j])
+        if bad.any():
+            i = int(np.argmax(bad))
+            problem = "is empty" if not values[i].is_valid else "is not a finite number"
+            raise BadValue(name, first + i, problem)
+    return matrix
+
+
+class PartWriter:
+    """Writes record batches one after another into one file of the format given."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        self.path = path
+        self.kind = kind
+        self._writer: Any = None
+        self._handle: Any = None
+
+    def write(self, batch: "pa.RecordBatch") -> None:
+        if self.kind == "jsonl":
+            if self._handle is None:
+                self._handle = self.path.open("w", encoding="utf-8")
+            text = batch.to_pandas().to_json(orient="records", lines=True, double_precision=15)
+            self._handle.write(text if text.endswith("\n") else text + "\n")
+            return
+        if self._writer is None:
+            if self.kind == "csv":
+                import pyarrow.csv as pcsv
+
+                self._writer = pcsv.CSVWriter(self.path, batch.schema)
+            else:
+                import pyarrow.parquet as pq
+
+                self._writer = pq.ParquetWriter(self.path, batch.schema)
+        self._writer.write_batch(batch)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._handle is not None:
+            self._handle.close()

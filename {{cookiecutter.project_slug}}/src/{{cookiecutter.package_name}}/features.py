@@ -44,6 +44,10 @@ class InputError(ValueError):
         where = ".".join(str(part) for part in self.location)
         super().__init__(f"{where}: {message}" if where else message)
 
+    def __reduce__(self) -> tuple[type, tuple[list[str | int], str]]:
+        # So the error crosses process boundaries (a Dask worker's error reaches the client).
+        return (type(self), (self.location, self.message))
+
 
 def load_sample() -> tuple[Any, Any]:
     """The bundled training data: the iris measurements that ship with scikit-learn."""

@@ -1,72 +1,336 @@
-"""Batch scoring: a file in, the same rows with predictions out, in bounded memory."""
+"""Batch scoring: a dataset in, the same rows with their predictions out, in bounded memory.
 
+`score_piece` scores one piece of the input into one part of the output. The local engine runs
+a shard's pieces one after another in this process; the Dask engine (engines/dask.py) runs the
+same function on a cluster's workers. Either way:
+
+- The output of one input file is one file. Otherwise (a folder, a glob, shards or Dask) it is
+  a folder of parts `part-00000.csv`, ... in input order.
+- Every part is written under a temporary name and renamed when complete.
+- `_SUCCESS` appears only when every part of the job is there. It holds the rows, the inputs,
+  the model version and each part's rows and SHA-256.
+- A retried shard rewrites only its own parts.
+"""
+
+import json
 import os
 import resource
-import time
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-import pandas as pd
+import numpy as np
 
 from .config import Settings
-from .data import ChunkWriter, check_frame, file_format, read_chunks
-from .features import InputError
-from .model import load_artifact
+from .data import BadValue, PartWriter, feature_matrix, file_format, read_piece
+from .dataset import (
+    SPLIT_MB,
+    WHOLE,
+    Dataset,
+    Piece,
+    Shard,
+    find_dataset,
+    part_name,
+    plan,
+    plan_fingerprint,
+    shard_pieces,
+)
+from .features import FEATURE_NAMES, InputError
+from .model import Artifact, load_artifact, sha256_file
+from .progress import Progress
 from .scoring import predict_matrix
 
-
-def say(message: str) -> None:
-    print(f"predict: {message}", flush=True)
-
-
-def with_predictions(
-    chunk: pd.DataFrame, labels: Any, probabilities: Any, classes: list[str]
-) -> pd.DataFrame:
-    scored = chunk.copy()
-    scored["prediction"] = labels
-    if probabilities is not None:
-        for k, name in enumerate(classes):
-            scored[f"probability_{name}"] = probabilities[:, k]
-    return scored
+SUCCESS_FILE = "_SUCCESS"
+SHARDS_DIR = "_shards"
 
 
-def predict_file(settings: Settings, source: Path, target: Path, chunk_rows: int) -> int:
-    """Score `source` into `target`; returns the row count.
+@dataclass(frozen=True)
+class BatchJob:
+    source: Path  # a file, a folder or a glob
+    target: Path  # a file for one input file, else a folder
+    shard: Shard = WHOLE
+    chunk_rows: int = 50_000
+    keep_columns: tuple[str, ...] | None = None  # extra columns to pass through; None: all
+    split_mb: float = SPLIT_MB
+    overwrite: bool = False
 
-    The output is written to a temporary file beside `target` and renamed at the end, so a
-    failed run never leaves a half-written output behind.
-    """
-    if file_format(source) != file_format(target):
+
+@dataclass(frozen=True)
+class Scoring:
+    """What every piece of one job is scored with; small, so it travels to Dask workers."""
+
+    columns: tuple[str, ...]
+    keep: tuple[str, ...]
+    chunk_rows: int
+    model_dir: str
+    model_version: str
+
+
+@dataclass(frozen=True)
+class PartResult:
+    piece: int
+    name: str | None  # None: the piece held no rows
+    rows: int
+    sha256: str | None
+
+
+@dataclass
+class Summary:
+    rows: int
+    parts: list[PartResult] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------
+# One piece
+# ---------------------------------------------------------------------------------------
+
+_ARTIFACTS: dict[str, Artifact] = {}
+
+
+def artifact_for(scoring: Scoring) -> Artifact:
+    """The model, loaded once per process (a Dask worker keeps it between pieces)."""
+    artifact = _ARTIFACTS.get(scoring.model_dir)
+    if artifact is None:
+        artifact = _ARTIFACTS[scoring.model_dir] = load_artifact(Path(scoring.model_dir))
+    version = str(artifact.metadata.get("model_version", ""))
+    if version != scoring.model_version:
         raise InputError(
-            ["--output"], f"use the same format as the input ({file_format(source)}) for the output"
+            ["model"],
+            f"the model in {scoring.model_dir} is version {version}, not the job's "
+            f"{scoring.model_version}: every process of a job must load the same model",
         )
-    artifact = load_artifact(settings.model_dir)
+    return artifact
+
+
+def score_piece(
+    piece: Piece,
+    scoring: Scoring,
+    target: Path,
+    on_rows: Callable[[int, int], None] | None = None,
+) -> PartResult:
+    """Score `piece` into the file `target`, written under a temporary name and then renamed."""
+    import pyarrow as pa
+
+    artifact = artifact_for(scoring)
     classes = [str(c) for c in artifact.metadata["classes"]]
-    started = time.perf_counter()
-    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
-    writer = ChunkWriter(partial)
+    partial = target.with_name(f".{target.name}.partial")
+    writer = PartWriter(partial, piece.kind)
     rows = 0
     try:
-        for chunk in read_chunks(source, chunk_rows):
-            if chunk.empty:
+        on_bytes = (lambda n: on_rows(0, n)) if on_rows is not None else None
+        batches = read_piece(piece, scoring.columns, scoring.keep, scoring.chunk_rows, on_bytes)
+        for batch in batches:
+            if batch.num_rows == 0:
                 continue
-            matrix = check_frame(chunk, first_row=rows + 1)
+            matrix = feature_matrix(batch, rows)
             labels, probabilities = predict_matrix(artifact.model, matrix)
-            writer.write(with_predictions(chunk, labels, probabilities, classes))
-            rows += len(chunk)
-            say(f"{rows} rows scored")
-        if rows == 0:
-            raise InputError([str(source)], "the file has no rows to score")
+            arrays = [batch.column(i) for i in range(batch.num_columns)]
+            names = list(batch.schema.names)
+            arrays.append(pa.array(np.asarray(labels).astype(str)))
+            names.append("prediction")
+            if probabilities is not None:
+                for k, name in enumerate(classes):
+                    arrays.append(pa.array(probabilities[:, k]))
+                    names.append(f"probability_{name}")
+            writer.write(pa.RecordBatch.from_arrays(arrays, names=names))
+            rows += batch.num_rows
+            if on_rows is not None:
+                on_rows(batch.num_rows, 0)
         writer.close()
+        if rows == 0:
+            partial.unlink(missing_ok=True)
+            return PartResult(piece.index, None, 0, None)
         os.replace(partial, target)
+    except BadValue as bad:
+        writer.close()
+        partial.unlink(missing_ok=True)
+        row = rows_before(piece) + bad.index + 1
+        raise InputError(
+            [bad.name, row], f"{piece.path}: column {bad.name!r}, row {row} {bad.problem}"
+        ) from None
     except BaseException:
         writer.close()
         partial.unlink(missing_ok=True)
         raise
-    seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    say(
-        f"wrote {rows} rows to {target} in {seconds:.1f} s "
-        f"({rows / max(seconds, 1e-9):,.0f} rows/s, peak memory {peak_mb:.0f} MB)"
+    return PartResult(piece.index, target.name, rows, sha256_file(target))
+
+
+def rows_before(piece: Piece) -> int:
+    """How many data rows of its file come before the piece (only needed for error messages)."""
+    if piece.kind == "parquet":
+        import pyarrow.parquet as pq
+
+        metadata = pq.ParquetFile(piece.path).metadata
+        first = piece.row_groups[0] if piece.row_groups else 0
+        return sum(metadata.row_group(g).num_rows for g in range(first))
+    with open(piece.path, "rb") as handle:
+        header = len(handle.readline()) if piece.kind == "csv" else 0
+        handle.seek(header)
+        return handle.read(max(piece.start - header, 0)).count(b"\n")
+
+
+# ---------------------------------------------------------------------------------------
+# A job
+# ---------------------------------------------------------------------------------------
+
+
+def prepare(
+    settings: Settings, job: BatchJob, spread: int | None = None
+) -> tuple[Dataset, list[Piece], Scoring, bool]:
+    """Find the dataset, plan its pieces (at least `spread` when the data allows; default: the
+    shard count) and decide the output layout: a file, or a folder of parts."""
+    dataset = find_dataset(job.source)
+    to_file = job.target.suffix.lower() in (".csv", ".parquet", ".pq", ".jsonl", ".ndjson")
+    if to_file:
+        if not dataset.is_single_file:
+            raise InputError(
+                ["--output"],
+                f"the input is a dataset of {len(dataset.parts)} part(s); give a folder "
+                "for --output, not a file name",
+            )
+        if job.shard.count > 1:
+            raise InputError(
+                ["--output"], "with shards the output is a folder of parts; give a folder name"
+            )
+        if file_format(job.target) != dataset.kind:
+            raise InputError(
+                ["--output"], f"use the same format as the input ({dataset.kind}) for the output"
+            )
+    extras = [name for name in dataset.columns if name not in FEATURE_NAMES]
+    if job.keep_columns is None:
+        keep = tuple(extras)
+    else:
+        unknown = [name for name in job.keep_columns if name not in extras]
+        if unknown:
+            raise InputError(
+                ["--keep-columns"],
+                f"no such extra column: {', '.join(unknown)} (the input has: "
+                f"{', '.join(extras) or 'none'})",
+            )
+        keep = tuple(job.keep_columns)
+    artifact = load_artifact(settings.model_dir)
+    _ARTIFACTS[str(settings.model_dir)] = artifact
+    scoring = Scoring(
+        columns=dataset.columns,
+        keep=keep,
+        chunk_rows=job.chunk_rows,
+        model_dir=str(settings.model_dir),
+        model_version=str(artifact.metadata.get("model_version", "")),
     )
-    return rows
+    pieces = plan(dataset, spread or job.shard.count, 0 if to_file else job.split_mb)
+    return dataset, pieces, scoring, to_file
+
+
+def progress_for(settings: Settings, pieces: Sequence[Piece]) -> Progress:
+    known = all(piece.rows is not None for piece in pieces)
+    return Progress(
+        "predict",
+        interval=settings.progress_interval,
+        log_format=settings.log_format,
+        total_rows=sum(piece.rows or 0 for piece in pieces) if known else None,
+        total_bytes=None if known else sum(piece.size for piece in pieces),
+    )
+
+
+def predict(settings: Settings, job: BatchJob) -> Summary:
+    """Score the job's shard of the dataset with the local engine."""
+    dataset, pieces, scoring, to_file = prepare(settings, job)
+    mine = shard_pieces(pieces, job.shard)
+    progress = progress_for(settings, mine)
+    progress.emit("start", inputs=len(dataset.parts), pieces=len(mine), shard=str(job.shard))
+    if to_file:
+        result = score_piece(pieces[0], scoring, job.target, progress.add)
+        if result.rows == 0:
+            raise InputError([str(job.source)], f"{job.source}: the file has no rows to score")
+        summary = Summary(result.rows, [result])
+    else:
+        start_folder(job.target, job.overwrite, job.shard.count)
+        results = [
+            score_piece(
+                piece, scoring, job.target / part_name(piece.index, piece.kind), progress.add
+            )
+            for piece in mine
+        ]
+        summary = Summary(sum(r.rows for r in results), results)
+        finish_shard(job.target, job.shard, pieces, results, dataset, scoring)
+    progress.done(output=str(job.target), peak_memory_mb=peak_memory_mb())
+    return summary
+
+
+def peak_memory_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
+
+
+def start_folder(target: Path, overwrite: bool, shard_count: int) -> None:
+    """Make the output folder; refuse one that holds a complete result unless overwriting.
+
+    Overwriting with a single shard clears the folder. With several shards each removes the
+    `_SUCCESS` marker only; parts no longer in the plan are removed when the job completes.
+    """
+    if (target / SUCCESS_FILE).exists():
+        if not overwrite:
+            raise InputError(
+                ["--output"],
+                f"{target} already holds a complete result ({SUCCESS_FILE} is there); "
+                "use --overwrite to replace it",
+            )
+        (target / SUCCESS_FILE).unlink(missing_ok=True)
+        if shard_count == 1:
+            shutil.rmtree(target)
+    if target.exists() and not target.is_dir():
+        raise InputError(["--output"], f"{target} exists and is not a folder")
+    (target / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def finish_shard(
+    target: Path,
+    shard: Shard,
+    pieces: list[Piece],
+    results: list[PartResult],
+    dataset: Dataset,
+    scoring: Scoring,
+) -> None:
+    """Record the shard as done; the shard that finds every shard done writes `_SUCCESS`."""
+    fingerprint = plan_fingerprint(pieces, shard.count)
+    marker = {"plan": fingerprint, "shard": asdict(shard), "parts": [asdict(r) for r in results]}
+    markers = target / SHARDS_DIR
+    write_atomically(
+        markers / f"{shard.index:05d}-of-{shard.count:05d}.json", json.dumps(marker, indent=1)
+    )
+    found = [markers / f"{i:05d}-of-{shard.count:05d}.json" for i in range(shard.count)]
+    if not all(path.exists() for path in found):
+        return
+    done = [json.loads(path.read_text()) for path in found]
+    if any(entry["plan"] != fingerprint for entry in done):
+        raise InputError(
+            [str(target)],
+            f"the shards of {target} scored different plans: the input changed while the job "
+            "ran, or shards used different settings. Run the job again with --overwrite.",
+        )
+    parts = sorted((p for entry in done for p in entry["parts"]), key=lambda p: p["piece"])
+    kept = {p["name"] for p in parts if p["name"]}
+    for stale in target.glob("part-*"):
+        if stale.name not in kept:
+            stale.unlink(missing_ok=True)
+    success = {
+        "rows": sum(p["rows"] for p in parts),
+        "inputs": [str(path) for path in dataset.parts],
+        "format": dataset.kind,
+        "model_version": scoring.model_version,
+        "shards": shard.count,
+        "parts": [
+            {"name": p["name"], "rows": p["rows"], "sha256": p["sha256"]}
+            for p in parts
+            if p["name"]
+        ],
+    }
+    if success["rows"] == 0:
+        raise InputError([str(dataset.parts[0])], "the dataset has no rows to score")
+    write_atomically(target / SUCCESS_FILE, json.dumps(success, indent=1) + "\n")

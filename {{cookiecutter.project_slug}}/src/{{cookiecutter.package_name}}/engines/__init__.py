@@ -1,0 +1,1 @@
+"""Engines that run batch scoring somewhere other than this process."""
