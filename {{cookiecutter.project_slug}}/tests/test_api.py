@@ -215,18 +215,49 @@ def test_invocations_take_every_json_form(client: TestClient, body: object) -> N
 
 def test_invocations_csv_in_and_out(client: TestClient) -> None:
     rows = "5.1,3.5,1.4,0.2\n6.9,3.1,5.4,2.1\n"
-    response = client.post(
-        "/invocations", content=rows, headers={"Content-Type": "text/csv", "Accept": "text/csv"}
-    )
+    response = client.post("/invocations", content=rows, headers={"Content-Type": "text/csv"})
     assert response.status_code == 200
-    lines = response.text.strip().splitlines()
-    header = "prediction,probability_setosa,probability_versicolor,probability_virginica"
-    assert lines[0] == header
-    assert [line.split(",")[0] for line in lines[1:]] == ["setosa", "virginica"]
+    assert response.headers["content-type"].startswith("text/csv")
+    lines = response.text.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["setosa", "virginica"], "no header line"
     records = [dict(zip(EXAMPLE, map(float, row.split(",")), strict=True)) for row in rows.split()]
     as_json = client.post("/predict", json=records).json()
-    for line, expected in zip(lines[1:], as_json["probabilities"], strict=True):
+    for line, expected in zip(lines, as_json["probabilities"], strict=True):
         assert [float(v) for v in line.split(",")[1:]] == list(expected.values())
+
+
+def test_batch_transform_gets_one_line_per_record_in_order(trained: Settings) -> None:
+    """Batch Transform (MULTI_RECORD, SplitType=Line) joins answer lines to input lines: a
+    body of 1,000 records, more than MAX_BATCH_ROWS, gets 1,000 lines in the same order."""
+    settings = trained.model_copy(update={"max_batch_rows": 300})
+    sample = varied_rows(step=1)
+    rows = [sample[i % len(sample)] for i in range(1_000)]
+    csv_body = "".join(",".join(str(v) for v in row.values()) + "\n" for row in rows)
+    jsonl_body = "".join(json.dumps(row) + "\n" for row in rows)
+    with TestClient(create_app(settings)) as client:
+        wait_until_ready(client)
+        params = client.get("/execution-parameters").json()
+        assert params["BatchStrategy"] == "MULTI_RECORD" and params["MaxConcurrentTransforms"] >= 1
+        assert params["MaxPayloadInMB"] == settings.max_request_bytes // 2**20
+        answers_in_slices = [
+            client.post("/predict", json=rows[start : start + 250]).json()
+            for start in range(0, 1_000, 250)
+        ]
+        expected = [label for answer in answers_in_slices for label in answer["predictions"]]
+        as_csv = client.post("/invocations", content=csv_body, headers={"Content-Type": "text/csv"})
+        assert [line.split(",")[0] for line in as_csv.text.splitlines()] == expected
+        as_jsonl = client.post(
+            "/invocations",
+            content=jsonl_body,
+            headers={"Content-Type": "application/jsonlines", "Accept": "application/jsonlines"},
+        )
+        answers = [json.loads(line) for line in as_jsonl.text.splitlines()]
+        assert [a["prediction"] for a in answers] == expected
+        classes = load_artifact(trained.model_dir).metadata["classes"]
+        assert list(answers[0]["probabilities"]) == classes
+        too_big = "5.1,3.5,1.4,0.2\n" * (settings.max_request_bytes // 16 + 1)
+        refused = client.post("/invocations", content=too_big, headers={"Content-Type": "text/csv"})
+        assert refused.status_code == 413
 
 
 @pytest.mark.parametrize(

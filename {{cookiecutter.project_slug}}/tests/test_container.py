@@ -396,7 +396,7 @@ def test_batch_predict_without_a_model_exits_1(docker: Any, image: str, tmp_path
 
 
 def peak_memory_mb(logs: str) -> float:
-    found = re.search(r"peak memory (\d+) MB", logs)
+    found = re.search(r"peak_memory_mb (\d+)", logs)
     assert found, logs
     return float(found.group(1))
 

@@ -129,7 +129,7 @@ def test_sagemaker_ping_and_invocations(server: Any) -> None:
         headers={"Content-Type": "text/csv", "Accept": "text/csv"},
     )
     assert as_csv.headers["content-type"].startswith("text/csv")
-    assert as_csv.text.splitlines()[1].startswith("setosa,")
+    assert as_csv.text.splitlines()[0].startswith("setosa,"), "no header line"
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,7 @@ def run_train(_args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     from .dataset import resolve_shard
+    from .engines import ClusterError
     from .features import InputError
     from .model import ArtifactError
     from .predict import BatchJob, predict
@@ -83,7 +84,7 @@ def run_predict(args: argparse.Namespace) -> int:
     except InputError as error:
         print(f"predict: failed: {error.message}", file=sys.stderr)
         return 1
-    except (ArtifactError, OSError) as error:
+    except (ArtifactError, ClusterError, OSError) as error:
         print(f"predict: failed: {error}", file=sys.stderr)
         return 1
     return 0

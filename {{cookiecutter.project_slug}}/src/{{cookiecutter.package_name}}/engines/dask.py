@@ -10,6 +10,7 @@ folder of parts with the same `_SUCCESS` marker.
 from ..config import Settings
 from ..dataset import WHOLE, part_name
 from ..features import InputError
+from ..model import ArtifactError
 from ..predict import (
     BatchJob,
     Summary,
@@ -20,6 +21,7 @@ from ..predict import (
     score_piece,
     start_folder,
 )
+from . import ClusterError
 
 CONNECT_TIMEOUT_S = 10
 
@@ -36,7 +38,7 @@ def predict_on_dask(settings: Settings, job: BatchJob, address: str | None) -> S
     from distributed import Client, as_completed
 
     try:
-        client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+        client = Client(address, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError) as error:
         raise InputError(
             ["--scheduler"],
@@ -56,10 +58,17 @@ def predict_on_dask(settings: Settings, job: BatchJob, address: str | None) -> S
         futures = client.map(score_piece, pieces, [scoring] * len(pieces), targets, pure=False)
         sizes = {future.key: piece.size for future, piece in zip(futures, pieces, strict=True)}
         results = []
-        for future in as_completed(futures):
-            result = future.result()  # a worker's error is raised here, as it was raised there
-            results.append(result)
-            progress.add(result.rows, sizes[future.key])
+        try:
+            for future in as_completed(futures):
+                result = future.result()  # a worker's error is raised here as it was there
+                results.append(result)
+                progress.add(result.rows, sizes[future.key])
+        except (InputError, ArtifactError, OSError):
+            raise
+        except Exception as error:  # a worker died, a task was lost, ...
+            raise ClusterError(
+                f"the Dask cluster failed: {type(error).__name__}: {error}"
+            ) from None
         results.sort(key=lambda r: r.piece)
     finish_shard(job.target, WHOLE, pieces, results, dataset, scoring)
     progress.done(output=str(job.target), peak_memory_mb=peak_memory_mb())

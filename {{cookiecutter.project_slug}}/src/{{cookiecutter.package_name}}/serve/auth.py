@@ -8,7 +8,15 @@ import hmac
 import re
 
 PUBLIC_PATHS = frozenset(
-    {"/livez", "/readyz", "/ping", "/metrics", "/v2/health/live", "/v2/health/ready"}
+    {
+        "/livez",
+        "/readyz",
+        "/ping",
+        "/execution-parameters",
+        "/metrics",
+        "/v2/health/live",
+        "/v2/health/ready",
+    }
 )
 PUBLIC_PATTERN = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/ready$")
 

@@ -1,15 +1,24 @@
-"""`POST /invocations`: SageMaker's inference route, which also takes MLflow's JSON forms.
+"""SageMaker's routes: `POST /invocations` (real-time endpoints and Batch Transform) and
+`GET /execution-parameters`. `/invocations` also takes MLflow's JSON forms.
 
 JSON bodies may be one record, a list of records or rows, or one of MLflow's
 `dataframe_split`, `dataframe_records`, `instances`, `inputs`. `text/csv` bodies are rows of
-values in feature order, with or without a header line. `Accept: text/csv` returns CSV.
+values in feature order, with or without a header line. `application/jsonlines` bodies hold
+one record (an object or a list of values) per line.
+
+CSV and JSON Lines answers have exactly one line per input record, in order, and no header,
+as Batch Transform needs to join them with the input (`JoinSource=Input`). `Accept` picks the
+answer's type; without it, CSV and JSON Lines are answered in kind, JSON in JSON.
 """
 
 import csv
 import io
 import math
+import os
 from typing import Any
 
+import numpy as np
+import orjson
 from fastapi import APIRouter, Request, Response
 
 from ...features import (
@@ -22,13 +31,17 @@ from ...features import (
 from ..responses import FastJSONResponse
 from ..routing import LeanRoute, service_of
 from ..schemas import PredictResponse
-from ..service import Prediction
+from ..service import Prediction, PredictionService
 from .common import prediction_body
 from .predict import ERRORS, parse_json, records_matrix
 
 router = APIRouter(tags=["sagemaker"], route_class=LeanRoute)
 
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+CSV = "text/csv"
+JSON = "application/json"
+JSON_LINES = "application/jsonlines"
+JSON_LINES_ALIASES = {JSON_LINES, "application/x-jsonlines", "application/jsonl"}
 
 
 def rows_to_matrix(rows: Any, location: list[str | int]) -> Any:
@@ -107,15 +120,98 @@ def csv_to_matrix(text: str) -> Any:
     return lists_to_matrix(parsed, ["csv"])
 
 
-def csv_body(result: Prediction, classes: list[str]) -> str:
+def json_lines_to_matrix(body: bytes) -> Any:
+    records = []
+    for i, line in enumerate(body.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(orjson.loads(line))
+        except orjson.JSONDecodeError as error:
+            raise InputError(["jsonl", i], f"line {i} is not valid JSON: {error}") from None
+    return rows_to_matrix(records, ["jsonl"])
+
+
+def csv_body(result: Prediction) -> str:
+    """One line per record: the label, then the probability of each class. No header."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    has_proba = result.probabilities is not None
-    writer.writerow(["prediction", *([f"probability_{c}" for c in classes] if has_proba else [])])
-    for i, label in enumerate(result.labels.tolist()):
-        proba = result.probabilities[i].tolist() if result.probabilities is not None else []
-        writer.writerow([label, *proba])
+    labels = result.labels.tolist()
+    if result.probabilities is None:
+        writer.writerows([label] for label in labels)
+    else:
+        writer.writerows(
+            [label, *proba]
+            for label, proba in zip(labels, result.probabilities.tolist(), strict=True)
+        )
     return out.getvalue()
+
+
+def json_lines_body(result: Prediction, classes: list[str]) -> bytes:
+    """One JSON object per record: `prediction` and, when the model has them, `probabilities`."""
+    labels = result.labels.tolist()
+    if result.probabilities is None:
+        lines = [orjson.dumps({"prediction": label}) for label in labels]
+    else:
+        lines = [
+            orjson.dumps(
+                {"prediction": label, "probabilities": dict(zip(classes, proba, strict=True))}
+            )
+            for label, proba in zip(labels, result.probabilities.tolist(), strict=True)
+        ]
+    return b"\n".join(lines) + b"\n"
+
+
+async def predict_in_slices(service: PredictionService, matrix: np.ndarray) -> Prediction:
+    """A multi-record body may hold more rows than MAX_BATCH_ROWS: Batch Transform fills it
+    up to MaxPayloadInMB. Its size is already bounded by MAX_REQUEST_BYTES, so it is scored in
+    slices of MAX_BATCH_ROWS rows rather than refused."""
+    step = service.settings.max_batch_rows
+    if len(matrix) <= step:
+        return await service.predict(matrix)
+    parts = [await service.predict(matrix[i : i + step]) for i in range(0, len(matrix), step)]
+    probabilities = None
+    if parts[0].probabilities is not None:
+        probabilities = np.concatenate([p.probabilities for p in parts])
+    return Prediction(np.concatenate([p.labels for p in parts]), probabilities)
+
+
+def answer_type(request: Request, content_type: str) -> str:
+    accept = request.headers.get("accept", "").split(";")[0].strip().lower()
+    if accept in JSON_LINES_ALIASES:
+        return JSON_LINES
+    if accept in (CSV, JSON):
+        return accept
+    return content_type if content_type in (CSV, JSON_LINES) else JSON
+
+
+@router.get(
+    "/execution-parameters",
+    summary="SageMaker Batch Transform: how to send this container batches",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "MaxConcurrentTransforms": 2,
+                        "BatchStrategy": "MULTI_RECORD",
+                        "MaxPayloadInMB": 6,
+                    }
+                }
+            }
+        }
+    },
+)
+async def execution_parameters(request: Request) -> Response:
+    settings = service_of(request).settings
+    return FastJSONResponse(
+        {
+            # One request per CPU keeps every core busy; micro-batching merges the rest.
+            "MaxConcurrentTransforms": len(os.sched_getaffinity(0)),
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": max(1, settings.max_request_bytes // (1024 * 1024)),
+        }
+    )
 
 
 @router.post(
@@ -129,26 +225,33 @@ def csv_body(result: Prediction, classes: list[str]) -> str:
             "content": {
                 "application/json": {"schema": {"type": ["object", "array"]}},
                 "text/csv": {"schema": {"type": "string"}},
+                "application/jsonlines": {"schema": {"type": "string"}},
             },
         }
     },
 )
 async def invocations(request: Request) -> Response:
     service = service_of(request)
-    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    content_type = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
     body = await request.body()
-    if content_type == "text/csv":
-        matrix = csv_to_matrix(body.decode("utf-8", errors="replace"))
-    elif content_type in ("application/json", ""):
-        matrix = json_to_matrix(parse_json(body))
+    if content_type == CSV:
+        result = await predict_in_slices(service, csv_to_matrix(body.decode("utf-8", "replace")))
+    elif content_type in JSON_LINES_ALIASES:
+        content_type = JSON_LINES
+        result = await predict_in_slices(service, json_lines_to_matrix(body))
+    elif content_type in (JSON, ""):
+        result = await service.predict(json_to_matrix(parse_json(body)))
     else:
         return FastJSONResponse(
             {
-                "detail": f"unsupported Content-Type {content_type!r}; use application/json or text/csv"
+                "detail": f"unsupported Content-Type {content_type!r}; use {JSON}, {CSV} "
+                f"or {JSON_LINES}"
             },
             status_code=415,
         )
-    result = await service.predict(matrix)
-    if "text/csv" in request.headers.get("accept", ""):
-        return Response(csv_body(result, service.classes), media_type="text/csv")
+    answer = answer_type(request, content_type)
+    if answer == CSV:
+        return Response(csv_body(result), media_type=CSV)
+    if answer == JSON_LINES:
+        return Response(json_lines_body(result, service.classes), media_type=JSON_LINES)
     return FastJSONResponse(prediction_body(result, service))
