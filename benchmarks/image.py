@@ -81,7 +81,7 @@ def _batch_predict(client: Any, tag: str, rows: int) -> dict[str, float]:
             remove=True,
         ).decode()
         seconds = time.perf_counter() - started
-        peak = re.search(r"peak memory ([\d.]+) MB", logs)
+        peak = re.search(r"peak_memory_mb ([\d.]+)", logs)
         return {
             "rows": rows,
             "seconds": round(seconds, 2),

@@ -233,3 +233,23 @@ def test_cli_shards_from_the_environment_and_reports_progress(
     assert lines[0]["shard"] == "2 of 2"
     assert sum(line["rows"] for line in lines if line["event"] == "done") == 500
     assert len(read_parts(tmp_path / "out")) == 500
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_progress_lines_come_at_the_interval_with_an_eta(
+    kind: str, tmp_path: Path, trained: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = keyed_rows(3_000)
+    source = tmp_path / f"in.{kind}"
+    if kind == "csv":
+        rows.to_csv(source, index=False)
+    else:
+        pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), source, row_group_size=500)
+    settings = trained.model_copy(update={"progress_interval": 1e-6, "log_format": "json"})
+    predict(settings, BatchJob(source, tmp_path / f"out.{kind}", chunk_rows=500))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    progress = [line for line in lines if line["event"] == "progress"]
+    assert len(progress) >= 3
+    assert all({"rows", "rows_per_s", "elapsed_s", "eta_s"} <= set(line) for line in progress)
+    assert [line["rows"] for line in progress] == sorted(line["rows"] for line in progress)
+    assert lines[-1]["event"] == "done" and lines[-1]["rows"] == 3_000

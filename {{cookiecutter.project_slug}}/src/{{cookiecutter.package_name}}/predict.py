@@ -276,8 +276,12 @@ def start_folder(target: Path, overwrite: bool, shard_count: int) -> None:
                 "use --overwrite to replace it",
             )
         (target / SUCCESS_FILE).unlink(missing_ok=True)
-        if shard_count == 1:
-            shutil.rmtree(target)
+        if shard_count == 1:  # empty it, but keep it: it may be a volume's mount point
+            for child in target.iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
     if target.exists() and not target.is_dir():
         raise InputError(["--output"], f"{target} exists and is not a folder")
     (target / SHARDS_DIR).mkdir(parents=True, exist_ok=True)

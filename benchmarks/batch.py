@@ -1,0 +1,420 @@
+"""Batch scoring benchmark: `predict` in the generated image against a whole-file Arrow
+baseline in the same image and run, per format; peak memory on a large file; shard scaling;
+and the Dask engine against one local process.
+
+Every figure comes from inside the container: the rows/s of the read → predict → write loop
+(after the model is loaded, as the baseline's), and the peak resident memory of the process.
+Shard scaling and Dask are wall-clock: from the first container's start to the last one's end.
+
+    python benchmarks/batch.py [--smoke] [--results FOLDER]
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from cookiecutter.main import cookiecutter
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE = HERE.parent
+TAG = "bench-batch:latest"
+PACKAGE = "iris_classifier"
+FORMATS = ("csv", "parquet", "jsonl")
+
+# The baseline: the whole file read at once with Arrow, scored with the project's own
+# prediction core, written at once. It holds the file in memory, which `predict` must not.
+BASELINE = """
+import json, resource, sys, time
+import numpy as np, pyarrow as pa
+from {package}.config import get_settings
+from {package}.features import FEATURE_NAMES
+from {package}.model import load_artifact
+from {package}.scoring import predict_matrix
+
+kind, source, target = sys.argv[1:]
+artifact = load_artifact(get_settings().model_dir)
+classes = [str(c) for c in artifact.metadata["classes"]]
+started = time.perf_counter()
+if kind == "csv":
+    import pyarrow.csv as pcsv
+    table = pcsv.read_csv(source)
+elif kind == "parquet":
+    import pyarrow.parquet as pq
+    table = pq.read_table(source)
+else:
+    import pyarrow.json as pjson
+    table = pjson.read_json(source)
+matrix = np.column_stack([table.column(n).to_numpy().astype(np.float64) for n in FEATURE_NAMES])
+labels, probabilities = predict_matrix(artifact.model, matrix)
+table = table.append_column("prediction", pa.array(labels.astype(str)))
+for k, name in enumerate(classes):
+    table = table.append_column(f"probability_{{name}}", pa.array(probabilities[:, k]))
+if kind == "csv":
+    pcsv.write_csv(table, target)
+elif kind == "parquet":
+    pq.write_table(table, target)
+else:
+    table.to_pandas().to_json(target, orient="records", lines=True, double_precision=15)
+seconds = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"rows": table.num_rows, "seconds": seconds, "peak_memory_mb": peak}}))
+"""
+
+
+def make_rows(count: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    matrix = rng.normal([5.8, 3.0, 3.8, 1.2], [0.8, 0.4, 1.8, 0.8], size=(count, 4)).round(2)
+    frame = pd.DataFrame(
+        matrix, columns=["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    )
+    frame.insert(0, "id", np.arange(count).astype(str))
+    return frame
+
+
+def write(frame: pd.DataFrame, path: Path) -> None:
+    kind = path.suffix.lstrip(".")
+    if kind == "csv":
+        import pyarrow.csv as pcsv
+
+        pcsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), path)
+    elif kind == "parquet":
+        pq.write_table(
+            pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=250_000
+        )
+    else:
+        frame.to_json(path, orient="records", lines=True)
+
+
+def done_line(logs: str) -> dict[str, float]:
+    """The `done` line of `predict` with LOG_FORMAT=json."""
+    for line in logs.splitlines():
+        if line.startswith("{") and '"event": "done"' in line:
+            return json.loads(line)
+    raise RuntimeError(f"no done line in:\n{logs}")
+
+
+def run(client: Any, command: list[str], data: Path, **options: Any) -> str:
+    container = client.containers.run(
+        TAG,
+        command,
+        volumes={str(data): {"bind": "/data", "mode": "rw"}},
+        environment={"LOG_FORMAT": "json", **options.pop("environment", {})},
+        detach=True,
+        **options,
+    )
+    try:
+        code = container.wait(timeout=1800)["StatusCode"]
+        logs = container.logs().decode(errors="replace")
+        if code != 0:
+            raise RuntimeError(f"{command} exited {code}:\n{logs}")
+        return logs
+    finally:
+        container.remove(force=True)
+
+
+def formats(client: Any, data: Path, rows: int) -> list[dict[str, Any]]:
+    frame = make_rows(rows)
+    table = []
+    for kind in FORMATS:
+        write(frame, data / f"in.{kind}")
+        ours = done_line(
+            run(
+                client,
+                ["predict", "--input", f"/data/in.{kind}", "--output", f"/data/out.{kind}"],
+                data,
+            )
+        )
+        baseline = json.loads(
+            run(
+                client,
+                [
+                    "-c",
+                    BASELINE.format(package=PACKAGE),
+                    kind,
+                    f"/data/in.{kind}",
+                    f"/data/base.{kind}",
+                ],
+                data,
+                entrypoint="python",
+            )
+            .strip()
+            .splitlines()[-1]
+        )
+        baseline_rate = baseline["rows"] / baseline["seconds"]
+        table.append(
+            {
+                "format": kind,
+                "rows": rows,
+                "input_mb": round((data / f"in.{kind}").stat().st_size / 1e6, 1),
+                "rows_per_s": ours["rows_per_s"],
+                "peak_memory_mb": ours["peak_memory_mb"],
+                "baseline_rows_per_s": round(baseline_rate),
+                "baseline_peak_memory_mb": round(baseline["peak_memory_mb"]),
+                "baseline_over_ours": round(baseline_rate / ours["rows_per_s"], 2),
+            }
+        )
+        print(table[-1], flush=True)
+        for name in (f"in.{kind}", f"out.{kind}", f"base.{kind}"):
+            (data / name).unlink()
+    return table
+
+
+def large_file(client: Any, data: Path, rows: int) -> dict[str, Any]:
+    write(make_rows(rows), data / "large.csv")
+    done = done_line(
+        run(
+            client,
+            ["predict", "--input", "/data/large.csv", "--output", "/data/large-out.csv"],
+            data,
+        )
+    )
+    (data / "large-out.csv").unlink()
+    return {
+        "rows": rows,
+        "rows_per_s": done["rows_per_s"],
+        "peak_memory_mb": done["peak_memory_mb"],
+    }
+
+
+def timed(jobs: list[dict[str, Any]], client: Any, data: Path) -> float:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        list(pool.map(lambda job: run(client, data=data, **job), jobs))
+    return time.perf_counter() - started
+
+
+def shards(client: Any, data: Path, counts: tuple[int, ...]) -> list[dict[str, Any]]:
+    """The large file scored by 1, 2 and 4 shard containers at once, on all cores."""
+    rows = int(json.loads((data / "large.csv.rows").read_text()))
+    figures = []
+    for count in counts:
+        output = f"/data/shards-{count}"
+        jobs = [
+            {
+                "command": ["predict", "--input", "/data/large.csv", "--output", output],
+                "environment": {"JOB_COMPLETION_INDEX": str(i), "SHARD_COUNT": str(count)},
+            }
+            for i in range(count)
+        ]
+        seconds = timed(jobs, client, data)
+        figures.append(
+            {"shards": count, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds)}
+        )
+        print(figures[-1], flush=True)
+    base = figures[0]["rows_per_s"]
+    for figure in figures:
+        figure["speedup"] = round(figure["rows_per_s"] / base, 2)
+    return figures
+
+
+def dask(client: Any, data: Path, rows: int, parts: int) -> dict[str, Any]:
+    """A folder of parts on a scheduler and two single-threaded workers, against one local
+    process; all on the host's network."""
+    folder = data / "parts"
+    folder.mkdir()
+    frame = make_rows(rows)
+    for i, chunk in enumerate(np.array_split(np.arange(rows), parts)):
+        write(frame.iloc[chunk], folder / f"{i:03d}.csv")
+    local = timed(
+        [{"command": ["predict", "--input", "/data/parts", "--output", "/data/local"]}],
+        client,
+        data,
+    )
+    port = 18786
+    started = []
+    try:
+        started.append(
+            client.containers.run(
+                TAG,
+                ["scheduler", "--port", str(port), "--dashboard-address", ":0"],
+                entrypoint="dask",
+                network_mode="host",
+                detach=True,
+            )
+        )
+        for _ in range(2):
+            started.append(
+                client.containers.run(
+                    TAG,
+                    [
+                        "worker",
+                        f"tcp://127.0.0.1:{port}",
+                        "--nthreads",
+                        "1",
+                        "--dashboard-address",
+                        ":0",
+                    ],
+                    entrypoint="dask",
+                    network_mode="host",
+                    detach=True,
+                    volumes={str(data): {"bind": "/data", "mode": "rw"}},
+                )
+            )
+        deadline = time.monotonic() + 60
+        while sum(b"Registered to" in c.logs() for c in started[1:]) < 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Dask workers did not register")
+            time.sleep(0.2)
+        on_dask = timed(
+            [
+                {
+                    "command": [
+                        "predict",
+                        "--engine",
+                        "dask",
+                        "--scheduler",
+                        f"tcp://127.0.0.1:{port}",
+                        "--input",
+                        "/data/parts",
+                        "--output",
+                        "/data/on-dask",
+                    ],
+                    "network_mode": "host",
+                }
+            ],
+            client,
+            data,
+        )
+    finally:
+        for container in started:
+            container.remove(force=True)
+    return {
+        "rows": rows,
+        "parts": parts,
+        "local_seconds": round(local, 2),
+        "dask_2_workers_seconds": round(on_dask, 2),
+        "dask_over_local": round(local / on_dask, 2),
+    }
+
+
+def image_sizes(client: Any) -> dict[str, float]:
+    """What Dask adds: the size of the packages it brings into the venv."""
+    output = run(
+        client,
+        [
+            "-c",
+            "import importlib.metadata as m, os, sys\n"
+            "names = ['dask', 'distributed', 'fsspec', 'partd', 'locket', 'toolz', 'cloudpickle',"
+            " 'msgpack', 'psutil', 'sortedcontainers', 'tblib', 'tornado', 'zict', 'jinja2',"
+            " 'markupsafe', 'pyyaml', 'click', 'importlib-metadata', 'zipp', 'lazy-importer']\n"
+            "total = 0\n"
+            "for name in names:\n"
+            "    try: files = m.distribution(name).files or []\n"
+            "    except m.PackageNotFoundError: continue\n"
+            "    total += sum(f.locate().stat().st_size for f in files if f.locate().exists())\n"
+            "print(total)",
+        ],
+        Path(tempfile.gettempdir()),
+        entrypoint="python",
+    )
+    return {
+        "image_mb": round(client.images.get(TAG).attrs["Size"] / 1e6, 1),
+        "dask_and_its_dependencies_mb": round(int(output.strip().splitlines()[-1]) / 1e6, 1),
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"# Batch scoring, {results['date']}",
+        "",
+        f"Machine: {results['machine']}. One `predict` process per container unless said.",
+        "",
+        "| format | rows | input MB | `predict` rows/s | peak MB | whole-file Arrow baseline rows/s | baseline peak MB | baseline / ours |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["formats"]:
+        lines.append(
+            f"| {row['format']} | {row['rows']:,} | {row['input_mb']} | {row['rows_per_s']:,} | "
+            f"{row['peak_memory_mb']} | {row['baseline_rows_per_s']:,} | "
+            f"{row['baseline_peak_memory_mb']} | {row['baseline_over_ours']} |"
+        )
+    large = results["large_file"]
+    lines += [
+        "",
+        f"Large CSV: {large['rows']:,} rows at {large['rows_per_s']:,} rows/s, "
+        f"peak memory {large['peak_memory_mb']} MB.",
+        "",
+        "| shards at once (2 cores) | seconds | rows/s | against 1 shard |",
+        "|---:|---:|---:|---:|",
+    ]
+    for row in results["shards"]:
+        lines.append(
+            f"| {row['shards']} | {row['seconds']} | {row['rows_per_s']:,} | {row['speedup']}x |"
+        )
+    d = results["dask"]
+    lines += [
+        "",
+        f"Dask: {d['rows']:,} rows in {d['parts']} CSV parts. One local process "
+        f"{d['local_seconds']} s; a scheduler and 2 workers {d['dask_2_workers_seconds']} s "
+        f"({d['dask_over_local']}x), container start-up included.",
+        "",
+        f"Image: {results['image']['image_mb']} MB, of which Dask and the packages it brings "
+        f"{results['image']['dask_and_its_dependencies_mb']} MB.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--smoke", action="store_true", help="small files: proves it runs")
+    parser.add_argument("--results", type=Path, help="default: benchmarks/results/<date>")
+    parser.add_argument("--root", type=Path, default=TEMPLATE / "build" / "bench-batch")
+    args = parser.parse_args()
+    rows, large_rows = (20_000, 100_000) if args.smoke else (1_000_000, 5_000_000)
+
+    sys.path.insert(0, str(HERE))
+    from bench import machine
+
+    args.root.mkdir(parents=True, exist_ok=True)
+    project = Path(
+        cookiecutter(
+            str(TEMPLATE), no_input=True, overwrite_if_exists=True, output_dir=str(args.root)
+        )
+    )
+    subprocess.run(
+        ["docker", "build", "-q", "--target", "runtime", "-t", TAG, str(project)],
+        check=True,
+        capture_output=True,
+    )
+    client = docker.from_env(version="auto", timeout=1800)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "smoke": args.smoke,
+    }
+    with tempfile.TemporaryDirectory(dir=args.root) as folder:
+        data = Path(folder)
+        data.chmod(0o777)
+        results["formats"] = formats(client, data, rows)
+        results["large_file"] = large_file(client, data, large_rows)
+        (data / "large.csv.rows").write_text(str(large_rows))
+        results["shards"] = shards(client, data, (1, 2, 4))
+        results["dask"] = dask(client, data, rows * 2, parts=8)
+    results["image"] = image_sizes(client)
+    folder = args.results or (
+        args.root / "results" if args.smoke else HERE / "results" / results["date"]
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "batch.json").write_text(json.dumps(results, indent=2) + "\n")
+    (folder / "batch.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
