@@ -45,8 +45,9 @@ def main() -> int:
         print(f"message {body!r} is not a path under /data/input", file=sys.stderr)
         return 1
     print(f"scoring {dataset} (from queue {queue})", file=sys.stderr)
-    command = ["predict", "--input", f"/data/input/{dataset}", "--output", f"/data/scores/{dataset}"]
-    os.execvp(sys.executable, [sys.executable, "-m", "{{ cookiecutter.package_name }}", *command])
+    source, target = f"/data/input/{dataset}", f"/data/scores/{dataset}"
+    command = ["-m", "{{ cookiecutter.package_name }}", "predict", "--input", source, "--output", target]
+    os.execvp(sys.executable, [sys.executable, *command])
 
 
 if __name__ == "__main__":
