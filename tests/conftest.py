@@ -4,6 +4,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -64,3 +65,35 @@ def run_in(
 PYTHON = sys.executable
 # The generated project's unit tests, as its `make test` runs them.
 UNIT_TESTS = ["-m", "pytest", "-q", "-m", "not container", "-p", "no:cacheprovider"]
+
+
+# --- images -------------------------------------------------------------------------------
+
+Build = Callable[..., tuple[Path, str]]
+
+
+def on_worker(version: str) -> pytest.MarkDecorator:
+    return pytest.mark.xdist_group(f"image-{version}")
+
+
+@pytest.fixture(scope="session")
+def build(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> Build:
+    """Render and build a project once per (python_version, BASE_IMAGE); returns the
+    project folder and the image tag."""
+    built: dict[tuple[str, str], tuple[Path, str]] = {}
+
+    def build_once(python_version: str, base_image: str = "") -> tuple[Path, str]:
+        key = (python_version, base_image)
+        if key not in built:
+            project = render(tmp_path_factory.mktemp("image"), python_version=python_version)
+            tag = f"iris-classifier:template-test-py{python_version}"
+            if base_image:
+                tag += "-on-" + base_image.replace(":", "-")
+            args = {"BASE_IMAGE": base_image} if base_image else {}
+            docker.images.build(
+                path=str(project), tag=tag, buildargs=args, target="runtime", rm=True, forcerm=True
+            )
+            built[key] = (project, tag)
+        return built[key]
+
+    return build_once

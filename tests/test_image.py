@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,36 +16,7 @@ import pandas as pd
 import pytest
 from docker.errors import BuildError
 
-from .conftest import PYTHON, render, run_in
-
-Build = Callable[..., tuple[Path, str]]
-
-
-def on_worker(version: str) -> pytest.MarkDecorator:
-    return pytest.mark.xdist_group(f"image-{version}")
-
-
-@pytest.fixture(scope="session")
-def build(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> Build:
-    """Render and build a project once per (python_version, BASE_IMAGE); returns the
-    project folder and the image tag."""
-    built: dict[tuple[str, str], tuple[Path, str]] = {}
-
-    def build_once(python_version: str, base_image: str = "") -> tuple[Path, str]:
-        key = (python_version, base_image)
-        if key not in built:
-            project = render(tmp_path_factory.mktemp("image"), python_version=python_version)
-            tag = f"iris-classifier:template-test-py{python_version}"
-            if base_image:
-                tag += "-on-" + base_image.replace(":", "-")
-            args = {"BASE_IMAGE": base_image} if base_image else {}
-            docker.images.build(
-                path=str(project), tag=tag, buildargs=args, target="runtime", rm=True, forcerm=True
-            )
-            built[key] = (project, tag)
-        return built[key]
-
-    return build_once
+from .conftest import PYTHON, Build, on_worker, render, run_in
 
 
 def run_container_tests(project: Path, tag: str, *pytest_args: str) -> str:

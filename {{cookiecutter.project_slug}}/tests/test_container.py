@@ -472,12 +472,15 @@ def test_docker_stop_ends_a_long_batch_job(docker: Any, image: str, tmp_path: Pa
     pd.concat([features] * 4000, ignore_index=True).to_csv(data / "in.csv", index=False)
     container = docker.containers.run(
         image,
-        ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv", "--chunk-rows", "5000"],
+        # Small chunks and frequent progress lines: the job is surely still running when
+        # its first progress line appears.
+        ["predict", "--input", "/data/in.csv", "--output", "/data/out.csv", "--chunk-rows", "100"],
         detach=True,
         volumes=bind(data, "/data"),
+        environment={"PROGRESS_INTERVAL": "0.05"},
     )
     try:
-        wait_for_log(container, "rows scored")
+        wait_for_log(container, "predict: progress:")
         started = time.perf_counter()
         container.stop(timeout=10)
         assert time.perf_counter() - started < 2

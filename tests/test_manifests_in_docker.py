@@ -1,0 +1,251 @@
+"""The rendered manifests, run with Docker as their pod specs say (see kubelet.py), against
+the image the project builds: the manifests and the image cannot drift apart unnoticed.
+
+No cluster runs here. What a cluster adds (scheduling, Services, the HPA, NetworkPolicies,
+storage classes) is checked for shape in test_deploy.py; these tests check that every pod,
+as written, does its job with this image.
+"""
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from .conftest import Build, on_worker
+from .kubelet import Cluster, PodContainer, docker_options
+from .test_deploy import SLUG, find, kustomize, overlay_dir, pod_specs
+
+pytestmark = on_worker("3.11")  # the 3.11 image is built once, on one worker
+TOKEN = "manifest-test-token"
+
+
+def shared(path: Path) -> Path:
+    """A folder that stands in for a volume: writable by the image's user, as fsGroup makes it."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o777)
+    return path
+
+
+def wait_for(url: str, status: int = 200, timeout: float = 60, **request: Any) -> float:
+    started = time.monotonic()
+    last: object = None
+    while time.monotonic() - started < timeout:
+        try:
+            last = httpx.get(url, timeout=2, **request).status_code
+            if last == status:
+                return time.monotonic() - started
+        except httpx.TransportError as error:
+            last = error
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer {status} within {timeout} s (last: {last})")
+
+
+@contextlib.contextmanager
+def running(docker: Any, pod: PodContainer) -> Iterator[Any]:
+    container = docker.containers.run(**pod.options)
+    try:
+        yield container
+    except BaseException:
+        print(container.logs().decode(errors="replace")[-4000:])
+        raise
+    finally:
+        container.remove(force=True)
+
+
+def run_to_end(docker: Any, pod: PodContainer) -> str:
+    with running(docker, pod) as container:
+        code = container.wait(timeout=300)["StatusCode"]
+        logs = str(container.logs().decode(errors="replace"))
+        assert code == 0, logs
+        return logs
+
+
+def pod_of(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    [pod] = pod_specs(find(objects, kind, name))
+    return pod
+
+
+def iris_dataset(folder: Path, parts: int = 3, rows: int = 4_000) -> pd.DataFrame:
+    from iris_classifier.features import load_sample  # the rendered project's, on sys.path
+
+    features, _ = load_sample()
+    frame = pd.concat([features] * (rows // len(features) + 1), ignore_index=True)[:rows]
+    frame.insert(0, "id", [f"row-{i:06d}" for i in range(rows)])
+    for k in range(parts):
+        frame[k * rows // parts : (k + 1) * rows // parts].to_csv(folder / f"{k}.csv", index=False)
+    return frame
+
+
+def read_parts(folder: Path) -> pd.DataFrame:
+    parts = sorted(folder.glob("part-*.csv"))
+    assert parts, f"no parts in {folder}"
+    return pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def image_3_11(build: Build) -> tuple[Path, str]:
+    return build("3.11")
+
+
+@pytest.fixture(autouse=True)
+def project_on_path(image_3_11: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(image_3_11[0] / "src"))
+
+
+def test_the_deployment_probes_answer_as_written_and_a_stop_in_the_grace_period_exits_0(
+    docker: Any, image_3_11: tuple[Path, str], tmp_path: Path
+) -> None:
+    project, tag = image_3_11
+    objects = kustomize(overlay_dir(project, "prod"))
+    pod = pod_of(objects, "Deployment")
+    cluster = Cluster(objects, tmp_path, secrets={f"{SLUG}-api-token": {"token": TOKEN}})
+    server = docker_options(pod, "server", cluster, tag)
+    with running(docker, server) as container:
+        # Live at once: the startup and liveness probes pass before the model is loaded.
+        assert wait_for(server.probe_url("startupProbe")) < 10
+        wait_for(server.probe_url("livenessProbe"))
+        wait_for(server.probe_url("readinessProbe"))
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        row = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+        assert httpx.post(server.url("/predict"), json=row).status_code == 401
+        answer = httpx.post(server.url("/predict"), json=row, headers=auth)
+        assert answer.status_code == 200, answer.text
+        # The kubelet runs preStop, then sends SIGTERM and waits out the rest of the grace.
+        grace = pod["terminationGracePeriodSeconds"]
+        started = time.monotonic()
+        pre_stop = server.spec["lifecycle"]["preStop"]["exec"]["command"]
+        assert container.exec_run(pre_stop).exit_code == 0
+        container.stop(timeout=max(int(grace - (time.monotonic() - started)), 1))
+        assert container.wait(timeout=grace)["StatusCode"] == 0
+        assert time.monotonic() - started < grace
+
+
+def test_the_deployment_is_live_but_not_ready_until_a_model_is_there(
+    docker: Any, image_3_11: tuple[Path, str], tmp_path: Path
+) -> None:
+    """The scheduled overlay serves the model volume: empty until the first training."""
+    project, tag = image_3_11
+    objects = kustomize(overlay_dir(project, "scheduled"))
+    cluster = Cluster(
+        objects,
+        tmp_path,
+        claims={
+            f"{SLUG}-model": shared(tmp_path / "model"),
+            f"{SLUG}-data": shared(tmp_path / "d"),
+        },
+        secrets={f"{SLUG}-api-token": {"token": TOKEN}},
+    )
+    server = docker_options(pod_of(objects, "Deployment"), "server", cluster, tag)
+    with running(docker, server):
+        wait_for(server.probe_url("livenessProbe"))
+        wait_for(server.probe_url("readinessProbe"), status=503)
+
+
+def test_the_indexed_job_run_once_per_index_adds_up_to_a_single_run(
+    docker: Any, image_3_11: tuple[Path, str], tmp_path: Path
+) -> None:
+    project, tag = image_3_11
+    objects = kustomize(overlay_dir(project, "batch"))
+    job = find(objects, "Job")
+    data = shared(tmp_path / "data")
+    rows = iris_dataset(shared(data / "input"))
+    cluster = Cluster(objects, tmp_path, claims={f"{SLUG}-data": data})
+    pod = pod_of(objects, "Job")
+    assert job["spec"]["completionMode"] == "Indexed"
+    for index in range(job["spec"]["completions"]):
+        # Kubernetes gives each pod of an Indexed Job its index.
+        shard = docker_options(pod, "predict", cluster, tag, {"JOB_COMPLETION_INDEX": str(index)})
+        run_to_end(docker, shard)
+    single = shared(tmp_path / "single")
+    logs = docker.containers.run(
+        tag,
+        ["predict", "--input", "/in", "--output", "/out/all"],
+        volumes={str(data / "input"): {"bind": "/in", "mode": "ro"}, str(single): {"bind": "/out"}},
+        remove=True,
+    )
+    assert b"done" in logs
+    scores = read_parts(data / "scores")
+    pd.testing.assert_frame_equal(scores, read_parts(single / "all"))
+    assert list(scores["id"]) == list(rows["id"])
+    assert json.loads((data / "scores" / "_SUCCESS").read_text())["rows"] == len(rows)
+
+
+def test_the_retraining_cronjob_trains_into_the_volume_the_deployment_serves(
+    docker: Any, image_3_11: tuple[Path, str], tmp_path: Path
+) -> None:
+    from iris_classifier.features import TARGET, load_sample
+
+    project, tag = image_3_11
+    objects = kustomize(overlay_dir(project, "scheduled"))
+    model, data = shared(tmp_path / "model"), shared(tmp_path / "data")
+    features, target = load_sample()
+    labelled = features.assign(**{TARGET: target})[::2]  # half the sample: a model of its own
+    labelled.to_csv(shared(data / "train") / "iris.csv", index=False)
+    cluster = Cluster(
+        objects,
+        tmp_path,
+        claims={f"{SLUG}-model": model, f"{SLUG}-data": data},
+        secrets={f"{SLUG}-api-token": {"token": TOKEN}},
+    )
+    logs = run_to_end(
+        docker, docker_options(pod_of(objects, "CronJob", f"{SLUG}-retrain"), "train", cluster, tag)
+    )
+    assert "loaded 75 rows from 1 file(s) in /opt/ml/input/data/train" in logs, logs
+    trained = json.loads((model / "metadata.json").read_text())["model_version"]
+    baked = docker.containers.run(
+        tag, ["-c", "import json; print(json.load(open('/opt/ml/model/metadata.json'))['model_version'])"],
+        entrypoint="python", remove=True,
+    ).decode().strip()  # fmt: skip
+    assert trained != baked
+    server = docker_options(pod_of(objects, "Deployment"), "server", cluster, tag)
+    with running(docker, server):
+        wait_for(server.probe_url("readinessProbe"))
+        metadata = httpx.get(server.url("/metadata"), headers={"Authorization": f"Bearer {TOKEN}"})
+        assert metadata.json()["model"]["model_version"] == trained
+
+    # The nightly scoring CronJob scores the data volume with the model volume's model.
+    iris_dataset(shared(data / "input"), parts=2, rows=1_000)
+    nightly = pod_of(objects, "CronJob", f"{SLUG}-score-nightly")
+    shards = find(objects, "CronJob", f"{SLUG}-score-nightly")["spec"]["jobTemplate"]["spec"]
+    for index in range(shards["completions"]):
+        given = {"JOB_COMPLETION_INDEX": str(index), "JOB_NAME": "score-nightly-29000000"}
+        run_to_end(docker, docker_options(nightly, "predict", cluster, tag, given))
+    success = json.loads((data / "scores" / "score-nightly-29000000" / "_SUCCESS").read_text())
+    assert success["rows"] == 1_000 and success["model_version"] == trained
+
+
+def test_the_kserve_predictor_answers_the_open_inference_protocol(
+    docker: Any, image_3_11: tuple[Path, str], tmp_path: Path
+) -> None:
+    project, tag = image_3_11
+    objects = kustomize(overlay_dir(project, "kserve"))
+    cluster = Cluster(objects, tmp_path, secrets={f"{SLUG}-api-token": {"token": TOKEN}})
+    predictor = docker_options(
+        pod_of(objects, "InferenceService"), "kserve-container", cluster, tag
+    )
+    with running(docker, predictor):
+        wait_for(predictor.probe_url("readinessProbe"))
+        assert httpx.get(predictor.url("/v2/health/ready")).status_code == 200
+        body = {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [1, 4],
+                    "datatype": "FP64",
+                    "data": [5.1, 3.5, 1.4, 0.2],
+                }
+            ]
+        }
+        answer = httpx.post(
+            predictor.url(f"/v2/models/{SLUG}/infer"),
+            json=body,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outputs"][0]["data"] == ["setosa"]
