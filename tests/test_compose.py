@@ -1,0 +1,119 @@
+"""The generated `deploy/compose.yaml`, run for real with Docker Compose against the image:
+up, healthy, a prediction, the train profile, the new model served after a restart, and down
+with nothing left behind."""
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import Build, on_worker
+from .kubelet import free_port
+
+pytestmark = on_worker("3.11")  # the 3.11 image is built once, on one worker
+
+
+def compose_command() -> list[str]:
+    """The Compose CLI `make kube-tools` made sure of: the plugin, else docker-compose."""
+    plugin = subprocess.run(["docker", "compose", "version"], capture_output=True)
+    if plugin.returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.fail("no Docker Compose: run `make kube-tools`")
+
+
+class Stack:
+    def __init__(self, project: Path, name: str, image: str, port: int) -> None:
+        self.project, self.name, self.port = project, name, port
+        self.env = {"IMAGE": image, "PORT": str(port), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, *args: str, step: str | None = None) -> str:
+        command = [*compose_command(), "-p", self.name, "-f", "deploy/compose.yaml", *args]
+        started = time.monotonic()
+        result = subprocess.run(
+            command, cwd=self.project, env=self.env, capture_output=True, text=True, timeout=300
+        )
+        if step:
+            self.timings[step] = round(time.monotonic() - started, 1)
+        assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout}\n{result.stderr}"
+        return result.stdout + result.stderr
+
+    def server(self, docker: Any) -> Any:
+        [container] = docker.containers.list(
+            all=True,
+            filters={
+                "label": [
+                    f"com.docker.compose.project={self.name}",
+                    "com.docker.compose.service=server",
+                ]
+            },
+        )
+        return container
+
+    def wait_healthy(self, docker: Any, step: str, timeout: float = 90) -> None:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            container = self.server(docker)
+            if container.attrs["State"].get("Health", {}).get("Status") == "healthy":
+                self.timings[step] = round(time.monotonic() - started, 1)
+                return
+            time.sleep(0.5)
+        logs = self.server(docker).logs().decode(errors="replace")[-4000:]
+        raise AssertionError(f"the server never became healthy within {timeout} s:\n{logs}")
+
+    def model_version(self) -> str:
+        return str(
+            httpx.get(f"http://127.0.0.1:{self.port}/metadata").json()["model"]["model_version"]
+        )
+
+
+def leftovers(docker: Any, name: str) -> list[str]:
+    label = {"label": f"com.docker.compose.project={name}"}
+    return (
+        [c.name for c in docker.containers.list(all=True, filters=label)]
+        + [v.name for v in docker.volumes.list(filters=label)]
+        + [n.name for n in docker.networks.list(filters=label)]
+    )
+
+
+def test_the_compose_stack_serves_trains_and_leaves_nothing_behind(
+    docker: Any, build: Build, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project, tag = build("3.11")
+    name = f"compose-test-{time.time_ns()}"
+    stack = Stack(project, name, tag, free_port())
+    labelled = project / "data" / "train"
+    labelled.mkdir(exist_ok=True)
+    (labelled / "iris.csv").write_text(
+        "sepal_length,sepal_width,petal_length,petal_width,species\n"
+        + "".join(
+            f"{5.0 + i / 10},{3.4 - i / 50},{1.4 + (i % 3) * 2},{0.2 + (i % 3) * 0.9},"
+            f"{['setosa', 'versicolor', 'virginica'][i % 3]}\n"
+            for i in range(30)
+        )
+    )
+    try:
+        stack("up", "-d", "server", step="up")
+        stack.wait_healthy(docker, "healthy after up")
+        row = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+        answer = httpx.post(f"http://127.0.0.1:{stack.port}/predict", json=row)
+        assert answer.status_code == 200, answer.text
+        baked = stack.model_version()
+        logs = stack("--profile", "train", "run", "--rm", "train", step="train")
+        assert "loaded 30 rows from 1 file(s)" in logs, logs
+        stack("restart", "server", step="restart")
+        stack.wait_healthy(docker, "healthy after restart")
+        assert stack.model_version() != baked, "the server must load the model `train` wrote"
+    finally:
+        stack("--profile", "train", "down", "--volumes", "--remove-orphans", step="down")
+        shutil.rmtree(labelled)
+    assert leftovers(docker, name) == []
+    with capsys.disabled():
+        print(f"\ncompose timings (s): {json.dumps(stack.timings)}")
