@@ -7,6 +7,8 @@ Arrow's writers; training reads whole files with pandas.
 import csv
 import hashlib
 import io
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -348,3 +350,43 @@ class PartWriter:
             self._writer.close()
         if self._handle is not None:
             self._handle.close()
+
+
+class BackgroundWriter:
+    """A PartWriter on a thread of its own: Arrow formats and writes one batch (without the
+    GIL) while the next is read and scored. At most `depth` batches wait, so memory stays
+    bounded. An error in the writer is raised by the next `write` or by `close`."""
+
+    def __init__(self, writer: PartWriter, depth: int = 2) -> None:
+        self._writer = writer
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="part-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.write(batch)
+                except BaseException as error:  # handed to the scoring thread
+                    self._error = error
+        try:
+            self._writer.close()
+        except BaseException as error:
+            self._error = self._error or error
+
+    def write(self, batch: "pa.RecordBatch") -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+

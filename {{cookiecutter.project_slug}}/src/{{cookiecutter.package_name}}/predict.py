@@ -12,6 +12,7 @@ same function on a cluster's workers. Either way:
 - A retried shard rewrites only its own parts.
 """
 
+import contextlib
 import json
 import os
 import resource
@@ -19,11 +20,19 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .config import Settings
-from .data import BadValue, PartWriter, feature_matrix, file_format, read_piece
+from .data import (
+    BackgroundWriter,
+    BadValue,
+    PartWriter,
+    feature_matrix,
+    file_format,
+    read_piece,
+)
 from .dataset import (
     SPLIT_MB,
     WHOLE,
@@ -40,6 +49,9 @@ from .features import FEATURE_NAMES, InputError
 from .model import Artifact, load_artifact, sha256_file
 from .progress import Progress
 from .scoring import predict_matrix
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SUCCESS_FILE = "_SUCCESS"
 SHARDS_DIR = "_shards"
@@ -115,7 +127,7 @@ def score_piece(
     artifact = artifact_for(scoring)
     classes = [str(c) for c in artifact.metadata["classes"]]
     partial = target.with_name(f".{target.name}.partial")
-    writer = PartWriter(partial, piece.kind)
+    writer = BackgroundWriter(PartWriter(partial, piece.kind))
     rows = 0
     try:
         on_bytes = (lambda n: on_rows(0, n)) if on_rows is not None else None
@@ -127,7 +139,7 @@ def score_piece(
             labels, probabilities = predict_matrix(artifact.model, matrix)
             arrays = [batch.column(i) for i in range(batch.num_columns)]
             names = list(batch.schema.names)
-            arrays.append(pa.array(np.asarray(labels).astype(str)))
+            arrays.append(label_array(labels))
             names.append("prediction")
             if probabilities is not None:
                 for k, name in enumerate(classes):
@@ -143,17 +155,31 @@ def score_piece(
             return PartResult(piece.index, None, 0, None)
         os.replace(partial, target)
     except BadValue as bad:
-        writer.close()
+        close_quietly(writer)
         partial.unlink(missing_ok=True)
         row = rows_before(piece) + bad.index + 1
         raise InputError(
             [bad.name, row], f"{piece.path}: column {bad.name!r}, row {row} {bad.problem}"
         ) from None
     except BaseException:
-        writer.close()
+        close_quietly(writer)
         partial.unlink(missing_ok=True)
         raise
     return PartResult(piece.index, target.name, rows, sha256_file(target))
+
+
+def label_array(labels: np.ndarray) -> "pa.Array":
+    """The labels as an Arrow string column (numeric classes become their text)."""
+    import pyarrow as pa
+
+    array = pa.array(labels)
+    return array if array.type == pa.string() else array.cast(pa.string())
+
+
+def close_quietly(writer: BackgroundWriter) -> None:
+    """Close after a failure: the failure is what the caller reports."""
+    with contextlib.suppress(Exception):
+        writer.close()
 
 
 def rows_before(piece: Piece) -> int:
