@@ -389,4 +389,3 @@ class BackgroundWriter:
             self._thread.join()
         if self._error is not None:
             raise self._error
-
