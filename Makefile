@@ -10,7 +10,7 @@ PYTEST_WORKERS  ?= 2
 
 NODE_TOOLS      := build/tools/node_modules
 
-.PHONY: help venv docker base-images wrk node-tools kube-tools demo test lint bench bench-smoke clean
+.PHONY: help venv docker base-images wrk node-tools kube-tools demo test lint bench bench-smoke bench-batch clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ bench: venv base-images wrk ## the fair benchmark beside MLServer and BentoML, t
 
 bench-smoke: venv base-images wrk ## the same, 2 short rounds: proves the benchmark runs (~3 min)
 	$(BIN)/python benchmarks/bench.py --smoke
+
+bench-batch: venv base-images ## batch scoring: formats against an Arrow baseline, memory, shards, Dask (~10 min)
+	$(BIN)/python benchmarks/batch.py
 
 clean: ## remove renders and the venv
 	rm -rf build $(VENV)

@@ -62,3 +62,28 @@ def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     assert "| mlserver | " in report.split("## Headline")[1].split("## Load")[0]
     assert "| bentoml | best | 1 | 16 |" in report
     assert (results / "throughput.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.xdist_group("benchmark")
+def test_batch_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    run = subprocess.run(
+        [PYTHON, str(ROOT / "benchmarks/batch.py"), "--smoke", "--results", str(results)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+    data = json.loads((results / "batch.json").read_text())
+    assert [row["format"] for row in data["formats"]] == ["csv", "parquet", "jsonl"]
+    for row in data["formats"]:
+        assert row["rows"] == 20_000 and row["same_answers"] is True, row
+        assert row["rows_per_s"] > 0 and row["baseline_rows_per_s"] > 0
+        assert 0 < row["peak_memory_mb"] < 2_000
+    assert data["large_file"]["rows"] == 100_000
+    assert [row["shards"] for row in data["shards"]] == [1, 2, 4]
+    assert all(row["scoring_s"] > 0 for row in data["shards"])
+    assert data["dask"]["rows"] == 40_000 and data["dask"]["dask_scoring_s"] > 0
+    assert 0 < data["image"]["dask_and_its_dependencies_mb"] < data["image"]["image_mb"]
+    assert "| csv | 20,000 |" in (results / "batch.md").read_text()

@@ -31,7 +31,12 @@ def compose_command() -> list[str]:
 class Stack:
     def __init__(self, project: Path, name: str, image: str, port: int) -> None:
         self.project, self.name, self.port = project, name, port
-        self.env = {"IMAGE": image, "PORT": str(port), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+        self.env = {
+            "IMAGE": image,
+            "PORT": str(port),
+            "DASK_DASHBOARD_PORT": str(free_port()),
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+        }
         self.timings: dict[str, float] = {}
 
     def __call__(self, *args: str, step: str | None = None) -> str:
@@ -117,3 +122,38 @@ def test_the_compose_stack_serves_trains_and_leaves_nothing_behind(
     assert leftovers(docker, name) == []
     with capsys.disabled():
         print(f"\ncompose timings (s): {json.dumps(stack.timings)}")
+
+
+def test_the_dask_profile_scores_the_data_folder_on_a_local_cluster(
+    docker: Any, build: Build
+) -> None:
+    import pandas as pd
+
+    project, tag = build("3.11")
+    name = f"compose-dask-{time.time_ns()}"
+    stack = Stack(project, name, tag, free_port())
+    data = project / "data"
+    (data / "input").mkdir(exist_ok=True)
+    rows = pd.read_csv(data / "sample.csv")
+    for k in range(4):
+        rows.assign(id=[f"{k}-{i}" for i in range(len(rows))]).to_csv(
+            data / "input" / f"{k}.csv", index=False
+        )
+    for folder in (data, data / "input"):
+        folder.chmod(0o777)  # the image's user writes data/scores
+    try:
+        stack("--profile", "dask", "up", "-d", "--scale", "dask-worker=2", "dask-worker")
+        logs = stack("--profile", "dask", "run", "--rm", "score")
+        assert "workers 2" in logs, logs
+        success = json.loads((data / "scores" / "_SUCCESS").read_text())
+        assert success["rows"] == 4 * len(rows)
+        scored = pd.concat(
+            [pd.read_csv(p) for p in sorted((data / "scores").glob("part-*.csv"))],
+            ignore_index=True,
+        )
+        assert scored["id"].tolist() == [f"{k}-{i}" for k in range(4) for i in range(len(rows))]
+    finally:
+        stack("--profile", "dask", "down", "--volumes", "--remove-orphans")
+        shutil.rmtree(data / "input")
+        shutil.rmtree(data / "scores", ignore_errors=True)
+    assert leftovers(docker, name) == []

@@ -1,7 +1,8 @@
 """Progress lines for long jobs: rows, rows/s, elapsed time and an ETA, at a steady interval.
 
 Lines are plain text (`predict: 1,200,000 rows, ...`), or one JSON object each when
-LOG_FORMAT=json, so they read well in a terminal, in `kubectl logs` and in a log pipeline.
+LOG_FORMAT=json (with the time, as the server's logs have it), so they read well in a
+terminal, in `kubectl logs` and in a log pipeline.
 """
 
 import json
@@ -9,6 +10,8 @@ import sys
 import threading
 import time
 from typing import Any
+
+from .serve.logs import utc_timestamp
 
 
 class Progress:
@@ -50,7 +53,8 @@ class Progress:
 
     def emit(self, event: str, **fields: Any) -> None:
         if self.log_format == "json":
-            line = json.dumps({"command": self.command, "event": event, **fields}, default=str)
+            stamped = {"time": utc_timestamp(time.time()), "command": self.command, "event": event}
+            line = json.dumps({**stamped, **fields}, default=str)
         else:
             line = f"{self.command}: {event}: " + ", ".join(_text(k, v) for k, v in fields.items())
         print(line, file=sys.stdout, flush=True)
