@@ -198,6 +198,8 @@ def mounts(
             read_only = read_only or bool(claim.get("readOnly"))
         elif "secret" in volume:
             host = secret_folder(volume["secret"], cluster)
+        elif "configMap" in volume:
+            host = config_map_folder(volume["configMap"], cluster)
         else:
             raise AssertionError(f"volume {volume} is not supported here")
         if "subPath" in mount:
@@ -215,6 +217,20 @@ def secret_folder(secret: dict[str, Any], cluster: Cluster) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     data = cluster.secrets[name]
     items = secret.get("items") or [{"key": key, "path": key} for key in data]
+    for item in items:
+        path = folder / item["path"]
+        path.write_text(data[item["key"]])
+        path.chmod(0o644)
+    return folder
+
+
+def config_map_folder(source: dict[str, Any], cluster: Cluster) -> Path:
+    """A ConfigMap of the overlay, as the files a kubelet mounts (one per key)."""
+    name = source["name"]
+    data = cluster.config_map(name)
+    folder = cluster.root / "configmaps" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    items = source.get("items") or [{"key": key, "path": key} for key in data]
     for item in items:
         path = folder / item["path"]
         path.write_text(data[item["key"]])

@@ -266,6 +266,7 @@ def predict(settings: Settings, job: BatchJob) -> Summary:
     progress = progress_for(settings, mine)
     progress.emit("start", inputs=len(dataset.parts), pieces=len(mine), shard=str(job.shard))
     if to_file:
+        job.target.parent.mkdir(parents=True, exist_ok=True)
         result = score_piece(pieces[0], scoring, job.target, progress.add)
         if result.rows == 0:
             raise InputError([str(job.source)], f"{job.source}: the file has no rows to score")
@@ -346,8 +347,8 @@ def finish_shard(
         )
     parts = sorted((p for entry in done for p in entry["parts"]), key=lambda p: p["piece"])
     kept = {p["name"] for p in parts if p["name"]}
-    for stale in target.glob("part-*"):
-        if stale.name not in kept:
+    for stale in [*target.glob("part-*"), *target.glob(".part-*.partial")]:
+        if stale.name not in kept:  # from an earlier plan, or a killed process
             stale.unlink(missing_ok=True)
     success = {
         "rows": sum(p["rows"] for p in parts),
