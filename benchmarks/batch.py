@@ -262,7 +262,7 @@ def shards(
     rows = int(json.loads((data / "large.csv.rows").read_text()))
     figures = []
     for count in counts:
-        output = f"/data/shards-{count}"
+        output = f"/data/shards-{count}-cpus-{cpus or 'all'}"
         jobs = [
             {
                 "command": ["predict", "--input", "/data/large.csv", "--output", output],

@@ -183,7 +183,14 @@ def test_an_overlay_that_does_not_render_fails_with_its_name_and_the_reason(
 def test_make_k8s_prints_the_command_and_the_manifests(
     rendered: dict[str, list[dict[str, Any]]], default_project: Path
 ) -> None:
-    result = run_in(default_project, "make", "k8s", "OVERLAY=prod", f"KUBECTL={KUBECTL}")
+    result = run_in(
+        default_project,
+        "make",
+        "--no-print-directory",  # under `make test`, make would announce the folder it enters
+        "k8s",
+        "OVERLAY=prod",
+        f"KUBECTL={KUBECTL}",
+    )
     assert result.returncode == 0, result.stderr
     command, manifests = result.stdout.split("\n", 1)
     assert command == f"{KUBECTL} kustomize deploy/kubernetes/overlays/prod"
