@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import Settings
+from .cpus import available_cpus
 from .data import (
     BackgroundWriter,
     BadValue,
@@ -261,6 +262,9 @@ def progress_for(settings: Settings, pieces: Sequence[Piece]) -> Progress:
 
 def predict(settings: Settings, job: BatchJob) -> Summary:
     """Score the job's shard of the dataset with the local engine."""
+    import pyarrow as pa
+
+    pa.set_cpu_count(available_cpus())  # Arrow's readers: as many threads as the CPU limit
     dataset, pieces, scoring, to_file = prepare(settings, job)
     mine = shard_pieces(pieces, job.shard)
     progress = progress_for(settings, mine)

@@ -14,13 +14,13 @@ answer's type; without it, CSV and JSON Lines are answered in kind, JSON in JSON
 import csv
 import io
 import math
-import os
 from typing import Any
 
 import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from ...cpus import available_cpus
 from ...features import (
     FEATURE_NAMES,
     InputError,
@@ -207,7 +207,7 @@ async def execution_parameters(request: Request) -> Response:
     return FastJSONResponse(
         {
             # One request per CPU keeps every core busy; micro-batching merges the rest.
-            "MaxConcurrentTransforms": len(os.sched_getaffinity(0)),
+            "MaxConcurrentTransforms": available_cpus(),
             "BatchStrategy": "MULTI_RECORD",
             "MaxPayloadInMB": max(1, settings.max_request_bytes // (1024 * 1024)),
         }
