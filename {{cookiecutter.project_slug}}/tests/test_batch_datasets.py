@@ -253,3 +253,110 @@ def test_progress_lines_come_at_the_interval_with_an_eta(
     assert all({"rows", "rows_per_s", "elapsed_s", "eta_s"} <= set(line) for line in progress)
     assert [line["rows"] for line in progress] == sorted(line["rows"] for line in progress)
     assert lines[-1]["event"] == "done" and lines[-1]["rows"] == 3_000
+
+
+def test_json_lines_records_pass_through_exactly_as_written(
+    tmp_path: Path, trained: Settings
+) -> None:
+    features, _ = load_sample()
+    records = [
+        {"id": i, "day": "2024-01-01", "score": None if i % 2 else 1, **features.iloc[i].to_dict()}
+        for i in range(40)
+    ]
+    records[30]["nested"] = {"a": [1, 2]}  # a field only some records have
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    predict(trained, BatchJob(source, tmp_path / "out.jsonl", chunk_rows=7))
+    scored = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [
+        {k: v for k, v in s.items() if k in r} for s, r in zip(scored, records, strict=True)
+    ] == records
+    assert all("prediction" in s and "probability_setosa" in s for s in scored)
+    predict(trained, BatchJob(source, tmp_path / "few.jsonl", keep_columns=("day",)))
+    first = json.loads((tmp_path / "few.jsonl").read_text().splitlines()[0])
+    assert list(first)[:6] == ["day", *FEATURE_NAMES, "prediction"]
+
+
+def test_a_stale_shard_record_never_completes_another_run(
+    tmp_path: Path, trained: Settings
+) -> None:
+    keyed_rows(2_000).to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "out"
+    for index in range(4):
+        predict(trained, BatchJob(tmp_path / "in.csv", out, shard=Shard(index, 4)))
+    assert (out / SUCCESS_FILE).exists()
+    # One shard again, with other options: the other three shards of this run have not run.
+    again = BatchJob(tmp_path / "in.csv", out, shard=Shard(0, 4), keep_columns=(), overwrite=True)
+    predict(trained, again)
+    assert not (out / SUCCESS_FILE).exists()
+
+
+def test_a_shard_retried_after_its_run_completed_has_nothing_to_do(
+    tmp_path: Path, trained: Settings
+) -> None:
+    keyed_rows(500).to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "out"
+    run = trained.model_copy(update={"batch_run_id": "job-uid-1"})
+    for index in range(2):
+        predict(run, BatchJob(tmp_path / "in.csv", out, shard=Shard(index, 2)))
+    success = (out / SUCCESS_FILE).read_text()
+    assert predict(run, BatchJob(tmp_path / "in.csv", out, shard=Shard(1, 2))).rows == 0
+    assert (out / SUCCESS_FILE).read_text() == success
+    other = trained.model_copy(update={"batch_run_id": "job-uid-2"})
+    with pytest.raises(InputError, match="already holds a complete result"):
+        predict(other, BatchJob(tmp_path / "in.csv", out, shard=Shard(0, 2)))
+
+
+def test_shards_running_at_once_add_up_to_a_single_run(tmp_path: Path, trained: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    keyed_rows(4_000).to_csv(tmp_path / "in.csv", index=False)
+    predict(trained, BatchJob(tmp_path / "in.csv", tmp_path / "single"))
+    jobs = [
+        BatchJob(tmp_path / "in.csv", tmp_path / "at-once", shard=Shard(i, 4)) for i in range(4)
+    ]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda job: predict(trained, job), jobs))
+    pd.testing.assert_frame_equal(read_parts(tmp_path / "at-once"), read_parts(tmp_path / "single"))
+    assert json.loads((tmp_path / "at-once" / SUCCESS_FILE).read_text())["rows"] == 4_000
+    assert not list((tmp_path / "at-once").glob(".*partial*"))
+
+
+def test_a_csv_value_arrow_cannot_read_is_located_as_arrow_reads_it(
+    tmp_path: Path, trained: Settings
+) -> None:
+    rows = keyed_rows(10).astype({"petal_length": object})
+    rows.loc[2, "petal_length"] = "1_5"  # Python's float() reads it; Arrow does not
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    with pytest.raises(InputError, match=r"column 'petal_length', row 3 has '1_5'"):
+        predict(trained, BatchJob(tmp_path / "in.csv", tmp_path / "out.csv"))
+
+
+def test_a_csv_with_a_byte_order_mark_is_read(tmp_path: Path, trained: Settings) -> None:
+    (tmp_path / "in.csv").write_bytes(b"\xef\xbb\xbf" + keyed_rows(5).to_csv(index=False).encode())
+    assert predict(trained, BatchJob(tmp_path / "in.csv", tmp_path / "out.csv")).rows == 5
+
+
+def test_an_index_from_the_environment_needs_a_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "0")
+    with pytest.raises(InputError, match="shard index 0 is set but not the shard count"):
+        resolve_shard(None, None, Settings())
+
+
+def test_the_dask_engine_scores_like_the_local_one(tmp_path: Path, trained: Settings) -> None:
+    from distributed import LocalCluster
+
+    from {{ cookiecutter.package_name }}.engines.dask import predict_on_dask
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for k in range(3):
+        keyed_rows(200).to_csv(data / f"{k}.csv", index=False)
+    predict(trained, BatchJob(data, tmp_path / "local"))
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        predict_on_dask(trained, BatchJob(data, tmp_path / "on-dask"), cluster.scheduler_address)
+    pd.testing.assert_frame_equal(read_parts(tmp_path / "on-dask"), read_parts(tmp_path / "local"))
+    with pytest.raises(InputError, match="cannot reach the Dask scheduler at http://nowhere"):
+        predict_on_dask(trained, BatchJob(data, tmp_path / "x"), "http://nowhere")

@@ -17,7 +17,10 @@ from . import __version__
 from .config import get_settings
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT. Not an Exception, like KeyboardInterrupt: no `except Exception`
+    on the way up may swallow it, so the command still exits 128 + the signal."""
+
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.exit_code = 128 + signum

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     aws_batch_job_array_size: int | None = Field(
         None, description="How many shards an AWS Batch array job has (or set SHARD_COUNT)."
     )
+    batch_run_id: str | None = Field(
+        None,
+        description="One run of a sharded job, the same in all its shards (a Kubernetes Job's "
+        "uid); a retried shard of a completed run then has nothing to do.",
+    )
     dask_scheduler_address: str | None = Field(
         None, description="Dask scheduler of `predict --engine dask`, e.g. tcp://dask:8786."
     )

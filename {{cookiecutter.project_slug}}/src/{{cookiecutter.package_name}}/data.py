@@ -4,7 +4,6 @@ Batch scoring reads pieces (see dataset.py) with Arrow's streaming readers and w
 Arrow's writers; training reads whole files with pandas.
 """
 
-import csv
 import hashlib
 import io
 import queue
@@ -38,7 +37,7 @@ def file_format(path: Path) -> str:
     except KeyError:
         known = ", ".join(sorted(FORMATS))
         raise InputError(
-            [str(path)], f"unknown file type {path.suffix!r}; use one of {known}"
+            [str(path)], f"{path}: unknown file type {path.suffix!r}; use one of {known}"
         ) from None
 
 
@@ -234,9 +233,8 @@ def read_piece(
         if piece.size == 0:  # a header and no rows
             return
         path = Path(piece.path)
-        stream = RangeFile(path, piece.start, piece.end, meter)
         block = block_bytes(path, chunk_rows)
-        with stream:
+        with RangeFile(path, piece.start, piece.end, meter) as stream:
             if piece.kind == "csv":
                 import pyarrow.csv as pcsv
 
@@ -259,8 +257,10 @@ def read_piece(
                 reader = pjson.open_json(
                     stream,
                     read_options=pjson.ReadOptions(block_size=block),
+                    # The features only: other fields are passed through from the lines
+                    # themselves (json_lines), exactly as written.
                     parse_options=pjson.ParseOptions(
-                        explicit_schema=features, unexpected_field_behavior="infer"
+                        explicit_schema=features, unexpected_field_behavior="ignore"
                     ),
                 )
             for batch in reader:
@@ -269,27 +269,44 @@ def read_piece(
         if isinstance(error, InputError):
             raise
         if piece.kind == "csv" and "conversion error" in str(error):
-            raise first_bad_csv_value(piece, columns) from None
+            raise first_bad_csv_value(piece, columns, error) from None
         raise InputError(
             [piece.path], f"{piece.path}: cannot read it as {piece.kind}: {error}"
         ) from None
 
 
-def first_bad_csv_value(piece: "Piece", columns: Sequence[str]) -> BadValue:
+def first_bad_csv_value(
+    piece: "Piece", columns: Sequence[str], error: Exception
+) -> BadValue | InputError:
     """Where in a CSV piece the first feature value that is not a number is (Arrow's error
-    names the column but not the row)."""
-    positions = {name: columns.index(name) for name in FEATURE_NAMES}
-    with RangeFile(Path(piece.path), piece.start, piece.end) as raw:
-        text = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", newline="")
-        for i, row in enumerate(csv.reader(text)):
-            for name, j in positions.items():
-                cell = row[j] if j < len(row) else ""
+    names the column but not the row). The cells are checked with Arrow's own conversion."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    as_text = pcsv.ConvertOptions(
+        column_types={name: pa.string() for name in FEATURE_NAMES},
+        include_columns=list(FEATURE_NAMES),
+        strings_can_be_null=False,
+    )
+    seen = 0
+    with RangeFile(Path(piece.path), piece.start, piece.end) as stream:
+        options = pcsv.ReadOptions(column_names=list(columns), block_size=1 << 20)
+        for batch in pcsv.open_csv(stream, read_options=options, convert_options=as_text):
+            for name in FEATURE_NAMES:
+                cells = batch.column(name)
                 try:
-                    float(cell)
-                except ValueError:
-                    problem = "is empty" if not cell else f"has {cell!r}, which is not a number"
-                    return BadValue(name, i, problem)
-    return BadValue(FEATURE_NAMES[0], 0, "cannot be read as a number")
+                    pc.cast(cells, pa.float64())
+                    continue
+                except pa.ArrowInvalid:
+                    pass
+                for i, cell in enumerate(cells.to_pylist()):
+                    try:
+                        pc.cast(pa.array([cell]), pa.float64())
+                    except pa.ArrowInvalid:
+                        return BadValue(name, seen + i, f"has {cell!r}, which is not a number")
+            seen += batch.num_rows
+    return InputError([piece.path], f"{piece.path}: cannot read it as csv: {error}")
 
 
 def feature_matrix(batch: "pa.RecordBatch", first: int) -> np.ndarray:
@@ -327,12 +344,12 @@ class PartWriter:
         self._writer: Any = None
         self._handle: Any = None
 
-    def write(self, batch: "pa.RecordBatch") -> None:
-        if self.kind == "jsonl":
+    def write(self, batch: "pa.RecordBatch | bytes") -> None:
+        """A record batch, or for JSON Lines the lines themselves (see splice_predictions)."""
+        if isinstance(batch, bytes):
             if self._handle is None:
-                self._handle = self.path.open("w", encoding="utf-8")
-            text = batch.to_pandas().to_json(orient="records", lines=True, double_precision=15)
-            self._handle.write(text if text.endswith("\n") else text + "\n")
+                self._handle = self.path.open("wb")
+            self._handle.write(batch)
             return
         if self._writer is None:
             if self.kind == "csv":
@@ -386,6 +403,43 @@ class BackgroundWriter:
         if not self._closed:
             self._closed = True
             self._queue.put(None)
+        while self._thread.is_alive():  # also after a signal interrupted an earlier join
             self._thread.join()
         if self._error is not None:
             raise self._error
+
+
+def json_lines(piece: "Piece") -> Iterator[bytes]:
+    """The piece's records as written, one per non-blank line (as Arrow's reader counts them)."""
+    with RangeFile(Path(piece.path), piece.start, piece.end) as raw:
+        for line in io.BufferedReader(raw, buffer_size=1 << 20):
+            record = line.strip()
+            if record:
+                yield record
+
+
+def splice_predictions(
+    lines: Iterator[bytes],
+    labels: Sequence[Any],
+    probabilities: np.ndarray | None,
+    classes: Sequence[str],
+    keep: Sequence[str] | None,
+) -> bytes:
+    """The next len(labels) records with their predictions added. With `keep` None every field
+    stays exactly as written; otherwise only the features and the `keep` fields."""
+    import orjson
+
+    wanted = None if keep is None else set(FEATURE_NAMES) | set(keep)
+    names = [f"probability_{name}" for name in classes]
+    out = []
+    for i, label in enumerate(labels):
+        record = next(lines)
+        if wanted is not None:
+            fields = orjson.loads(record)
+            record = orjson.dumps({k: v for k, v in fields.items() if k in wanted})
+        added: dict[str, Any] = {"prediction": label}
+        if probabilities is not None:
+            added.update(zip(names, probabilities[i].tolist(), strict=True))
+        # '{"a": 1}' + ',"prediction": ...}': the record without its closing brace, then ours.
+        out.append(record[:-1] + b"," + orjson.dumps(added)[1:])
+    return b"\n".join(out) + b"\n"

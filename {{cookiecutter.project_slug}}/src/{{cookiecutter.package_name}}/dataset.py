@@ -66,7 +66,11 @@ class Dataset:
 def resolve_shard(index: int | None, count: int | None, settings: Settings) -> Shard:
     """The shard to score: from the flags, else from a Kubernetes Indexed Job
     (JOB_COMPLETION_INDEX with SHARD_COUNT), else from an AWS Batch array job
-    (AWS_BATCH_JOB_ARRAY_INDEX with AWS_BATCH_JOB_ARRAY_SIZE or SHARD_COUNT), else the whole."""
+    (AWS_BATCH_JOB_ARRAY_INDEX with AWS_BATCH_JOB_ARRAY_SIZE or SHARD_COUNT), else the whole.
+    An index from the environment needs a count: index 0 alone would score everything."""
+    from_environment = index is None and (
+        settings.job_completion_index is not None or settings.aws_batch_job_array_index is not None
+    )
     if index is None:
         index = settings.job_completion_index
         if index is None:
@@ -76,7 +80,7 @@ def resolve_shard(index: int | None, count: int | None, settings: Settings) -> S
         if count is None and settings.job_completion_index is None:
             count = settings.aws_batch_job_array_size
     if count is None:
-        if index not in (None, 0):
+        if from_environment or index not in (None, 0):
             raise InputError(
                 ["--shard-count"],
                 f"shard index {index} is set but not the shard count: give --shard-count or "
@@ -161,8 +165,8 @@ def columns_of(path: Path, kind: str) -> list[str]:
             first = handle.readline()
         if not first.strip():
             raise InputError([str(path)], f"{path}: the file is empty")
-        if kind == "csv":
-            return next(csv.reader(io.StringIO(first.decode("utf-8"))))
+        if kind == "csv":  # utf-8-sig: a header written by Excel starts with a byte-order mark
+            return next(csv.reader(io.StringIO(first.decode("utf-8-sig"))))
         record = json.loads(first)
         if not isinstance(record, dict):
             raise InputError([str(path)], f"{path}: line 1 is not a JSON object")
@@ -236,19 +240,16 @@ def shard_pieces(pieces: list[Piece], shard: Shard) -> list[Piece]:
     return pieces[shard.index :: shard.count]
 
 
-def plan_fingerprint(pieces: list[Piece], shard_count: int) -> str:
-    """The same for every shard of one job; different when the input or the split changed."""
-    described = [
-        [
-            piece.path,
-            piece.start,
-            piece.end,
-            list(piece.row_groups),
-            Path(piece.path).stat().st_size,
-        ]
-        for piece in pieces
-    ]
-    text = json.dumps([shard_count, described], separators=(",", ":"))
+def plan_fingerprint(pieces: list[Piece], shard_count: int, *settings: object) -> str:
+    """The same for every shard of one job; different when the input (paths, sizes, times),
+    the split, the shard count or any of `settings` (the model version, the kept columns)
+    changed."""
+    described = []
+    for piece in pieces:
+        status = Path(piece.path).stat()
+        size, mtime = status.st_size, status.st_mtime_ns
+        described.append([piece.path, piece.start, piece.end, list(piece.row_groups), size, mtime])
+    text = json.dumps([shard_count, described, *settings], separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import resource
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,12 +28,15 @@ import numpy as np
 from .config import Settings
 from .cpus import available_cpus
 from .data import (
+    FORMATS,
     BackgroundWriter,
     BadValue,
     PartWriter,
     feature_matrix,
     file_format,
+    json_lines,
     read_piece,
+    splice_predictions,
 )
 from .dataset import (
     SPLIT_MB,
@@ -102,18 +106,30 @@ _ARTIFACTS: dict[str, Artifact] = {}
 
 
 def artifact_for(scoring: Scoring) -> Artifact:
-    """The model, loaded once per process (a Dask worker keeps it between pieces)."""
+    """The job's model, loaded once per process: a Dask worker keeps it between pieces, and
+    loads the folder again when a job asks for another version (after a retraining)."""
     artifact = _ARTIFACTS.get(scoring.model_dir)
-    if artifact is None:
+    if artifact is None or model_version(artifact) != scoring.model_version:
         artifact = _ARTIFACTS[scoring.model_dir] = load_artifact(Path(scoring.model_dir))
-    version = str(artifact.metadata.get("model_version", ""))
-    if version != scoring.model_version:
+    if model_version(artifact) != scoring.model_version:
         raise InputError(
             ["model"],
-            f"the model in {scoring.model_dir} is version {version}, not the job's "
-            f"{scoring.model_version}: every process of a job must load the same model",
+            f"the model in {scoring.model_dir} is version {model_version(artifact)}, not the "
+            f"job's {scoring.model_version}: every process of a job must load the same model",
         )
     return artifact
+
+
+def model_version(artifact: Artifact) -> str:
+    return str(artifact.metadata.get("model_version", ""))
+
+
+def temporary_name(target: Path) -> Path:
+    """A name of its own beside `target` (hidden, `.partial`), so that two attempts at one
+    part, a retried pod beside the one it replaces, never share a file."""
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    os.close(handle)
+    return Path(name)
 
 
 def score_piece(
@@ -127,8 +143,11 @@ def score_piece(
 
     artifact = artifact_for(scoring)
     classes = [str(c) for c in artifact.metadata["classes"]]
-    partial = target.with_name(f".{target.name}.partial")
+    partial = temporary_name(target)
     writer = BackgroundWriter(PartWriter(partial, piece.kind))
+    # JSON Lines: the records are passed through from the file's own lines, spliced.
+    lines = json_lines(piece) if piece.kind == "jsonl" else None
+    keep_all = set(scoring.keep) == {c for c in scoring.columns if c not in FEATURE_NAMES}
     rows = 0
     try:
         on_bytes = (lambda n: on_rows(0, n)) if on_rows is not None else None
@@ -138,15 +157,21 @@ def score_piece(
                 continue
             matrix = feature_matrix(batch, rows)
             labels, probabilities = predict_matrix(artifact.model, matrix)
-            arrays = [batch.column(i) for i in range(batch.num_columns)]
-            names = list(batch.schema.names)
-            arrays.append(label_array(labels))
-            names.append("prediction")
-            if probabilities is not None:
-                for k, name in enumerate(classes):
-                    arrays.append(pa.array(probabilities[:, k]))
-                    names.append(f"probability_{name}")
-            writer.write(pa.RecordBatch.from_arrays(arrays, names=names))
+            if lines is not None:
+                keep = None if keep_all else scoring.keep
+                writer.write(
+                    splice_predictions(lines, labels.tolist(), probabilities, classes, keep)
+                )
+            else:
+                arrays = [batch.column(i) for i in range(batch.num_columns)]
+                names = list(batch.schema.names)
+                arrays.append(label_array(labels))
+                names.append("prediction")
+                if probabilities is not None:
+                    for k, name in enumerate(classes):
+                        arrays.append(pa.array(probabilities[:, k]))
+                        names.append(f"probability_{name}")
+                writer.write(pa.RecordBatch.from_arrays(arrays, names=names))
             rows += batch.num_rows
             if on_rows is not None:
                 on_rows(batch.num_rows, 0)
@@ -162,6 +187,12 @@ def score_piece(
         raise InputError(
             [bad.name, row], f"{piece.path}: column {bad.name!r}, row {row} {bad.problem}"
         ) from None
+    except InputError as error:
+        close_quietly(writer)
+        partial.unlink(missing_ok=True)
+        if error.message.startswith(piece.path):
+            raise
+        raise InputError(error.location, f"{piece.path}: {error.message}") from None
     except BaseException:
         close_quietly(writer)
         partial.unlink(missing_ok=True)
@@ -201,14 +232,29 @@ def rows_before(piece: Piece) -> int:
 # A job
 # ---------------------------------------------------------------------------------------
 
+# An engine scores pieces and returns their results in piece order: (pieces, the target of
+# a piece, what to score with, progress) -> results.
+Engine = Callable[[list[Piece], Callable[[Piece], Path], Scoring, Progress], list[PartResult]]
 
-def prepare(
-    settings: Settings, job: BatchJob, spread: int | None = None
-) -> tuple[Dataset, list[Piece], Scoring, bool]:
+
+@dataclass(frozen=True)
+class Plan:
+    dataset: Dataset
+    pieces: list[Piece]
+    scoring: Scoring
+    to_file: bool  # one input file to one output file; else a folder of parts
+    fingerprint: str  # the same in every shard of the job: input, split, model, columns
+
+
+def is_file_target(path: Path) -> bool:
+    return path.suffix.lower() in FORMATS
+
+
+def prepare(settings: Settings, job: BatchJob, spread: int | None = None) -> Plan:
     """Find the dataset, plan its pieces (at least `spread` when the data allows; default: the
     shard count) and decide the output layout: a file, or a folder of parts."""
     dataset = find_dataset(job.source)
-    to_file = job.target.suffix.lower() in (".csv", ".parquet", ".pq", ".jsonl", ".ndjson")
+    to_file = is_file_target(job.target)
     if to_file:
         if not dataset.is_single_file:
             raise InputError(
@@ -237,16 +283,19 @@ def prepare(
             )
         keep = tuple(job.keep_columns)
     artifact = load_artifact(settings.model_dir)
-    _ARTIFACTS[str(settings.model_dir)] = artifact
+    _ARTIFACTS[str(settings.model_dir)] = artifact  # the local engine scores with it
     scoring = Scoring(
         columns=dataset.columns,
         keep=keep,
         chunk_rows=job.chunk_rows,
         model_dir=str(settings.model_dir),
-        model_version=str(artifact.metadata.get("model_version", "")),
+        model_version=model_version(artifact),
     )
     pieces = plan(dataset, spread or job.shard.count, 0 if to_file else job.split_mb)
-    return dataset, pieces, scoring, to_file
+    fingerprint = plan_fingerprint(
+        pieces, job.shard.count, scoring.model_version, scoring.keep, dataset.columns
+    )
+    return Plan(dataset, pieces, scoring, to_file, fingerprint)
 
 
 def progress_for(settings: Settings, pieces: Sequence[Piece]) -> Progress:
@@ -260,44 +309,71 @@ def progress_for(settings: Settings, pieces: Sequence[Piece]) -> Progress:
     )
 
 
+def run_job(
+    settings: Settings, job: BatchJob, engine: Engine, spread: int | None = None
+) -> Summary:
+    """The flow of every job, whatever the engine: plan, claim the output, score this shard's
+    pieces, record the shard, and write `_SUCCESS` once every shard of the run is done."""
+    plan = prepare(settings, job, spread)
+    mine = shard_pieces(plan.pieces, job.shard)
+    progress = progress_for(settings, mine)
+    run = settings.batch_run_id or plan.fingerprint
+    if plan.to_file:
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+        targets: Callable[[Piece], Path] = lambda _piece: job.target  # noqa: E731
+    else:
+        if completed_by(job.target, settings.batch_run_id):
+            progress.emit("done", rows=0, output=str(job.target), note="the run is complete")
+            return Summary(0, [])
+        start_folder(job.target, job.overwrite, job.shard, run)
+        targets = lambda piece: job.target / part_name(piece.index, piece.kind)  # noqa: E731
+    progress.emit("start", inputs=len(plan.dataset.parts), pieces=len(mine), shard=str(job.shard))
+    results = engine(mine, targets, plan.scoring, progress)
+    rows = sum(r.rows for r in results)
+    if plan.to_file and rows == 0:
+        raise InputError([str(job.source)], f"{job.source}: the file has no rows to score")
+    if not plan.to_file:
+        finish_shard(job.target, job.shard, run, plan, results)
+    progress.done(output=str(job.target), peak_memory_mb=peak_memory_mb())
+    return Summary(rows, results)
+
+
+def local_engine(
+    pieces: list[Piece], target: Callable[[Piece], Path], scoring: Scoring, progress: Progress
+) -> list[PartResult]:
+    return [score_piece(piece, scoring, target(piece), progress.add) for piece in pieces]
+
+
 def predict(settings: Settings, job: BatchJob) -> Summary:
-    """Score the job's shard of the dataset with the local engine."""
+    """Score the job's shard of the dataset in this process."""
     import pyarrow as pa
 
     pa.set_cpu_count(available_cpus())  # Arrow's readers: as many threads as the CPU limit
-    dataset, pieces, scoring, to_file = prepare(settings, job)
-    mine = shard_pieces(pieces, job.shard)
-    progress = progress_for(settings, mine)
-    progress.emit("start", inputs=len(dataset.parts), pieces=len(mine), shard=str(job.shard))
-    if to_file:
-        job.target.parent.mkdir(parents=True, exist_ok=True)
-        result = score_piece(pieces[0], scoring, job.target, progress.add)
-        if result.rows == 0:
-            raise InputError([str(job.source)], f"{job.source}: the file has no rows to score")
-        summary = Summary(result.rows, [result])
-    else:
-        start_folder(job.target, job.overwrite, job.shard.count)
-        results = [
-            score_piece(
-                piece, scoring, job.target / part_name(piece.index, piece.kind), progress.add
-            )
-            for piece in mine
-        ]
-        summary = Summary(sum(r.rows for r in results), results)
-        finish_shard(job.target, job.shard, pieces, results, dataset, scoring)
-    progress.done(output=str(job.target), peak_memory_mb=peak_memory_mb())
-    return summary
+    return run_job(settings, job, local_engine)
 
 
 def peak_memory_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
 
 
-def start_folder(target: Path, overwrite: bool, shard_count: int) -> None:
+def completed_by(target: Path, run_id: str | None) -> bool:
+    """Whether `target` holds the complete result of this very run (a shard retried after its
+    run completed has nothing left to do)."""
+    success = target / SUCCESS_FILE
+    if run_id is None or not success.is_file():
+        return False
+    return bool(json.loads(success.read_text()).get("run") == run_id)
+
+
+def marker(target: Path, run: str, shard: Shard) -> Path:
+    return target / SHARDS_DIR / run / f"{shard.index:05d}-of-{shard.count:05d}.json"
+
+
+def start_folder(target: Path, overwrite: bool, shard: Shard, run: str) -> None:
     """Make the output folder; refuse one that holds a complete result unless overwriting.
 
-    Overwriting with a single shard clears the folder. With several shards each removes the
-    `_SUCCESS` marker only; parts no longer in the plan are removed when the job completes.
+    Overwriting with a single shard empties the folder. With several shards each removes the
+    `_SUCCESS` marker only; parts no longer in the plan are removed when the run completes.
     """
     if (target / SUCCESS_FILE).exists():
         if not overwrite:
@@ -307,7 +383,7 @@ def start_folder(target: Path, overwrite: bool, shard_count: int) -> None:
                 "use --overwrite to replace it",
             )
         (target / SUCCESS_FILE).unlink(missing_ok=True)
-        if shard_count == 1:  # empty it, but keep it: it may be a volume's mount point
+        if shard.count == 1:  # empty it, but keep it: it may be a volume's mount point
             for child in target.iterdir():
                 if child.is_dir():
                     shutil.rmtree(child)
@@ -315,51 +391,53 @@ def start_folder(target: Path, overwrite: bool, shard_count: int) -> None:
                     child.unlink()
     if target.exists() and not target.is_dir():
         raise InputError(["--output"], f"{target} exists and is not a folder")
-    (target / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
+    marker(target, run, shard).parent.mkdir(parents=True, exist_ok=True)
+    marker(target, run, shard).unlink(missing_ok=True)  # this shard counts once it is done
 
 
 def write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    partial = temporary_name(path)
     partial.write_text(text)
     os.replace(partial, path)
 
 
 def finish_shard(
-    target: Path,
-    shard: Shard,
-    pieces: list[Piece],
-    results: list[PartResult],
-    dataset: Dataset,
-    scoring: Scoring,
+    target: Path, shard: Shard, run: str, plan: Plan, results: list[PartResult]
 ) -> None:
-    """Record the shard as done; the shard that finds every shard done writes `_SUCCESS`."""
-    fingerprint = plan_fingerprint(pieces, shard.count)
-    marker = {"plan": fingerprint, "shard": asdict(shard), "parts": [asdict(r) for r in results]}
-    markers = target / SHARDS_DIR
-    write_atomically(
-        markers / f"{shard.index:05d}-of-{shard.count:05d}.json", json.dumps(marker, indent=1)
-    )
-    found = [markers / f"{i:05d}-of-{shard.count:05d}.json" for i in range(shard.count)]
+    """Record the shard as done; the shard that finds every shard of the run done checks that
+    they all scored the same plan and writes `_SUCCESS`."""
+    record = {
+        "plan": plan.fingerprint,
+        "shard": asdict(shard),
+        "parts": [asdict(r) for r in results],
+    }
+    write_atomically(marker(target, run, shard), json.dumps(record, indent=1))
+    found = [marker(target, run, Shard(i, shard.count)) for i in range(shard.count)]
     if not all(path.exists() for path in found):
         return
     done = [json.loads(path.read_text()) for path in found]
-    if any(entry["plan"] != fingerprint for entry in done):
+    if any(entry["plan"] != plan.fingerprint for entry in done):
         raise InputError(
             [str(target)],
-            f"the shards of {target} scored different plans: the input changed while the job "
-            "ran, or shards used different settings. Run the job again with --overwrite.",
+            f"the shards of run {run} in {target} scored different plans: the input, the "
+            "model or the options changed while the job ran. Run the job again.",
         )
     parts = sorted((p for entry in done for p in entry["parts"]), key=lambda p: p["piece"])
     kept = {p["name"] for p in parts if p["name"]}
     for stale in [*target.glob("part-*"), *target.glob(".part-*.partial")]:
         if stale.name not in kept:  # from an earlier plan, or a killed process
             stale.unlink(missing_ok=True)
+    for other in (target / SHARDS_DIR).iterdir():
+        if other.name != run:
+            shutil.rmtree(other, ignore_errors=True)
     success = {
         "rows": sum(p["rows"] for p in parts),
-        "inputs": [str(path) for path in dataset.parts],
-        "format": dataset.kind,
-        "model_version": scoring.model_version,
+        "inputs": [str(path) for path in plan.dataset.parts],
+        "format": plan.dataset.kind,
+        "model_version": plan.scoring.model_version,
         "shards": shard.count,
+        "run": run,
+        "plan": plan.fingerprint,
         "parts": [
             {"name": p["name"], "rows": p["rows"], "sha256": p["sha256"]}
             for p in parts
@@ -367,5 +445,5 @@ def finish_shard(
         ],
     }
     if success["rows"] == 0:
-        raise InputError([str(dataset.parts[0])], "the dataset has no rows to score")
+        raise InputError([str(plan.dataset.parts[0])], "the dataset has no rows to score")
     write_atomically(target / SUCCESS_FILE, json.dumps(success, indent=1) + "\n")

@@ -1,26 +1,31 @@
 """The Dask engine: a dataset's pieces scored on the workers of a Dask cluster.
 
-The workers run this same image (`dask worker tcp://SCHEDULER:8786 --nthreads 1`), load the
-model from their own MODEL_DIR and write their parts straight into the output folder, which
-this process and every worker must see at the same path (a shared volume or a bucket mount).
-Each piece runs `score_piece`, the function the local engine runs, so the output is the same
-folder of parts with the same `_SUCCESS` marker.
+The workers run this same image (`dask worker tcp://SCHEDULER:8786 --nthreads 1`) and load
+the model from the job's MODEL_DIR path, which must hold the same model on every worker (the
+image's own, or a shared volume). They write their parts straight into the output folder,
+which this process and every worker must see at the same path (a shared volume or a bucket
+mount). Each piece runs `score_piece`, the function the local engine runs, and the job's flow
+is `run_job`'s, so the output is the same folder of parts with the same `_SUCCESS` marker.
 """
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 from ..config import Settings
-from ..dataset import WHOLE, part_name
+from ..dataset import Piece
 from ..features import InputError
 from ..model import ArtifactError
 from ..predict import (
     BatchJob,
+    PartResult,
+    Scoring,
     Summary,
-    finish_shard,
-    peak_memory_mb,
-    prepare,
-    progress_for,
+    is_file_target,
+    run_job,
     score_piece,
-    start_folder,
 )
+from ..progress import Progress
 from . import ClusterError
 
 CONNECT_TIMEOUT_S = 10
@@ -35,26 +40,46 @@ def predict_on_dask(settings: Settings, job: BatchJob, address: str | None) -> S
         raise InputError(
             ["--engine"], "shards and the Dask engine are two ways to split a job; use one"
         )
-    from distributed import Client, as_completed
+    if is_file_target(job.target):
+        raise InputError(
+            ["--output"], "the Dask engine writes a folder of parts; give a folder name"
+        )
+    with connect(address) as client:
+        threads = max(sum(client.nthreads().values()), 1)
+        return run_job(settings, job, engine_on(client), spread=threads)
+
+
+def connect(address: str) -> Any:
+    """A client of the scheduler at `address` that has at least one worker."""
+    from distributed import Client
 
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT_S)
-    except (OSError, TimeoutError) as error:
+    except (OSError, TimeoutError, ValueError) as error:
         raise InputError(
             ["--scheduler"],
             f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S} s: {error}",
         ) from None
-    with client:
-        threads = max(sum(client.nthreads().values()), 1)
-        dataset, pieces, scoring, to_file = prepare(settings, job, spread=threads)
-        if to_file:
-            raise InputError(
-                ["--output"], "the Dask engine writes a folder of parts; give a folder name"
-            )
-        start_folder(job.target, job.overwrite, 1)
-        progress = progress_for(settings, pieces)
-        progress.emit("start", inputs=len(dataset.parts), pieces=len(pieces), workers=threads)
-        targets = [job.target / part_name(piece.index, piece.kind) for piece in pieces]
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError) as error:
+        client.close()
+        raise InputError(
+            ["--scheduler"],
+            f"the Dask scheduler at {address} has no worker after {CONNECT_TIMEOUT_S} s: {error}",
+        ) from None
+    return client
+
+
+def engine_on(
+    client: Any,
+) -> Callable[[list[Piece], Callable[[Piece], Path], Scoring, Progress], list[PartResult]]:
+    def score_on_cluster(
+        pieces: list[Piece], target: Callable[[Piece], Path], scoring: Scoring, progress: Progress
+    ) -> list[PartResult]:
+        from distributed import as_completed
+
+        targets = [target(piece) for piece in pieces]
         futures = client.map(score_piece, pieces, [scoring] * len(pieces), targets, pure=False)
         sizes = {future.key: piece.size for future, piece in zip(futures, pieces, strict=True)}
         results = []
@@ -64,12 +89,16 @@ def predict_on_dask(settings: Settings, job: BatchJob, address: str | None) -> S
                 results.append(result)
                 progress.add(result.rows, sizes[future.key])
         except (InputError, ArtifactError, OSError):
+            client.cancel(futures)
             raise
         except Exception as error:  # a worker died, a task was lost, ...
+            client.cancel(futures)
             raise ClusterError(
                 f"the Dask cluster failed: {type(error).__name__}: {error}"
             ) from None
-        results.sort(key=lambda r: r.piece)
-    finish_shard(job.target, WHOLE, pieces, results, dataset, scoring)
-    progress.done(output=str(job.target), peak_memory_mb=peak_memory_mb())
-    return Summary(sum(r.rows for r in results), results)
+        except BaseException:  # stopped (SIGTERM): stop the cluster's work too
+            client.cancel(futures)
+            raise
+        return sorted(results, key=lambda r: r.piece)
+
+    return score_on_cluster
