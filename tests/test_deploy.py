@@ -319,7 +319,7 @@ def test_sharded_jobs_set_shard_count_to_their_completions(
     for obj, job in sharded:
         pod = job["template"]["spec"]
         env = settings_of(rendered[overlay], pod)
-        assert int(env["SHARD_COUNT"]) == job["completions"] == job["parallelism"], obj
+        assert int(env["SHARD_COUNT"]) == job["completions"] >= job["parallelism"], obj
         assert job["backoffLimitPerIndex"] >= 1 and pod["restartPolicy"] == "Never"
         assert pod["containers"][0]["args"][0] == "predict"
 

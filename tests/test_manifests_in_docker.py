@@ -10,6 +10,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -158,10 +159,23 @@ def test_the_indexed_job_run_once_per_index_adds_up_to_a_single_run(
     cluster = Cluster(objects, tmp_path, claims={f"{SLUG}-data": data})
     pod = pod_of(objects, "Job")
     assert job["spec"]["completionMode"] == "Indexed"
-    for index in range(job["spec"]["completions"]):
-        # Kubernetes gives each pod of an Indexed Job its index.
-        shard = docker_options(pod, "predict", cluster, tag, {"JOB_COMPLETION_INDEX": str(index)})
-        run_to_end(docker, shard)
+    # Kubernetes gives each pod of an Indexed Job its index and, through the downward API,
+    # the Job's uid; `parallelism` pods run at once.
+    for uid in ("first-run", "second-run"):  # applying the Job again scores again
+        given = [
+            {"JOB_COMPLETION_INDEX": str(index), "BATCH_RUN_ID": uid}
+            for index in range(job["spec"]["completions"])
+        ]
+        with ThreadPoolExecutor(job["spec"]["parallelism"]) as pool:
+            list(
+                pool.map(
+                    lambda env: run_to_end(
+                        docker, docker_options(pod, "predict", cluster, tag, env)
+                    ),
+                    given,
+                )
+            )
+        assert json.loads((data / "scores" / "_SUCCESS").read_text())["run"] == uid
     single = shared(tmp_path / "single")
     logs = docker.containers.run(
         tag,
@@ -214,7 +228,11 @@ def test_the_retraining_cronjob_trains_into_the_volume_the_deployment_serves(
     nightly = pod_of(objects, "CronJob", f"{SLUG}-score-nightly")
     shards = find(objects, "CronJob", f"{SLUG}-score-nightly")["spec"]["jobTemplate"]["spec"]
     for index in range(shards["completions"]):
-        given = {"JOB_COMPLETION_INDEX": str(index), "JOB_NAME": "score-nightly-29000000"}
+        given = {
+            "JOB_COMPLETION_INDEX": str(index),
+            "JOB_NAME": "score-nightly-29000000",
+            "BATCH_RUN_ID": "nightly-uid",
+        }
         run_to_end(docker, docker_options(nightly, "predict", cluster, tag, given))
     success = json.loads((data / "scores" / "score-nightly-29000000" / "_SUCCESS").read_text())
     assert success["rows"] == 1_000 and success["model_version"] == trained
