@@ -53,6 +53,20 @@ IGNORED_CONTAINER_FIELDS = {
     "terminationMessagePath",
     "terminationMessagePolicy",
 }
+# Security settings and mount fields carried over (or, for seccomp's RuntimeDefault and
+# runAsNonRoot, what Docker does anyway); any other key fails the test.
+SECURITY_FIELDS = {
+    "runAsUser",
+    "runAsGroup",
+    "runAsNonRoot",
+    "fsGroup",
+    "fsGroupChangePolicy",
+    "seccompProfile",
+    "readOnlyRootFilesystem",
+    "allowPrivilegeEscalation",
+    "capabilities",
+}
+MOUNT_FIELDS = {"name", "mountPath", "subPath", "readOnly"}
 UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 10**3, "M": 10**6, "G": 10**9}
 
 
@@ -141,6 +155,11 @@ def docker_options(
     assert not unknown, f"container fields this test cannot carry over: {sorted(unknown)}"
     env = environment(spec, cluster, given_env or {})
     security = {**pod.get("securityContext", {}), **spec.get("securityContext", {})}
+    unknown = set(security) - SECURITY_FIELDS
+    assert not unknown, f"security settings this test cannot carry over: {sorted(unknown)}"
+    assert set(security.get("capabilities", {})) <= {"drop"}, "only dropping capabilities"
+    assert security.get("seccompProfile", {"type": "RuntimeDefault"}) == {"type": "RuntimeDefault"}
+    assert security.get("runAsNonRoot") is not True or security["runAsUser"] != 0
     options: dict[str, Any] = {
         "image": image,
         "environment": env,
@@ -184,6 +203,8 @@ def mounts(
     tmpfs: dict[str, str] = {}
     binds: dict[str, dict[str, str]] = {}
     for mount in spec.get("volumeMounts", []):
+        unknown = set(mount) - MOUNT_FIELDS
+        assert not unknown, f"mount fields this test cannot carry over: {sorted(unknown)}"
         volume = volumes[mount["name"]]
         target = mount["mountPath"]
         read_only = bool(mount.get("readOnly"))

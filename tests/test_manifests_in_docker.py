@@ -212,10 +212,19 @@ def test_the_retraining_cronjob_trains_into_the_volume_the_deployment_serves(
     )
     assert "loaded 75 rows from 1 file(s) in /opt/ml/input/data/train" in logs, logs
     trained = json.loads((model / "metadata.json").read_text())["model_version"]
-    baked = docker.containers.run(
-        tag, ["-c", "import json; print(json.load(open('/opt/ml/model/metadata.json'))['model_version'])"],
-        entrypoint="python", remove=True,
-    ).decode().strip()  # fmt: skip
+    baked = (
+        docker.containers.run(
+            tag,
+            [
+                "-c",
+                "import json; print(json.load(open('/opt/ml/model/metadata.json'))['model_version'])",
+            ],
+            entrypoint="python",
+            remove=True,
+        )
+        .decode()
+        .strip()
+    )
     assert trained != baked
     server = docker_options(pod_of(objects, "Deployment"), "server", cluster, tag)
     with running(docker, server):

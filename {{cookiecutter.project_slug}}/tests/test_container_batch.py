@@ -45,14 +45,29 @@ def test_shards_by_flag_and_by_environment_add_up_to_a_single_run(
     predict_job(docker, image, data, "--input", "/data/in", "--output", "/data/single")
     for index in range(3):  # shards by flag
         predict_job(
-            docker, image, data, "--input", "/data/in", "--output", "/data/by-flag",
-            "--shard-index", str(index), "--shard-count", "3",
-        )  # fmt: skip
+            docker,
+            image,
+            data,
+            "--input",
+            "/data/in",
+            "--output",
+            "/data/by-flag",
+            "--shard-index",
+            str(index),
+            "--shard-count",
+            "3",
+        )
     for index in range(3):  # shards as a Kubernetes Indexed Job runs them
         predict_job(
-            docker, image, data, "--input", "/data/in", "--output", "/data/by-env",
+            docker,
+            image,
+            data,
+            "--input",
+            "/data/in",
+            "--output",
+            "/data/by-env",
             environment={"JOB_COMPLETION_INDEX": str(index), "SHARD_COUNT": "3"},
-        )  # fmt: skip
+        )
     single = read_parts(data / "single")
     assert list(single["id"]) == list(rows["id"]), "ids pass through, in order"
     pd.testing.assert_frame_equal(single[rows.columns], rows, check_dtype=False)
@@ -128,10 +143,19 @@ def test_dask_cluster_of_the_image_scores_like_a_local_run(
     predict_job(docker, image, data, "--input", "/data/in", "--output", "/data/local")
     with dask_cluster(docker, image, bind(data, "/data"), workers=2) as address:
         logs = predict_job(
-            docker, image, data, "--engine", "dask", "--scheduler", address,
-            "--input", "/data/in", "--output", "/data/on-dask",
+            docker,
+            image,
+            data,
+            "--engine",
+            "dask",
+            "--scheduler",
+            address,
+            "--input",
+            "/data/in",
+            "--output",
+            "/data/on-dask",
             network_mode="host",
-        )  # fmt: skip
+        )
     assert "workers 2" in logs
     pd.testing.assert_frame_equal(read_parts(data / "on-dask"), read_parts(data / "local"))
     local = json.loads((data / "local" / "_SUCCESS").read_text())

@@ -206,7 +206,8 @@ async def execution_parameters(request: Request) -> Response:
     settings = service_of(request).settings
     return FastJSONResponse(
         {
-            # One request per CPU keeps every core busy; micro-batching merges the rest.
+            # One request in flight per CPU the container may use: enough to keep parsing and
+            # the model thread busy, while micro-batching gathers them into model calls.
             "MaxConcurrentTransforms": available_cpus(),
             "BatchStrategy": "MULTI_RECORD",
             "MaxPayloadInMB": max(1, settings.max_request_bytes // (1024 * 1024)),
