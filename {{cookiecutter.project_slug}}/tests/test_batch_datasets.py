@@ -343,7 +343,9 @@ def test_an_index_from_the_environment_needs_a_count(monkeypatch: pytest.MonkeyP
         resolve_shard(None, None, Settings())
 
 
-def test_the_dask_engine_scores_like_the_local_one(tmp_path: Path, trained: Settings) -> None:
+def test_the_dask_engine_scores_like_the_local_one(
+    tmp_path: Path, trained: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     from distributed import LocalCluster
 
     from {{ cookiecutter.package_name }}.engines.dask import predict_on_dask
@@ -357,6 +359,7 @@ def test_the_dask_engine_scores_like_the_local_one(tmp_path: Path, trained: Sett
         n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
     ) as cluster:
         predict_on_dask(trained, BatchJob(data, tmp_path / "on-dask"), cluster.scheduler_address)
+    assert "workers 2" in capsys.readouterr().out
     pd.testing.assert_frame_equal(read_parts(tmp_path / "on-dask"), read_parts(tmp_path / "local"))
     with pytest.raises(InputError, match="cannot reach the Dask scheduler at http://nowhere"):
         predict_on_dask(trained, BatchJob(data, tmp_path / "x"), "http://nowhere")

@@ -310,10 +310,15 @@ def progress_for(settings: Settings, pieces: Sequence[Piece]) -> Progress:
 
 
 def run_job(
-    settings: Settings, job: BatchJob, engine: Engine, spread: int | None = None
+    settings: Settings,
+    job: BatchJob,
+    engine: Engine,
+    spread: int | None = None,
+    **about: object,
 ) -> Summary:
     """The flow of every job, whatever the engine: plan, claim the output, score this shard's
-    pieces, record the shard, and write `_SUCCESS` once every shard of the run is done."""
+    pieces, record the shard, and write `_SUCCESS` once every shard of the run is done.
+    `about` goes into the `start` line (the engine's workers, say)."""
     plan = prepare(settings, job, spread)
     mine = shard_pieces(plan.pieces, job.shard)
     progress = progress_for(settings, mine)
@@ -327,7 +332,9 @@ def run_job(
             return Summary(0, [])
         start_folder(job.target, job.overwrite, job.shard, run)
         targets = lambda piece: job.target / part_name(piece.index, piece.kind)  # noqa: E731
-    progress.emit("start", inputs=len(plan.dataset.parts), pieces=len(mine), shard=str(job.shard))
+    progress.emit(
+        "start", inputs=len(plan.dataset.parts), pieces=len(mine), shard=str(job.shard), **about
+    )
     results = engine(mine, targets, plan.scoring, progress)
     rows = sum(r.rows for r in results)
     if plan.to_file and rows == 0:

@@ -46,7 +46,7 @@ def predict_on_dask(settings: Settings, job: BatchJob, address: str | None) -> S
         )
     with connect(address) as client:
         threads = max(sum(client.nthreads().values()), 1)
-        return run_job(settings, job, engine_on(client), spread=threads)
+        return run_job(settings, job, engine_on(client), spread=threads, workers=threads)
 
 
 def connect(address: str) -> Any:
