@@ -6,6 +6,7 @@ class labels) and, for classifiers, `predict_proba` (FP64, [N, classes]). Errors
 protocol's shape, `{"error": "..."}`, with 400 for bad requests and 404 for unknown models.
 """
 
+import math
 from typing import Any
 
 import numpy as np
@@ -76,11 +77,12 @@ def tensor_array(tensor: Any, index: int) -> np.ndarray:
     name, datatype, shape, data = (tensor.get(k) for k in ("name", "datatype", "shape", "data"))
     if not isinstance(name, str):
         raise InputError([where], "tensor needs a 'name'")
-    if datatype not in NUMERIC:
+    if not isinstance(datatype, str) or datatype not in NUMERIC:
         raise InputError(
             [name], f"datatype {datatype!r} is not numeric; use one of FP64, FP32, INT64, ..."
         )
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    # `type(d) is int`: JSON's true and false are ints to isinstance.
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise InputError([name], "shape must be a list of non-negative integers")
     if data is None:
         raise InputError([name], "tensor has no 'data' (binary tensor data is not supported)")
@@ -88,13 +90,16 @@ def tensor_array(tensor: Any, index: int) -> np.ndarray:
         array = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError):
         raise InputError([name], "data must be numbers") from None
-    if array.size != int(np.prod(shape)):
+    if array.size != math.prod(shape):
         raise InputError(
-            [name], f"data has {array.size} values but shape {shape} needs {int(np.prod(shape))}"
+            [name], f"data has {array.size} values but shape {shape} needs {math.prod(shape)}"
         )
     if not np.isfinite(array).all():
         raise InputError([name], "data must be finite numbers (no NaN or infinity)")
-    return array.reshape(shape)
+    try:
+        return array.reshape(shape)
+    except ValueError:  # a dimension beyond what NumPy can index, beside a 0
+        raise InputError([name], f"shape {shape} is too large") from None
 
 
 def request_matrix(inputs: Any) -> np.ndarray:
