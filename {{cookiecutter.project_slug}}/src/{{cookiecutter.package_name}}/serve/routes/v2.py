@@ -18,6 +18,14 @@ from ...features import FEATURE_NAMES, FEATURES, InputError
 from ..errors import V2_PREFIX, error_body
 from ..responses import FastJSONResponse
 from ..routing import LeanRoute, service_of
+from ..schemas import (
+    InferenceResponse,
+    ModelMetadataResponse,
+    ModelReadyResponse,
+    ServerMetadataResponse,
+    V2Error,
+    ref,
+)
 from ..service import PredictionService
 
 router = APIRouter(tags=["open inference protocol"], route_class=LeanRoute)
@@ -193,20 +201,97 @@ def _target(request: Request) -> tuple[str, str | None]:
     return params["name"], params.get("version")
 
 
-@router.get("/v2", summary="Server metadata")
+# Path parameters, which FastAPI cannot see in routes that take only the request.
+NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": f"The model's name: this server has one, {PROJECT_NAME!r}.",
+    "schema": {"type": "string", "pattern": "^[^/]+$", "examples": [PROJECT_NAME]},
+}
+VERSION = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "description": "The loaded model's version (see its metadata's `versions`).",
+    "schema": {"type": "string", "pattern": "^[^/]+$"},
+}
+UNKNOWN_MODEL: dict[int | str, dict[str, Any]] = {
+    404: {"model": V2Error, "description": "Another model's name, or another version"}
+}
+INFER_ERRORS: dict[int | str, dict[str, Any]] = {
+    **UNKNOWN_MODEL,
+    400: {"model": V2Error, "description": "A bad request: the message names the tensor"},
+    413: {
+        "model": V2Error,
+        "description": "Body over MAX_REQUEST_BYTES or rows over MAX_BATCH_ROWS",
+    },
+    503: {"model": V2Error, "description": "No model loaded"},
+}
+_example_tensor = {"name": "input-0", "shape": [1, len(FEATURES)], "datatype": "FP64"}
+INFER_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": ref("InferenceRequest"),
+            "example": {"inputs": [{**_example_tensor, "data": [[f.example for f in FEATURES]]}]},
+        }
+    },
+}
+
+
+def model_route(*parameters: dict[str, Any], body: bool = False) -> dict[str, Any]:
+    """The `openapi_extra` of a model route: its path parameters and, for infer, its body."""
+    extra: dict[str, Any] = {"parameters": list(parameters)}
+    if body:
+        extra["requestBody"] = INFER_BODY
+    return extra
+
+
+@router.get("/v2", response_model=ServerMetadataResponse, summary="Server metadata")
 async def server_metadata(request: Request) -> Response:
     return FastJSONResponse({"name": PROJECT_NAME, "version": PROJECT_VERSION, "extensions": []})
 
 
-@router.get("/v2/models/{name}", summary="Model metadata")
-@router.get("/v2/models/{name}/versions/{version}", summary="Model metadata (one version)")
+@router.get(
+    "/v2/models/{name}",
+    response_model=ModelMetadataResponse,
+    responses=UNKNOWN_MODEL,
+    openapi_extra=model_route(NAME),
+    summary="Model metadata",
+)
+@router.get(
+    "/v2/models/{name}/versions/{version}",
+    response_model=ModelMetadataResponse,
+    responses=UNKNOWN_MODEL,
+    openapi_extra=model_route(NAME, VERSION),
+    summary="Model metadata (one version)",
+)
 async def metadata(request: Request) -> Response:
     service = service_of(request)
     return unknown_model(*_target(request), service) or FastJSONResponse(model_metadata(service))
 
 
-@router.get("/v2/models/{name}/ready", summary="Model ready (200) or not (503)")
-@router.get("/v2/models/{name}/versions/{version}/ready", summary="Model ready (one version)")
+_NOT_READY: dict[int | str, dict[str, Any]] = {
+    **UNKNOWN_MODEL,
+    503: {"model": ModelReadyResponse, "description": "Not ready: no model loaded"},
+}
+
+
+@router.get(
+    "/v2/models/{name}/ready",
+    response_model=ModelReadyResponse,
+    responses=_NOT_READY,
+    openapi_extra=model_route(NAME),
+    summary="Model ready (200) or not (503)",
+)
+@router.get(
+    "/v2/models/{name}/versions/{version}/ready",
+    response_model=ModelReadyResponse,
+    responses=_NOT_READY,
+    openapi_extra=model_route(NAME, VERSION),
+    summary="Model ready (one version)",
+)
 async def model_ready(request: Request) -> Response:
     service = service_of(request)
     name, version = _target(request)
@@ -216,7 +301,19 @@ async def model_ready(request: Request) -> Response:
     return FastJSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
 
 
-@router.post("/v2/models/{name}/infer", summary="Inference")
-@router.post("/v2/models/{name}/versions/{version}/infer", summary="Inference (one version)")
+@router.post(
+    "/v2/models/{name}/infer",
+    response_model=InferenceResponse,
+    responses=INFER_ERRORS,
+    openapi_extra=model_route(NAME, body=True),
+    summary="Inference",
+)
+@router.post(
+    "/v2/models/{name}/versions/{version}/infer",
+    response_model=InferenceResponse,
+    responses=INFER_ERRORS,
+    openapi_extra=model_route(NAME, VERSION, body=True),
+    summary="Inference (one version)",
+)
 async def infer_route(request: Request) -> Response:
     return await infer(request, service_of(request), *_target(request))
