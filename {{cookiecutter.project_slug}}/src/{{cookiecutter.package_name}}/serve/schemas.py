@@ -205,7 +205,7 @@ def _table_form(key: str, description: str) -> dict[str, Any]:
 
 
 _width = len(FEATURES)
-_invocation_forms = {
+INVOCATION_SCHEMAS: dict[str, Any] = {
     "Row": {
         "type": "array",
         "description": f"The values of one row, in feature order: {', '.join(FEATURE_NAMES)}.",
@@ -256,8 +256,8 @@ _invocation_forms = {
             ref("Rows"),
             _table_form("dataframe_split", "MLflow: a table in pandas' split orientation."),
             _table_form("dataframe_records", "MLflow: records, rows or columns."),
-            _table_form("instances", "MLflow (TensorFlow Serving's row form)."),
-            _table_form("inputs", "MLflow (TensorFlow Serving's column form)."),
+            _table_form("instances", "MLflow, as TensorFlow Serving: records, rows or columns."),
+            _table_form("inputs", "MLflow, as TensorFlow Serving: records, rows or columns."),
         ]
     },
 }
@@ -268,4 +268,4 @@ def request_schemas() -> dict[str, Any]:
     _, pydantic_schemas = models_json_schema(
         [(Record, "validation"), (InferenceRequest, "validation")], ref_template=REF
     )
-    return {**pydantic_schemas["$defs"], **_invocation_forms}
+    return {**pydantic_schemas["$defs"], **INVOCATION_SCHEMAS}
