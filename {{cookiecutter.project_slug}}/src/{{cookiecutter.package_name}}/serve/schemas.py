@@ -91,7 +91,7 @@ class NotReadyYet(BaseModel):
 # --- Open Inference Protocol (KServe V2): the published specification's shapes ---------
 
 # The datatypes the server takes; any other is refused with 400 naming the tensor.
-V2_NUMERIC_DATATYPES = Literal[
+NumericDatatype = Literal[
     "BOOL",
     "UINT8",
     "UINT16",
@@ -146,7 +146,7 @@ class RequestInput(BaseModel):
         "other name for a single [N, features] tensor with the features in schema order."
     )
     shape: list[NonNegativeInt]
-    datatype: V2_NUMERIC_DATATYPES
+    datatype: NumericDatatype
     parameters: dict[str, Any] | None = None
     data: list[float | bool | list[float | bool]] = Field(
         description="The values, flat or nested in row-major order; finite numbers."

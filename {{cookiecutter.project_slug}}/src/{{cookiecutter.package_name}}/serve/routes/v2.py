@@ -7,7 +7,7 @@ protocol's shape, `{"error": "..."}`, with 400 for bad requests and 404 for unkn
 """
 
 import math
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import orjson
@@ -22,6 +22,7 @@ from ..schemas import (
     InferenceResponse,
     ModelMetadataResponse,
     ModelReadyResponse,
+    NumericDatatype,
     ServerMetadataResponse,
     V2Error,
     ref,
@@ -30,20 +31,7 @@ from ..service import PredictionService
 
 router = APIRouter(tags=["open inference protocol"], route_class=LeanRoute)
 
-NUMERIC = {
-    "BOOL",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FP16",
-    "FP32",
-    "FP64",
-}
+NUMERIC = frozenset(get_args(NumericDatatype))
 FEATURE_DATATYPE = {"float": "FP64", "int": "INT64"}
 
 
