@@ -7,6 +7,7 @@ protocol's shape, `{"error": "..."}`, with 400 for bad requests and 404 for unkn
 """
 
 import math
+from collections.abc import Callable
 from typing import Any, get_args
 
 import numpy as np
@@ -17,7 +18,7 @@ from ...config import PROJECT_NAME, PROJECT_VERSION
 from ...features import FEATURE_NAMES, FEATURES, InputError
 from ..errors import V2_PREFIX, error_body
 from ..responses import FastJSONResponse
-from ..routing import LeanRoute, service_of
+from ..routing import Endpoint, LeanRoute, service_of
 from ..schemas import (
     InferenceResponse,
     ModelMetadataResponse,
@@ -228,12 +229,31 @@ INFER_BODY = {
 }
 
 
-def model_route(*parameters: dict[str, Any], body: bool = False) -> dict[str, Any]:
-    """The `openapi_extra` of a model route: its path parameters and, for infer, its body."""
-    extra: dict[str, Any] = {"parameters": list(parameters)}
-    if body:
-        extra["requestBody"] = INFER_BODY
-    return extra
+def model_routes(
+    method: str, suffix: str, summary: str, body: bool = False, **documented: Any
+) -> Callable[[Endpoint], Endpoint]:
+    """Route `/v2/models/{name}<suffix>` and `/v2/models/{name}/versions/{version}<suffix>`
+    to the endpoint, each declaring its path parameters and, for infer, its body."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        for prefix, parameters, what in (
+            ("/v2/models/{name}", [NAME], summary),
+            ("/v2/models/{name}/versions/{version}", [NAME, VERSION], f"{summary} (one version)"),
+        ):
+            extra: dict[str, Any] = {"parameters": parameters}
+            if body:
+                extra["requestBody"] = INFER_BODY
+            router.add_api_route(
+                prefix + suffix,
+                endpoint,
+                methods=[method],
+                summary=what,
+                openapi_extra=extra,
+                **documented,
+            )
+        return endpoint
+
+    return register
 
 
 @router.get("/v2", response_model=ServerMetadataResponse, summary="Server metadata")
@@ -241,44 +261,23 @@ async def server_metadata(request: Request) -> Response:
     return FastJSONResponse({"name": PROJECT_NAME, "version": PROJECT_VERSION, "extensions": []})
 
 
-@router.get(
-    "/v2/models/{name}",
-    response_model=ModelMetadataResponse,
-    responses=UNKNOWN_MODEL,
-    openapi_extra=model_route(NAME),
-    summary="Model metadata",
-)
-@router.get(
-    "/v2/models/{name}/versions/{version}",
-    response_model=ModelMetadataResponse,
-    responses=UNKNOWN_MODEL,
-    openapi_extra=model_route(NAME, VERSION),
-    summary="Model metadata (one version)",
+@model_routes(
+    "GET", "", "Model metadata", response_model=ModelMetadataResponse, responses=UNKNOWN_MODEL
 )
 async def metadata(request: Request) -> Response:
     service = service_of(request)
     return unknown_model(*_target(request), service) or FastJSONResponse(model_metadata(service))
 
 
-_NOT_READY: dict[int | str, dict[str, Any]] = {
-    **UNKNOWN_MODEL,
-    503: {"model": ModelReadyResponse, "description": "Not ready: no model loaded"},
-}
-
-
-@router.get(
-    "/v2/models/{name}/ready",
+@model_routes(
+    "GET",
+    "/ready",
+    "Model readiness: 200, or 503 without a model",
     response_model=ModelReadyResponse,
-    responses=_NOT_READY,
-    openapi_extra=model_route(NAME),
-    summary="Model ready (200) or not (503)",
-)
-@router.get(
-    "/v2/models/{name}/versions/{version}/ready",
-    response_model=ModelReadyResponse,
-    responses=_NOT_READY,
-    openapi_extra=model_route(NAME, VERSION),
-    summary="Model ready (one version)",
+    responses={
+        **UNKNOWN_MODEL,
+        503: {"model": ModelReadyResponse, "description": "Not ready: no model loaded"},
+    },
 )
 async def model_ready(request: Request) -> Response:
     service = service_of(request)
@@ -289,19 +288,13 @@ async def model_ready(request: Request) -> Response:
     return FastJSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
 
 
-@router.post(
-    "/v2/models/{name}/infer",
+@model_routes(
+    "POST",
+    "/infer",
+    "Inference",
+    body=True,
     response_model=InferenceResponse,
     responses=INFER_ERRORS,
-    openapi_extra=model_route(NAME, body=True),
-    summary="Inference",
-)
-@router.post(
-    "/v2/models/{name}/versions/{version}/infer",
-    response_model=InferenceResponse,
-    responses=INFER_ERRORS,
-    openapi_extra=model_route(NAME, VERSION, body=True),
-    summary="Inference (one version)",
 )
 async def infer_route(request: Request) -> Response:
     return await infer(request, service_of(request), *_target(request))
