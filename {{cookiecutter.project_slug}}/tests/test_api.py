@@ -25,6 +25,7 @@ from .conftest import (
     live_server,
     make_settings,
     metric,
+    v2_body,
     varied_rows,
     wait_until_ready,
 )
@@ -94,6 +95,21 @@ def test_infinity_is_422(client: TestClient) -> None:
         content=b'{"sepal_length": 1e999, "sepal_width": 1, "petal_length": 1, "petal_width": 1}',
     )
     assert response.status_code == 422
+
+
+def test_values_the_model_cannot_score_are_refused_not_answered_with_nan(
+    client: TestClient,
+) -> None:
+    far = {**EXAMPLE, "sepal_length": 1e308, "sepal_width": -1e308}
+    response = client.post("/predict", json=[EXAMPLE, far])
+    assert response.status_code == 422
+    assert "row 1 " in response.json()["detail"][0]["msg"]
+    csv = ",".join(str(v) for v in far.values())
+    as_csv = client.post("/invocations", content=csv, headers={"Content-Type": "text/csv"})
+    assert as_csv.status_code == 422
+    infer_path = "/v2/models/{{ cookiecutter.project_slug }}/infer"
+    infer = client.post(infer_path, json=v2_body([list(far.values())]))
+    assert infer.status_code == 400 and "row 0 " in infer.json()["error"]
 
 
 def test_openapi_shows_the_features(client: TestClient) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.features import load_sample
+from {{ cookiecutter.package_name }}.features import InputError, load_sample
 from {{ cookiecutter.package_name }}.serve.metrics import Metrics
 from {{ cookiecutter.package_name }}.serve.service import Prediction, PredictionService
 from {{ cookiecutter.package_name }}.serve.state import ModelHolder
@@ -74,6 +74,36 @@ def test_a_failing_request_does_not_fail_its_neighbours(trained: Settings) -> No
     first, failed, last = asyncio.run(run())
     assert isinstance(failed, ValueError)
     assert first.labels.tolist() == last.labels.tolist() == ["setosa"] * 3  # type: ignore[union-attr]
+
+
+def test_a_row_the_model_cannot_score_fails_its_request_only(trained: Settings) -> None:
+    """Finite values far beyond the training data overflow the model into NaN probabilities:
+    that request is refused, naming the row, and the requests batched with it are answered."""
+    features = load_sample()[0].to_numpy()
+    far = features[:2].copy()
+    far[1, :2] = [1e308, -1e308]
+
+    async def run() -> list[object]:
+        holder = ModelHolder(trained.model_dir)
+        holder.load()
+        settings = trained.model_copy(update={"batch_max_latency_ms": 20})
+        service = PredictionService(settings, holder, Metrics())
+        await service.start()
+        try:
+            return await asyncio.gather(
+                service.predict(features[:3]),
+                service.predict(far),
+                service.predict(features[:3]),
+                return_exceptions=True,
+            )
+        finally:
+            await service.stop()
+
+    first, failed, last = asyncio.run(run())
+    assert isinstance(failed, InputError) and "row 1 " in str(failed)
+    for answered in (first, last):
+        assert isinstance(answered, Prediction) and answered.probabilities is not None
+        assert np.isfinite(answered.probabilities).all()
 
 
 class CountingModel:

@@ -63,3 +63,17 @@ def test_malformed_outputs_are_400(client: TestClient) -> None:
     for outputs in (1, True, "predict", [1]):
         response = client.post(INFER, json={"inputs": [tensor], "outputs": outputs})
         assert response.status_code == 400, outputs
+
+
+def test_malformed_tensor_headers_are_400_naming_the_tensor(client: TestClient) -> None:
+    tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": list(EXAMPLE.values())}
+    for bad in (
+        {"datatype": {}},
+        {"datatype": ["FP64"]},
+        {"shape": [False, 4]},
+        {"shape": [2**63, 0], "data": []},
+        {"shape": [2**64 - 1, 0], "data": []},
+    ):
+        response = client.post(INFER, json={"inputs": [{**tensor, **bad}]})
+        assert response.status_code == 400, bad
+        assert response.json()["error"].startswith("x: "), bad

@@ -5,20 +5,19 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
-from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..config import PROJECT_NAME, Settings, get_settings
-from ..features import InputError, Record
+from ..features import InputError
 from .errors import error_body
 from .logs import AccessLog
 from .metrics import Metrics
 from .middleware import RequestMiddleware
+from .openapi import openapi_document
 from .responses import FastJSONResponse
 from .routes import health, metrics, predict, sagemaker, v2
 from .service import NotReady, PredictionService, TooManyRows
@@ -83,18 +82,6 @@ def http_error(request: Request, error: Exception) -> Response:
     )
 
 
-def openapi_with_record(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document, with the Record schema that /predict's body refers to."""
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        record = Record.model_json_schema(ref_template="#/components/schemas/{model}")
-        schema.setdefault("components", {}).setdefault("schemas", {})["Record"] = record
-        app.openapi_schema = schema
-    return app.openapi_schema
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
@@ -123,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, http_error)
 
     # FastAPI documents replacing `app.openapi` as the way to customise the document.
-    app.openapi = lambda: openapi_with_record(app)  # type: ignore[method-assign]
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     # Prediction routes first: routes are matched in order, and these are the hot ones.
     for router in (
         predict.router,

@@ -3,9 +3,10 @@
 FastAPI's dependency injection and parameter parsing cost tens of microseconds per request,
 more than a micro-batched prediction of a small model. Every endpoint here therefore takes
 `request` only, reads its body itself (with the shared validators in features.py) and finds
-the service on `request.app.state`. OpenAPI still documents each route: request bodies through
-`openapi_extra`, responses through `response_model`. Auth is not a route dependency but part
-of the request middleware, so no route can forget it.
+the service on `request.app.state`. OpenAPI still documents each route: path parameters and
+request bodies through `openapi_extra`, answers through `response_model` and `responses` (the
+models in schemas.py). Auth is not a route dependency but part of the request middleware, so
+no route can forget it.
 """
 
 from collections.abc import Callable, Coroutine

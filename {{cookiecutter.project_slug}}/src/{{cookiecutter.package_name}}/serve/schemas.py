@@ -1,6 +1,51 @@
-"""Response models of /predict and /invocations, for OpenAPI; requests use features.Record."""
+"""What the HTTP routes take and answer, for the OpenAPI document only.
 
-from pydantic import BaseModel, Field
+The routes read raw bodies and write their answers themselves, for speed (see routing.py), so
+nothing here parses or serialises a request at run time. Response bodies are pydantic models
+that the routes name in `response_model` and `responses`; request bodies are JSON Schemas
+derived from the feature schema, as the validators in features.py are, and the routes refer to
+them from `openapi_extra`. The OpenAPI fuzz test run against the image keeps both honest.
+"""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, NonNegativeInt
+from pydantic.json_schema import models_json_schema
+
+from ..features import FEATURE_NAMES, FEATURES, Record
+
+REF = "#/components/schemas/{model}"
+JSON_TYPES = {"float": "number", "int": "integer"}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(model=name)}
+
+
+# --- errors: {"detail"} outside /v2, {"error"} under /v2 (errors.py) ------------------
+
+
+class ProblemDetail(BaseModel):
+    detail: str = Field(description="What is wrong and how to fix it.")
+
+
+class FieldProblem(BaseModel):
+    type: str = Field(description="Kind of problem, e.g. `value_error`.")
+    loc: list[str | int] = Field(
+        description="Where: `body`, then the keys and indexes that lead to the wrong field."
+    )
+    msg: str = Field(description="What is wrong with it.")
+
+
+class InvalidInput(BaseModel):
+    detail: list[FieldProblem]
+
+
+class V2Error(BaseModel):
+    error: str = Field(description="What is wrong and how to fix it.")
+
+
+# --- the project's own routes, SageMaker's and the probes -----------------------------
 
 
 class PredictResponse(BaseModel):
@@ -11,5 +56,216 @@ class PredictResponse(BaseModel):
     model_version: str = Field(description="Version of the model that answered.")
 
 
-class ProblemDetail(BaseModel):
-    detail: str = Field(description="What is wrong and how to fix it.")
+class MetadataResponse(BaseModel):
+    status: Literal["loading", "ready", "failed"]
+    reason: str | None = Field(description="Why the model failed to load, else null.")
+    model: dict[str, Any] | None = Field(
+        description="The artifact's metadata.json, or null while no model is loaded."
+    )
+    model_load_seconds: float | None
+    settings: dict[str, Any] = Field(
+        description="Every setting by its variable; secrets as set or not."
+    )
+
+
+class ExecutionParameters(BaseModel):
+    MaxConcurrentTransforms: int = Field(ge=1, description="One request per CPU.")
+    BatchStrategy: Literal["MULTI_RECORD"]
+    MaxPayloadInMB: int = Field(ge=1, description="MAX_REQUEST_BYTES, in whole MB.")
+
+
+class Liveness(BaseModel):
+    status: Literal["alive"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    model_version: str
+
+
+class NotReadyYet(BaseModel):
+    status: Literal["loading", "failed"]
+    reason: str = Field(description="What is being loaded, or why loading failed.")
+
+
+# --- Open Inference Protocol (KServe V2): the published specification's shapes ---------
+
+# The datatypes the server takes; any other is refused with 400 naming the tensor.
+NumericDatatype = Literal[
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+]
+
+
+class ServerLiveResponse(BaseModel):
+    live: bool
+
+
+class ServerReadyResponse(BaseModel):
+    ready: bool
+
+
+class ModelReadyResponse(BaseModel):
+    name: str
+    ready: bool
+
+
+class ServerMetadataResponse(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class MetadataTensor(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int] = Field(description="-1 for a dimension of any size.")
+
+
+class ModelMetadataResponse(BaseModel):
+    name: str
+    versions: list[str] = Field(description="The loaded model's version; empty while loading.")
+    platform: str
+    inputs: list[MetadataTensor] = Field(description="One tensor per feature, in schema order.")
+    outputs: list[MetadataTensor]
+
+
+class RequestInput(BaseModel):
+    name: str = Field(
+        description="A feature's name, for one tensor per feature (shape [N] or [N, 1]); any "
+        "other name for a single [N, features] tensor with the features in schema order."
+    )
+    shape: list[NonNegativeInt]
+    datatype: NumericDatatype
+    parameters: dict[str, Any] | None = None
+    data: list[float | bool | list[float | bool]] = Field(
+        description="The values, flat or nested in row-major order; finite numbers."
+    )
+
+
+class RequestOutput(BaseModel):
+    name: Literal["predict", "predict_proba"]
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(BaseModel):
+    id: Any = Field(None, description="Returned as sent in the response's `id`.")
+    parameters: dict[str, Any] | None = None
+    inputs: list[RequestInput] = Field(min_length=1)
+    outputs: list[RequestOutput] | None = Field(
+        None, description="The outputs to answer; all of them when absent or empty."
+    )
+
+
+class ResponseOutput(BaseModel):
+    name: Literal["predict", "predict_proba"]
+    datatype: Literal["BYTES", "FP64"]
+    shape: list[int]
+    data: list[str | float] = Field(
+        description="`predict`: the class labels; `predict_proba`: the probabilities, row-major."
+    )
+
+
+class InferenceResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: Any = Field(None, description="The request's `id`, when it had one.")
+    outputs: list[ResponseOutput]
+
+
+# --- request bodies --------------------------------------------------------------------
+
+
+def _value(feature_type: str) -> dict[str, str]:
+    return {"type": JSON_TYPES[feature_type]}
+
+
+def _table_form(key: str, description: str) -> dict[str, Any]:
+    """One of MLflow's JSON forms: an object with `key` and, optionally, `params`."""
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {
+            key: ref("DataframeSplit") if key == "dataframe_split" else ref("Table"),
+            "params": {"description": "MLflow's inference parameters: accepted and ignored."},
+        },
+        "required": [key],
+        "additionalProperties": False,
+    }
+
+
+_width = len(FEATURES)
+INVOCATION_SCHEMAS: dict[str, Any] = {
+    "Row": {
+        "type": "array",
+        "description": f"The values of one row, in feature order: {', '.join(FEATURE_NAMES)}.",
+        "prefixItems": [{**_value(f.type), "title": f.name} for f in FEATURES],
+        "minItems": _width,
+        "maxItems": _width,
+    },
+    "Records": {"type": "array", "items": ref("Record"), "minItems": 1},
+    "Rows": {"type": "array", "items": ref("Row"), "minItems": 1},
+    "Columns": {
+        "type": "object",
+        "description": "One list of values per feature, all of one length.",
+        "properties": {
+            f.name: {"type": "array", "items": _value(f.type), "minItems": 1} for f in FEATURES
+        },
+        "required": list(FEATURE_NAMES),
+        "additionalProperties": False,
+    },
+    "Table": {"oneOf": [ref("Records"), ref("Rows"), ref("Columns")]},
+    "DataframeSplit": {
+        "type": "object",
+        "description": "pandas' split orientation: column names and rows of values.",
+        "properties": {
+            "columns": {
+                "type": "array",
+                "items": {"enum": list(FEATURE_NAMES)},
+                "minItems": _width,
+                "maxItems": _width,
+                "uniqueItems": True,
+            },
+            "data": {
+                "type": "array",
+                "items": {
+                    "type": "array",
+                    "items": {"type": "number"},
+                    "minItems": _width,
+                    "maxItems": _width,
+                },
+                "minItems": 1,
+            },
+        },
+        "required": ["columns", "data"],
+    },
+    "InvocationsJSON": {
+        "oneOf": [
+            ref("Record"),
+            ref("Records"),
+            ref("Rows"),
+            _table_form("dataframe_split", "MLflow: a table in pandas' split orientation."),
+            _table_form("dataframe_records", "MLflow: records, rows or columns."),
+            _table_form("instances", "MLflow, as TensorFlow Serving: records, rows or columns."),
+            _table_form("inputs", "MLflow, as TensorFlow Serving: records, rows or columns."),
+        ]
+    },
+}
+
+
+def request_schemas() -> dict[str, Any]:
+    """Every schema the request bodies refer to, by its name under components/schemas."""
+    _, pydantic_schemas = models_json_schema(
+        [(Record, "validation"), (InferenceRequest, "validation")], ref_template=REF
+    )
+    return {**pydantic_schemas["$defs"], **INVOCATION_SCHEMAS}

@@ -34,6 +34,8 @@ class TooManyRows(ValueError):
 class Prediction:
     labels: np.ndarray
     probabilities: np.ndarray | None
+    # Rows the model could not score (True), or None when it scored them all.
+    unscored: np.ndarray | None = None
 
     def rows(self, sizes: list[int]) -> list["Prediction"]:
         bounds = np.cumsum(sizes)[:-1]
@@ -41,7 +43,10 @@ class Prediction:
         if self.probabilities is None:
             return [Prediction(part, None) for part in labels]
         probabilities = np.split(self.probabilities, bounds)
-        return [Prediction(a, b) for a, b in zip(labels, probabilities, strict=True)]
+        unscored = (
+            [None] * len(labels) if self.unscored is None else np.split(self.unscored, bounds)
+        )
+        return [Prediction(*part) for part in zip(labels, probabilities, unscored, strict=True)]
 
 
 class PredictionService:
@@ -64,8 +69,15 @@ class PredictionService:
 
     def _run(self, matrix: np.ndarray) -> Prediction:
         self.metrics.batch_rows.observe(len(matrix))
-        labels, probabilities = predict_matrix(self.holder.model, matrix)
-        return Prediction(labels, probabilities)
+        # Finite inputs far out of the training range (1e300) overflow the model's arithmetic
+        # and give NaN probabilities: found here, once per model call and off the event loop,
+        # and refused by `predict`, so NumPy need not warn about them.
+        with np.errstate(over="ignore", invalid="ignore"):
+            labels, probabilities = predict_matrix(self.holder.model, matrix)
+        unscored = None
+        if probabilities is not None and not np.isfinite(probabilities).all():
+            unscored = ~np.isfinite(probabilities).all(axis=1)
+        return Prediction(labels, probabilities, unscored)
 
     @property
     def classes(self) -> list[str]:
@@ -102,6 +114,13 @@ class PredictionService:
         else:
             result = await asyncio.get_running_loop().run_in_executor(
                 self.executor, self._run, matrix
+            )
+        if result.unscored is not None and result.unscored.any():
+            row = int(result.unscored.argmax())
+            raise InputError(
+                [],
+                f"row {row} (counting from 0) is too far out of the range the model was "
+                "trained on: its values overflow the model's arithmetic; check their units",
             )
         self.metrics.predictions.inc(len(matrix))
         return result

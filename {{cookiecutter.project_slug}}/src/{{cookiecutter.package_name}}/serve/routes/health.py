@@ -1,11 +1,24 @@
 """Probes. Public, and no model work: they must stay fast while predictions load the CPU."""
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 
 from ..responses import FastJSONResponse
 from ..routing import LeanRoute, service_of
+from ..schemas import (
+    Liveness,
+    NotReadyYet,
+    Readiness,
+    ServerLiveResponse,
+    ServerReadyResponse,
+)
 
 router = APIRouter(tags=["health"], route_class=LeanRoute)
+
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": NotReadyYet, "description": "No model loaded yet, or loading failed"}
+}
 
 
 def _readiness(request: Request) -> Response:
@@ -17,27 +30,46 @@ def _readiness(request: Request) -> Response:
     return FastJSONResponse({"status": holder.status, "reason": reason}, status_code=503)
 
 
-@router.get("/livez", summary="Liveness: the process answers")
+@router.get("/livez", response_model=Liveness, summary="Liveness: the process answers")
 async def livez(request: Request) -> Response:
     return FastJSONResponse({"status": "alive"})
 
 
-@router.get("/readyz", summary="Readiness: 200 once a model is loaded, else 503 with the reason")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses=NOT_READY,
+    summary="Readiness: 200 once a model is loaded, else 503 with the reason",
+)
 async def readyz(request: Request) -> Response:
     return _readiness(request)
 
 
-@router.get("/ping", summary="SageMaker health check (same as /readyz)")
+@router.get(
+    "/ping",
+    response_model=Readiness,
+    responses=NOT_READY,
+    summary="SageMaker health check (same as /readyz)",
+)
 async def ping(request: Request) -> Response:
     return _readiness(request)
 
 
-@router.get("/v2/health/live", summary="Open Inference Protocol: server live")
+@router.get(
+    "/v2/health/live",
+    response_model=ServerLiveResponse,
+    summary="Open Inference Protocol: server live",
+)
 async def v2_live(request: Request) -> Response:
     return FastJSONResponse({"live": True})
 
 
-@router.get("/v2/health/ready", summary="Open Inference Protocol: server ready")
+@router.get(
+    "/v2/health/ready",
+    response_model=ServerReadyResponse,
+    responses={503: {"model": ServerReadyResponse, "description": "No model loaded"}},
+    summary="Open Inference Protocol: server ready",
+)
 async def v2_ready(request: Request) -> Response:
     ready = service_of(request).holder.ready
     return FastJSONResponse({"ready": ready}, status_code=200 if ready else 503)

@@ -8,25 +8,23 @@ from fastapi import APIRouter, Request, Response
 from ...features import InputError, mappings_to_matrix
 from ..responses import FastJSONResponse
 from ..routing import LeanRoute, service_of
-from ..schemas import PredictResponse, ProblemDetail
+from ..schemas import InvalidInput, MetadataResponse, PredictResponse, ProblemDetail, ref
 from .common import prediction_body
 
 router = APIRouter(tags=["predict"], route_class=LeanRoute)
 
+# What the prediction routes answer besides 200. The middleware's own answers (401, and 413
+# while the body is read) are declared for every route in openapi.py.
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ProblemDetail, "description": "Missing or wrong bearer token"},
     413: {
         "model": ProblemDetail,
         "description": "Body over MAX_REQUEST_BYTES or rows over MAX_BATCH_ROWS",
     },
-    422: {"description": "Invalid input: `detail[].loc` is the path of the wrong field"},
+    422: {
+        "model": InvalidInput,
+        "description": "Invalid input: `detail[].loc` is the path of the wrong field",
+    },
     503: {"model": ProblemDetail, "description": "No model loaded"},
-}
-REQUEST_SCHEMA = {
-    "oneOf": [
-        {"$ref": "#/components/schemas/Record"},
-        {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
-    ]
 }
 
 
@@ -61,7 +59,7 @@ def records_matrix(payload: Any) -> Any:
         "requestBody": {
             "required": True,
             "description": "One record or a list of records.",
-            "content": {"application/json": {"schema": REQUEST_SCHEMA}},
+            "content": {"application/json": {"schema": {"oneOf": [ref("Record"), ref("Records")]}}},
         }
     },
 )
@@ -72,7 +70,11 @@ async def predict(request: Request) -> Response:
     return FastJSONResponse(prediction_body(result, service))
 
 
-@router.get("/metadata", summary="The model's metadata, its load state and the server settings")
+@router.get(
+    "/metadata",
+    response_model=MetadataResponse,
+    summary="The model's metadata, its load state and the server settings",
+)
 async def metadata(request: Request) -> Response:
     holder = service_of(request).holder
     return FastJSONResponse(

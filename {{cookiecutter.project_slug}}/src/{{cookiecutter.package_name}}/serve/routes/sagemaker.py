@@ -23,6 +23,7 @@ from fastapi import APIRouter, Request, Response
 from ...cpus import available_cpus
 from ...features import (
     FEATURE_NAMES,
+    FEATURES,
     InputError,
     columns_to_matrix,
     lists_to_matrix,
@@ -30,7 +31,7 @@ from ...features import (
 )
 from ..responses import FastJSONResponse
 from ..routing import LeanRoute, service_of
-from ..schemas import PredictResponse
+from ..schemas import ExecutionParameters, PredictResponse, ProblemDetail, ref
 from ..service import Prediction, PredictionService
 from .common import prediction_body
 from .predict import ERRORS, parse_json, records_matrix
@@ -187,6 +188,7 @@ def answer_type(request: Request, content_type: str) -> str:
 
 @router.get(
     "/execution-parameters",
+    response_model=ExecutionParameters,
     summary="SageMaker Batch Transform: how to send this container batches",
     responses={
         200: {
@@ -215,18 +217,43 @@ async def execution_parameters(request: Request) -> Response:
     )
 
 
+_CSV_ROW = ",".join(str(f.example) for f in FEATURES)
+_JSON_LINE = orjson.dumps({f.name: f.example for f in FEATURES}).decode()
+_TEXT = {"type": "string"}
+
+
 @router.post(
     "/invocations",
     response_model=PredictResponse,
-    responses=ERRORS,
-    summary="SageMaker inference (JSON, MLflow JSON forms, or text/csv)",
+    responses={
+        **ERRORS,
+        200: {
+            "description": "The predictions, as `Accept` asks: JSON, or one line per record "
+            "(CSV: the label, then each class's probability; JSON Lines: `prediction` and "
+            "`probabilities`). Without `Accept`, CSV and JSON Lines bodies are answered in "
+            "kind, JSON in JSON.",
+            "content": {
+                CSV: {"schema": _TEXT},
+                JSON_LINES: {"schema": _TEXT},
+            },
+        },
+        415: {
+            "model": ProblemDetail,
+            "description": "A Content-Type other than JSON, CSV or JSON Lines",
+        },
+    },
+    summary="SageMaker inference (JSON, MLflow JSON forms, text/csv or JSON Lines)",
     openapi_extra={
         "requestBody": {
             "required": True,
+            "description": "JSON (the default without Content-Type), CSV rows of values in "
+            "feature order with or without a header line, or one record (an object or a "
+            f"list of values) per line. `{JSON_LINES}` may also be sent as "
+            "`application/x-jsonlines` or `application/jsonl`.",
             "content": {
-                "application/json": {"schema": {"type": ["object", "array"]}},
-                "text/csv": {"schema": {"type": "string"}},
-                "application/jsonlines": {"schema": {"type": "string"}},
+                JSON: {"schema": ref("InvocationsJSON")},
+                CSV: {"schema": _TEXT, "example": _CSV_ROW + "\n"},
+                JSON_LINES: {"schema": _TEXT, "example": _JSON_LINE + "\n"},
             },
         }
     },

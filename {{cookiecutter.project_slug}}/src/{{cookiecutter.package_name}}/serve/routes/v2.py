@@ -6,7 +6,9 @@ class labels) and, for classifiers, `predict_proba` (FP64, [N, classes]). Errors
 protocol's shape, `{"error": "..."}`, with 400 for bad requests and 404 for unknown models.
 """
 
-from typing import Any
+import math
+from collections.abc import Callable
+from typing import Any, get_args
 
 import numpy as np
 import orjson
@@ -16,25 +18,21 @@ from ...config import PROJECT_NAME, PROJECT_VERSION
 from ...features import FEATURE_NAMES, FEATURES, InputError
 from ..errors import V2_PREFIX, error_body
 from ..responses import FastJSONResponse
-from ..routing import LeanRoute, service_of
+from ..routing import Endpoint, LeanRoute, service_of
+from ..schemas import (
+    InferenceResponse,
+    ModelMetadataResponse,
+    ModelReadyResponse,
+    NumericDatatype,
+    ServerMetadataResponse,
+    V2Error,
+    ref,
+)
 from ..service import PredictionService
 
 router = APIRouter(tags=["open inference protocol"], route_class=LeanRoute)
 
-NUMERIC = {
-    "BOOL",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FP16",
-    "FP32",
-    "FP64",
-}
+NUMERIC = frozenset(get_args(NumericDatatype))
 FEATURE_DATATYPE = {"float": "FP64", "int": "INT64"}
 
 
@@ -76,11 +74,12 @@ def tensor_array(tensor: Any, index: int) -> np.ndarray:
     name, datatype, shape, data = (tensor.get(k) for k in ("name", "datatype", "shape", "data"))
     if not isinstance(name, str):
         raise InputError([where], "tensor needs a 'name'")
-    if datatype not in NUMERIC:
+    if not isinstance(datatype, str) or datatype not in NUMERIC:
         raise InputError(
             [name], f"datatype {datatype!r} is not numeric; use one of FP64, FP32, INT64, ..."
         )
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    # `type(d) is int`: JSON's true and false are ints to isinstance.
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise InputError([name], "shape must be a list of non-negative integers")
     if data is None:
         raise InputError([name], "tensor has no 'data' (binary tensor data is not supported)")
@@ -88,13 +87,16 @@ def tensor_array(tensor: Any, index: int) -> np.ndarray:
         array = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError):
         raise InputError([name], "data must be numbers") from None
-    if array.size != int(np.prod(shape)):
+    if array.size != math.prod(shape):
         raise InputError(
-            [name], f"data has {array.size} values but shape {shape} needs {int(np.prod(shape))}"
+            [name], f"data has {array.size} values but shape {shape} needs {math.prod(shape)}"
         )
     if not np.isfinite(array).all():
         raise InputError([name], "data must be finite numbers (no NaN or infinity)")
-    return array.reshape(shape)
+    try:
+        return array.reshape(shape)
+    except ValueError:  # a dimension beyond what NumPy can index, beside a 0
+        raise InputError([name], f"shape {shape} is too large") from None
 
 
 def request_matrix(inputs: Any) -> np.ndarray:
@@ -188,20 +190,95 @@ def _target(request: Request) -> tuple[str, str | None]:
     return params["name"], params.get("version")
 
 
-@router.get("/v2", summary="Server metadata")
+# Path parameters, which FastAPI cannot see in routes that take only the request.
+NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": f"The model's name: this server has one, {PROJECT_NAME!r}.",
+    "schema": {"type": "string", "pattern": "^[^/]+$", "examples": [PROJECT_NAME]},
+}
+VERSION = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "description": "The loaded model's version (see its metadata's `versions`).",
+    "schema": {"type": "string", "pattern": "^[^/]+$"},
+}
+UNKNOWN_MODEL: dict[int | str, dict[str, Any]] = {
+    404: {"model": V2Error, "description": "Another model's name, or another version"}
+}
+INFER_ERRORS: dict[int | str, dict[str, Any]] = {
+    **UNKNOWN_MODEL,
+    400: {"model": V2Error, "description": "A bad request: the message names the tensor"},
+    413: {
+        "model": V2Error,
+        "description": "Body over MAX_REQUEST_BYTES or rows over MAX_BATCH_ROWS",
+    },
+    503: {"model": V2Error, "description": "No model loaded"},
+}
+_example_tensor = {"name": "input-0", "shape": [1, len(FEATURES)], "datatype": "FP64"}
+INFER_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": ref("InferenceRequest"),
+            "example": {"inputs": [{**_example_tensor, "data": [[f.example for f in FEATURES]]}]},
+        }
+    },
+}
+
+
+def model_routes(
+    method: str, suffix: str, summary: str, body: bool = False, **documented: Any
+) -> Callable[[Endpoint], Endpoint]:
+    """Route `/v2/models/{name}<suffix>` and `/v2/models/{name}/versions/{version}<suffix>`
+    to the endpoint, each declaring its path parameters and, for infer, its body."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        for prefix, parameters, what in (
+            ("/v2/models/{name}", [NAME], summary),
+            ("/v2/models/{name}/versions/{version}", [NAME, VERSION], f"{summary} (one version)"),
+        ):
+            extra: dict[str, Any] = {"parameters": parameters}
+            if body:
+                extra["requestBody"] = INFER_BODY
+            router.add_api_route(
+                prefix + suffix,
+                endpoint,
+                methods=[method],
+                summary=what,
+                openapi_extra=extra,
+                **documented,
+            )
+        return endpoint
+
+    return register
+
+
+@router.get("/v2", response_model=ServerMetadataResponse, summary="Server metadata")
 async def server_metadata(request: Request) -> Response:
     return FastJSONResponse({"name": PROJECT_NAME, "version": PROJECT_VERSION, "extensions": []})
 
 
-@router.get("/v2/models/{name}", summary="Model metadata")
-@router.get("/v2/models/{name}/versions/{version}", summary="Model metadata (one version)")
+@model_routes(
+    "GET", "", "Model metadata", response_model=ModelMetadataResponse, responses=UNKNOWN_MODEL
+)
 async def metadata(request: Request) -> Response:
     service = service_of(request)
     return unknown_model(*_target(request), service) or FastJSONResponse(model_metadata(service))
 
 
-@router.get("/v2/models/{name}/ready", summary="Model ready (200) or not (503)")
-@router.get("/v2/models/{name}/versions/{version}/ready", summary="Model ready (one version)")
+@model_routes(
+    "GET",
+    "/ready",
+    "Model readiness: 200, or 503 without a model",
+    response_model=ModelReadyResponse,
+    responses={
+        **UNKNOWN_MODEL,
+        503: {"model": ModelReadyResponse, "description": "Not ready: no model loaded"},
+    },
+)
 async def model_ready(request: Request) -> Response:
     service = service_of(request)
     name, version = _target(request)
@@ -211,7 +288,13 @@ async def model_ready(request: Request) -> Response:
     return FastJSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
 
 
-@router.post("/v2/models/{name}/infer", summary="Inference")
-@router.post("/v2/models/{name}/versions/{version}/infer", summary="Inference (one version)")
+@model_routes(
+    "POST",
+    "/infer",
+    "Inference",
+    body=True,
+    response_model=InferenceResponse,
+    responses=INFER_ERRORS,
+)
 async def infer_route(request: Request) -> Response:
     return await infer(request, service_of(request), *_target(request))
