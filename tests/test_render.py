@@ -44,6 +44,7 @@ PACKAGE_FILES = [
     "serve/server.py",
     "serve/service.py",
     "serve/state.py",
+    "serve/tensors.py",
     "serve/routes/__init__.py",
     "serve/routes/common.py",
     "serve/routes/health.py",
@@ -65,6 +66,7 @@ TEST_FILES = [
     "test_container_serving.py",
     "test_predict.py",
     "test_readme.py",
+    "test_tensors.py",
     "test_train.py",
     "test_v2.py",
 ]
