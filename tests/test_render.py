@@ -69,6 +69,7 @@ TEST_FILES = [
     "test_tensors.py",
     "test_train.py",
     "test_v2.py",
+    "test_v2_binary.py",
 ]
 PROJECT_FILES = [
     ".devcontainer/devcontainer.json",
