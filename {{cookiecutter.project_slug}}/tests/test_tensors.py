@@ -59,15 +59,47 @@ def test_bytes_round_trip_keeps_shape_and_takes_bytes_and_numpy_strings() -> Non
 @pytest.mark.parametrize(
     ("datatype", "shape", "raw", "message"),
     [
-        ("FP64", [1, 4], bytes(24), "has 24 bytes but shape [1, 4] of FP64 needs 32"),
-        ("FP32", [2], bytes(12), "has 12 bytes but shape [2] of FP32 needs 8"),
-        ("BF16", [2], bytes(4), "unsupported datatype 'BF16'"),
-        ("FP64", [-1, 4], bytes(32), "non-negative"),
-        ("BOOL", [2], b"\x01\x02", "the byte 0 or 1"),
-        ("BYTES", [1], b"\x03\x00", "cut short in its 4-byte length"),
-        ("BYTES", [1], b"\x09\x00\x00\x00abc", "length of 9 bytes but only 3 are left"),
-        ("BYTES", [2], b"\x01\x00\x00\x00a", "holds 1 BYTES elements but shape [2] needs 2"),
-        ("BYTES", [1], b"\x01\x00\x00\x00a\x01\x00\x00\x00b", "goes on after the 1 BYTES"),
+        pytest.param(
+            "FP64",
+            [1, 4],
+            bytes(24),
+            "has 24 bytes but shape [1, 4] of FP64 needs 32",
+            id="too-few-bytes",
+        ),
+        pytest.param(
+            "FP32",
+            [2],
+            bytes(12),
+            "has 12 bytes but shape [2] of FP32 needs 8",
+            id="too-many-bytes",
+        ),
+        pytest.param("BF16", [2], bytes(4), "unsupported datatype 'BF16'", id="bf16"),
+        pytest.param("FP64", [-1, 4], bytes(32), "non-negative", id="negative-shape"),
+        pytest.param("BOOL", [2], b"\x01\x02", "the byte 0 or 1", id="bool-not-0-or-1"),
+        pytest.param(
+            "BYTES", [1], b"\x03\x00", "cut short in its 4-byte length", id="bytes-cut-length"
+        ),
+        pytest.param(
+            "BYTES",
+            [1],
+            b"\x09\x00\x00\x00abc",
+            "length of 9 bytes but only 3 are left",
+            id="bytes-cut-element",
+        ),
+        pytest.param(
+            "BYTES",
+            [2],
+            b"\x01\x00\x00\x00a",
+            "holds 1 BYTES elements but shape [2] needs 2",
+            id="bytes-too-few",
+        ),
+        pytest.param(
+            "BYTES",
+            [1],
+            b"\x01\x00\x00\x00a\x01\x00\x00\x00b",
+            "goes on after the 1 BYTES",
+            id="bytes-too-many",
+        ),
     ],
 )
 def test_bytes_that_do_not_fit_the_shape_name_the_tensor(
