@@ -228,6 +228,10 @@ MALFORMED: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
         lambda: binary_request({"inputs": [matrix_tensor(16, datatype="BF16")]}, ROW[:16]),
         "input-0: datatype 'BF16' is not supported",
     ),
+    "a datatype that is not text": (
+        lambda: binary_request({"inputs": [matrix_tensor(32, datatype=["FP64"])]}, ROW),
+        "input-0: datatype ['FP64'] is not supported",
+    ),
     "a BYTES input": (
         lambda: binary_request({"inputs": [matrix_tensor(32, datatype="BYTES")]}, ROW),
         "input-0: datatype 'BYTES' is not supported",

@@ -139,7 +139,7 @@ def tensor_array(tensor: Any, index: int, raw: memoryview | None = None) -> np.n
     name, datatype, shape, data = (tensor.get(k) for k in ("name", "datatype", "shape", "data"))
     if not isinstance(name, str):
         raise InputError([where], "tensor needs a 'name'")
-    if datatype not in FIXED_SIZE:
+    if not isinstance(datatype, str) or datatype not in FIXED_SIZE:
         raise InputError(
             [name], f"datatype {datatype!r} is not supported; use one of {', '.join(FIXED_SIZE)}"
         )
