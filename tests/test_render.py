@@ -46,6 +46,7 @@ PACKAGE_FILES = [
     "serve/server.py",
     "serve/service.py",
     "serve/state.py",
+    "serve/tensors.py",
     "serve/routes/__init__.py",
     "serve/routes/common.py",
     "serve/routes/health.py",
@@ -71,8 +72,10 @@ TEST_FILES = [
     "test_openapi.py",
     "test_predict.py",
     "test_readme.py",
+    "test_tensors.py",
     "test_train.py",
     "test_v2.py",
+    "test_v2_binary.py",
 ]
 PROJECT_FILES = [
     ".devcontainer/devcontainer.json",

@@ -1,5 +1,6 @@
 """Serving for every platform, checked against the running image: KServe V2 (with the
-off-the-shelf Triton client), SageMaker, MLflow forms, probes, metrics, logs, auth, limits."""
+off-the-shelf Triton client, binary and JSON, and malformed binary bodies), SageMaker, MLflow
+forms, probes, metrics, logs, auth, limits."""
 
 import json
 import threading
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }}.config import PROJECT_NAME
-from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, load_sample
+from {{ cookiecutter.package_name }}.features import FEATURE_NAMES
 
 from .conftest import (
     EXAMPLE,
@@ -33,44 +34,99 @@ def server(docker: Any, image: str) -> Any:
         yield running
 
 
-def test_v2_with_the_triton_client(server: Any) -> None:
+def test_v2_metadata_with_the_triton_client(server: Any) -> None:
     import tritonclient.http as triton
 
     client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
     assert client.is_server_live()
     assert client.is_server_ready()
-    assert client.get_server_metadata()["name"] == PROJECT_NAME
+    metadata = client.get_server_metadata()
+    assert metadata["name"] == PROJECT_NAME
+    assert "binary_tensor_data" in metadata["extensions"]
     assert client.is_model_ready(PROJECT_NAME)
-    metadata = client.get_model_metadata(PROJECT_NAME)
-    assert [i["name"] for i in metadata["inputs"]] == list(FEATURE_NAMES)
+    model = client.get_model_metadata(PROJECT_NAME)
+    assert [i["name"] for i in model["inputs"]] == list(FEATURE_NAMES)
 
-    features, target = load_sample()
-    rows = features.to_numpy(dtype=np.float32)[::10]
-    matrix = triton.InferInput("input-0", list(rows.shape), "FP32")
-    matrix.set_data_from_numpy(rows, binary_data=False)
-    result = client.infer(PROJECT_NAME, [matrix])
-    labels = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("predict")]
-    assert np.mean(np.array(labels) == target.to_numpy()[::10]) > 0.9
-    assert result.as_numpy("predict_proba").shape == (len(rows), 3)
 
-    per_feature = []
-    for j, name in enumerate(FEATURE_NAMES):
-        tensor = triton.InferInput(name, [len(rows)], "FP64")
-        tensor.set_data_from_numpy(rows[:, j].astype(np.float64), binary_data=False)
-        per_feature.append(tensor)
-    again = client.infer(
-        PROJECT_NAME,
-        per_feature,
-        outputs=[triton.InferRequestedOutput("predict", binary_data=False)],
-    )
-    assert [v.decode() if isinstance(v, bytes) else v for v in again.as_numpy("predict")] == labels
-    version = metadata["versions"][0]
-    pinned = client.infer(PROJECT_NAME, [matrix], model_version=version)
-    assert [v.decode() if isinstance(v, bytes) else v for v in pinned.as_numpy("predict")] == labels
-    assert np.argmax(pinned.as_numpy("predict_proba"), axis=1).tolist() == [
-        ["setosa", "versicolor", "virginica"].index(label) for label in labels
-    ]
-    np.testing.assert_allclose(pinned.as_numpy("predict_proba").sum(axis=1), 1.0, rtol=1e-9)
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_v2_infer_with_the_triton_client(server: Any, binary: bool) -> None:
+    """The client as it comes (binary data in and out), and with binary_data=False: one
+    [N, 4] tensor, or one tensor per feature in FP64 and FP32, each answering as /predict."""
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
+    rows = np.array([list(row.values()) for row in varied_rows()])
+
+    def tensor(name: str, array: np.ndarray, datatype: str) -> Any:
+        data = triton.InferInput(name, list(array.shape), datatype)
+        if binary:
+            data.set_data_from_numpy(array)
+        else:
+            data.set_data_from_numpy(array, binary_data=False)
+        return data
+
+    def check(inputs: list[Any], sent: np.ndarray, **options: Any) -> None:
+        """The answer to `inputs` is /predict's answer for the rows the server saw."""
+        records = [dict(zip(FEATURE_NAMES, row, strict=True)) for row in sent.tolist()]
+        expected = httpx.post(server.url + "/predict", json=records).json()
+        if not binary:
+            names = ("predict", "predict_proba")
+            options["outputs"] = [triton.InferRequestedOutput(n, binary_data=False) for n in names]
+        result = client.infer(PROJECT_NAME, inputs, **options)
+        for name in ("predict", "predict_proba"):
+            assert ("data" in result.get_output(name)) is not binary
+        labels = result.as_numpy("predict").tolist()
+        if binary:  # BYTES elements arrive as bytes from binary data, as text from JSON
+            labels = [label.decode() for label in labels]
+        assert labels == expected["predictions"]
+        probabilities = [list(row.values()) for row in expected["probabilities"]]
+        np.testing.assert_array_equal(result.as_numpy("predict_proba"), probabilities)
+
+    check([tensor("input-0", rows, "FP64")], rows)
+    version = client.get_model_metadata(PROJECT_NAME)["versions"][0]
+    check([tensor("input-0", rows, "FP64")], rows, model_version=version)
+    check([tensor(n, rows[:, j], "FP64") for j, n in enumerate(FEATURE_NAMES)], rows)
+    single = rows.astype(np.float32)  # the values the server sees are float32's
+    check([tensor(n, single[:, j], "FP32") for j, n in enumerate(FEATURE_NAMES)], single)
+
+
+def test_v2_malformed_binary_bodies_are_400_and_the_server_goes_on(server: Any) -> None:
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+
+    url = f"{server.url}/v2/models/{PROJECT_NAME}/infer"
+    header = "Inference-Header-Content-Length"
+    row = np.array([list(EXAMPLE.values())], dtype="<f8").tobytes()
+
+    def post(size: int, datatype: str, data: bytes, length: str | None = None) -> httpx.Response:
+        tensor = {"name": "input-0", "shape": [1, 4], "datatype": datatype}
+        request = json.dumps({"inputs": [{**tensor, "parameters": {"binary_data_size": size}}]})
+        length = str(len(request)) if length is None else length
+        return httpx.post(url, content=request.encode() + data, headers={header: length})
+
+    for response, message in [
+        (post(32, "FP64", row + bytes(8)), "input-0 32) add up to 32"),
+        (post(32, "FP64", row[:20]), "input-0: binary_data_size is 32 bytes but only 20"),
+        (post(24, "FP64", row[:24]), "input-0: binary data has 24 bytes but shape [1, 4]"),
+        (post(16, "BF16", row[:16]), "input-0: datatype 'BF16' is not supported"),
+        (post(32, "FP64", row, length="-3"), f"{header}: must be the length"),
+        (post(32, "FP64", row, length="100000"), f"{header}: must be the length"),
+    ]:
+        assert response.status_code == 400, response.text
+        assert message in response.json()["error"], response.json()
+
+    client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
+    text = triton.InferInput("input-0", [1, 4], "BYTES")
+    text.set_data_from_numpy(np.array([[b"5.1", b"3.5", b"1.4", b"0.2"]], dtype=object))
+    with pytest.raises(InferenceServerException) as raised:
+        client.infer(PROJECT_NAME, [text])
+    assert raised.value.status() == "400"
+    assert "input-0: datatype 'BYTES' is not supported" in raised.value.message()
+
+    matrix = triton.InferInput("input-0", [1, 4], "FP64")
+    matrix.set_data_from_numpy(np.array([list(EXAMPLE.values())]))
+    assert client.infer(PROJECT_NAME, [matrix]).as_numpy("predict").tolist() == [b"setosa"]
+    assert httpx.get(server.url + "/readyz").status_code == 200
 
 
 def test_every_protocol_gives_the_same_consistent_answer(server: Any) -> None:

@@ -1,14 +1,25 @@
-"""Open Inference Protocol (KServe V2) over REST.
+"""Open Inference Protocol (KServe V2) over REST, with the binary tensor data extension.
 
 Inputs are either one tensor per feature, named after it (shape [N] or [N, 1]), or a single
-tensor of shape [N, F] with the features in schema order. Outputs are `predict` (BYTES, the
-class labels) and, for classifiers, `predict_proba` (FP64, [N, classes]). Errors use the
-protocol's shape, `{"error": "..."}`, with 400 for bad requests and 404 for unknown models.
+tensor of shape [N, F] with the features in schema order, in any numeric datatype. Outputs are
+`predict` (BYTES, the class labels) and, for classifiers, `predict_proba` (FP64, [N, classes]);
+a request that names `outputs` gets those only. Errors use the protocol's shape,
+`{"error": "..."}`, with 400 for bad requests and 404 for unknown models.
+
+Binary tensor data: with an `Inference-Header-Content-Length: N` header, the first N bytes of
+the body are the JSON request and the rest holds the data of each input that has a
+`binary_data_size` parameter, in input order; other inputs carry JSON `data`. An output goes
+back as binary data when its `binary_data` parameter is true, or when the request's
+`binary_data_output` parameter is true and the output does not say otherwise. The answer is
+then the JSON response followed by those outputs' bytes, as `application/octet-stream`, with
+the JSON's length in `Inference-Header-Content-Length`. The bytes themselves are read and
+written by `serve.tensors`, which the other transports share.
 """
 
 import math
+import re
 from collections.abc import Callable
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
 import orjson
@@ -23,17 +34,18 @@ from ..schemas import (
     InferenceResponse,
     ModelMetadataResponse,
     ModelReadyResponse,
-    NumericDatatype,
     ServerMetadataResponse,
     V2Error,
     ref,
 )
 from ..service import PredictionService
+from ..tensors import FIXED_SIZE, decode, encode
 
 router = APIRouter(tags=["open inference protocol"], route_class=LeanRoute)
 
-NUMERIC = frozenset(get_args(NumericDatatype))
 FEATURE_DATATYPE = {"float": "FP64", "int": "INT64"}
+OUTPUTS = ("predict", "predict_proba")
+HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
 def error(status: int, message: str) -> Response:
@@ -67,42 +79,116 @@ def model_metadata(service: PredictionService) -> dict[str, Any]:
     }
 
 
-def tensor_array(tensor: Any, index: int) -> np.ndarray:
+def split_body(body: bytes, header_length: str | None) -> tuple[memoryview, memoryview]:
+    """The JSON request and the binary tensor data after it (none without the header)."""
+    view = memoryview(body)
+    if header_length is None:
+        return view, view[len(view) :]
+    if not re.fullmatch(r"[0-9]{1,18}", header_length) or int(header_length) > len(body):
+        raise InputError(
+            [HEADER_LENGTH],
+            f"must be the length in bytes of the JSON request at the start of the body, "
+            f"from 0 to {len(body)}; got {header_length!r}",
+        )
+    return view[: int(header_length)], view[int(header_length) :]
+
+
+def tensor_name(tensor: Any, index: int) -> str:
+    name = tensor.get("name") if isinstance(tensor, dict) else None
+    return name if isinstance(name, str) else f"inputs[{index}]"
+
+
+def binary_data_size(tensor: Any, index: int) -> int | None:
+    parameters = tensor.get("parameters") if isinstance(tensor, dict) else None
+    if parameters is None:
+        return None
+    if not isinstance(parameters, dict):
+        raise InputError([tensor_name(tensor, index)], "'parameters' must be an object")
+    size = parameters.get("binary_data_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise InputError(
+            [tensor_name(tensor, index)],
+            f"binary_data_size must be a whole number of bytes, got {size!r}",
+        )
+    return size
+
+
+def binary_parts(inputs: Any, data: memoryview) -> list[memoryview | None]:
+    """Each input's share of the binary data, in input order; None for an input whose data
+    is in the JSON. The shares must use up the binary data exactly."""
+    parts: list[memoryview | None] = []
+    sizes: list[str] = []
+    offset = 0
+    for index, tensor in enumerate(inputs if isinstance(inputs, list) else []):
+        size = binary_data_size(tensor, index)
+        if size is not None:
+            sizes.append(f"{tensor_name(tensor, index)} {size}")
+        if size is not None and offset + size > len(data):
+            raise InputError(
+                [tensor_name(tensor, index)],
+                f"binary_data_size is {size} bytes but only {len(data) - offset} are left in "
+                f"the body after the JSON request (whose length is the {HEADER_LENGTH} header)",
+            )
+        parts.append(None if size is None else data[offset : offset + size])
+        offset += size or 0
+    if offset != len(data):
+        raise InputError(
+            ["inputs"],
+            f"{len(data)} bytes of binary data follow the JSON request but the inputs' "
+            f"binary_data_size ({', '.join(sizes) or 'none'}) add up to {offset}",
+        )
+    return parts
+
+
+def tensor_array(tensor: Any, index: int, raw: memoryview | None = None) -> np.ndarray:
+    """One input tensor as float64, from its JSON `data` or, when given, its raw bytes."""
     where = f"inputs[{index}]"
     if not isinstance(tensor, dict):
         raise InputError([where], "expected a tensor object")
     name, datatype, shape, data = (tensor.get(k) for k in ("name", "datatype", "shape", "data"))
     if not isinstance(name, str):
         raise InputError([where], "tensor needs a 'name'")
-    if not isinstance(datatype, str) or datatype not in NUMERIC:
+    if not isinstance(datatype, str) or datatype not in FIXED_SIZE:
         raise InputError(
-            [name], f"datatype {datatype!r} is not numeric; use one of FP64, FP32, INT64, ..."
+            [name], f"datatype {datatype!r} is not supported; use one of {', '.join(FIXED_SIZE)}"
         )
     # `type(d) is int`: JSON's true and false are ints to isinstance.
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise InputError([name], "shape must be a list of non-negative integers")
-    if data is None:
-        raise InputError([name], "tensor has no 'data' (binary tensor data is not supported)")
     try:
-        array = np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError([name], "data must be numbers") from None
-    if array.size != math.prod(shape):
-        raise InputError(
-            [name], f"data has {array.size} values but shape {shape} needs {math.prod(shape)}"
-        )
+        if raw is not None:
+            if data is not None:
+                raise InputError([name], "tensor has both 'data' and binary_data_size: send one")
+            array = decode(name, datatype, shape, raw).astype(np.float64, copy=False)
+        elif data is None:
+            raise InputError([name], "tensor has neither 'data' nor a binary_data_size parameter")
+        else:
+            try:
+                array = np.asarray(data, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise InputError([name], "data must be numbers") from None
+            if array.size != math.prod(shape):
+                raise InputError(
+                    [name],
+                    f"data has {array.size} values but shape {shape} needs {math.prod(shape)}",
+                )
+            array = array.reshape(shape)
+    except ValueError as error:  # a dimension beyond what NumPy can index, beside a 0
+        if isinstance(error, InputError):
+            raise
+        raise InputError([name], f"shape {shape} is too large") from None
     if not np.isfinite(array).all():
         raise InputError([name], "data must be finite numbers (no NaN or infinity)")
-    try:
-        return array.reshape(shape)
-    except ValueError:  # a dimension beyond what NumPy can index, beside a 0
-        raise InputError([name], f"shape {shape} is too large") from None
+    return array
 
 
-def request_matrix(inputs: Any) -> np.ndarray:
+def request_matrix(inputs: Any, raw: list[memoryview | None] | None = None) -> np.ndarray:
+    """The feature matrix of the request's input tensors; `raw` holds the bytes of those
+    sent as binary data (None for the others), in input order."""
     if not isinstance(inputs, list) or not inputs:
         raise InputError(["inputs"], "expected a non-empty list of input tensors")
-    arrays = [tensor_array(t, i) for i, t in enumerate(inputs)]
+    raw = raw or [None] * len(inputs)
+    arrays = [tensor_array(t, i, raw[i]) for i, t in enumerate(inputs)]
     names = [t["name"] for t in inputs]
     if len(arrays) == 1 and names[0] not in FEATURE_NAMES:
         matrix = arrays[0]
@@ -134,47 +220,83 @@ def request_matrix(inputs: Any) -> np.ndarray:
     return np.column_stack(columns)
 
 
+def flag(parameters: Any, key: str, where: str, default: bool) -> bool:
+    """A boolean parameter of the request or of one output, or `default` if absent."""
+    if parameters is None:
+        return default
+    if not isinstance(parameters, dict):
+        raise InputError([where], "'parameters' must be an object")
+    value = parameters.get(key, default)
+    if not isinstance(value, bool):
+        raise InputError([where], f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def requested_outputs(body: dict[str, Any]) -> dict[str, bool]:
+    """The outputs to answer, each with whether it goes back as binary data."""
+    all_binary = flag(body.get("parameters"), "binary_data_output", "parameters", False)
+    requested = body.get("outputs")
+    if requested is not None and not (
+        isinstance(requested, list) and all(isinstance(o, dict) for o in requested)
+    ):
+        raise InputError(["outputs"], 'must be a list of objects like {"name": "predict"}')
+    if not requested:
+        return dict.fromkeys(OUTPUTS, all_binary)
+    if bad := [o.get("name") for o in requested if o.get("name") not in OUTPUTS]:
+        raise InputError(["outputs"], f"unknown output(s) {bad}; available: {', '.join(OUTPUTS)}")
+    return {
+        o["name"]: flag(o.get("parameters"), "binary_data", f"outputs.{o['name']}", all_binary)
+        for o in requested
+    }
+
+
+def response(answer: dict[str, Any], binary: list[bytes]) -> Response:
+    """The answer as JSON, followed by the binary outputs' bytes when there are any."""
+    if not binary:
+        return FastJSONResponse(answer)
+    header = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(
+        b"".join([header, *binary]),
+        media_type="application/octet-stream",
+        headers={HEADER_LENGTH: str(len(header))},
+    )
+
+
 async def infer(
     request: Request, service: PredictionService, name: str, version: str | None
 ) -> Response:
     if (problem := unknown_model(name, version, service)) is not None:
         return problem
     try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as err:
-        return error(400, f"body is not valid JSON: {err}")
-    if not isinstance(body, dict):
-        return error(400, "expected a JSON object with 'inputs'")
-    requested = body.get("outputs")
-    available = ["predict", "predict_proba"]
-    if requested is not None and not (
-        isinstance(requested, list) and all(isinstance(o, dict) for o in requested)
-    ):
-        return error(400, '\'outputs\' must be a list of objects like {"name": "predict"}')
-    wanted = [o.get("name") for o in requested] if requested else available
-    if bad := [o for o in wanted if o not in available]:
-        return error(400, f"unknown output(s) {bad}; available: {', '.join(available)}")
-    try:
-        matrix = request_matrix(body.get("inputs"))
+        header, data = split_body(await request.body(), request.headers.get(HEADER_LENGTH))
+        try:
+            body = orjson.loads(header)
+        except orjson.JSONDecodeError as err:
+            raise InputError([], f"body is not valid JSON: {err}") from None
+        if not isinstance(body, dict):
+            raise InputError([], "expected a JSON object with 'inputs'")
+        wanted = requested_outputs(body)
+        inputs = body.get("inputs")
+        matrix = request_matrix(inputs, binary_parts(inputs, data))
         result = await service.predict(matrix)
     except InputError as err:  # the protocol says 400 where the other routes say 422
         return error(400, str(err))
-    outputs = []
+    outputs: list[dict[str, Any]] = []
+    binary: list[bytes] = []
+
+    def add(output: str, datatype: str, array: np.ndarray) -> None:
+        tensor: dict[str, Any] = {"name": output, "datatype": datatype, "shape": list(array.shape)}
+        if wanted[output]:
+            binary.append(encode(array, datatype))
+            tensor["parameters"] = {"binary_data_size": len(binary[-1])}
+        else:
+            tensor["data"] = array.tolist() if datatype == "BYTES" else array.ravel()
+        outputs.append(tensor)
+
     if "predict" in wanted:
-        labels = result.labels.tolist()
-        outputs.append(
-            {"name": "predict", "datatype": "BYTES", "shape": [len(labels)], "data": labels}
-        )
+        add("predict", "BYTES", result.labels)
     if "predict_proba" in wanted and result.probabilities is not None:
-        proba = result.probabilities
-        outputs.append(
-            {
-                "name": "predict_proba",
-                "datatype": "FP64",
-                "shape": list(proba.shape),
-                "data": proba.ravel(),
-            }
-        )
+        add("predict_proba", "FP64", result.probabilities)
     answer: dict[str, Any] = {
         "model_name": PROJECT_NAME,
         "model_version": service.model_version,
@@ -182,7 +304,7 @@ async def infer(
     }
     if "id" in body:
         answer["id"] = body["id"]
-    return FastJSONResponse(answer)
+    return response(answer, binary)
 
 
 def _target(request: Request) -> tuple[str, str | None]:
@@ -258,7 +380,9 @@ def model_routes(
 
 @router.get("/v2", response_model=ServerMetadataResponse, summary="Server metadata")
 async def server_metadata(request: Request) -> Response:
-    return FastJSONResponse({"name": PROJECT_NAME, "version": PROJECT_VERSION, "extensions": []})
+    return FastJSONResponse(
+        {"name": PROJECT_NAME, "version": PROJECT_VERSION, "extensions": ["binary_tensor_data"]}
+    )
 
 
 @model_routes(
