@@ -358,7 +358,7 @@ def test_compose_serves_the_settings_port(default_project: Path) -> None:
     server = server["server"]
     assert [p.rsplit(":", 1)[1] for p in server["ports"]] == [str(p) for p in ports]
     assert all(p.startswith("127.0.0.1:") for p in server["ports"])
-    assert f"127.0.0.1:{port}/readyz" in " ".join(server["healthcheck"]["test"])
+    assert f"127.0.0.1:{ports[0]}/readyz" in " ".join(server["healthcheck"]["test"])
 
 
 def test_the_runtime_image_exposes_the_settings_ports(default_project: Path) -> None:
