@@ -39,7 +39,7 @@ def running(docker: Any, image: str, **run: Any) -> Iterator[tuple[Any, str, str
         **run,
     )
     try:
-        wait_for(f"http://127.0.0.1:{http}/readyz")
+        wait_for(f"http://127.0.0.1:{http}/readyz", timeout=90)
         yield container, f"http://127.0.0.1:{http}", f"127.0.0.1:{rpc}"
     except BaseException:
         print(container.logs().decode(errors="replace"))
@@ -146,20 +146,35 @@ def test_grpc_needs_the_token_when_one_is_set(docker: Any, image: str) -> None:
 
 
 def test_docker_stop_answers_the_grpc_call_in_flight_then_exits_0(docker: Any, image: str) -> None:
-    # A request alone waits BATCH_MAX_LATENCY_MS for others to join: long enough to stop
-    # the container while it is in flight.
-    environment = {"BATCH_MAX_LATENCY_MS": "3000"}
-    with running(docker, image, environment=environment) as (container, _, address):
-        answers: list[Any] = []
-        call = threading.Thread(
-            target=lambda: answers.append(
-                triton(address).infer(PROJECT_NAME, [infer_input("input-0", ROWS)])
-            )
+    """The call starts (its headers reach the server), SIGTERM arrives, and only then is its
+    message sent: the server drains it within GRACEFUL_TIMEOUT, answers it, and exits 0."""
+    from tritonclient.grpc import service_pb2
+
+    request = service_pb2.ModelInferRequest(model_name=PROJECT_NAME)
+    request.inputs.add(name="input-0", datatype="FP64", shape=list(ROWS.shape))
+    request.raw_input_contents.append(ROWS.astype("<f8").tobytes())
+    started, signalled = threading.Event(), threading.Event()
+
+    def messages() -> Iterator[Any]:
+        started.set()
+        signalled.wait(10)
+        yield request
+
+    with (
+        running(docker, image) as (container, _, address),
+        grpc.insecure_channel(address) as channel,
+    ):
+        infer = channel.stream_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=service_pb2.ModelInferRequest.SerializeToString,
+            response_deserializer=service_pb2.ModelInferResponse.FromString,
         )
-        call.start()
-        time.sleep(1.0)
-        container.stop(timeout=10)
-        call.join(15)
-        assert answers and len(answers[0].as_numpy("predict")) == len(ROWS)
-        container.reload()
-        assert container.attrs["State"]["ExitCode"] == 0, container.logs().decode()
+        answer = infer.future(messages(), timeout=30)
+        assert started.wait(10)
+        time.sleep(0.5)
+        container.kill(signal="SIGTERM")
+        time.sleep(0.5)  # the server is draining while the call's message is still to come
+        signalled.set()
+        response = answer.result(timeout=30)
+        assert [o.name for o in response.outputs] == ["predict", "predict_proba"]
+        assert container.wait(timeout=30)["StatusCode"] == 0, container.logs().decode()
