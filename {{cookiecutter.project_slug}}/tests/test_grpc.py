@@ -215,6 +215,19 @@ def test_bad_input_is_invalid_argument_naming_the_tensor(
     assert code == grpc.StatusCode.INVALID_ARGUMENT and named in details, details
 
 
+def test_unknown_output_is_invalid_argument_and_too_many_rows_resource_exhausted(
+    serve_grpc: Any, trained: Settings
+) -> None:
+    rpc = serve_grpc(trained.model_copy(update={"max_batch_rows": 2}))
+    request = matrix_request(rpc.pb, ROWS[:2], raw=True)
+    request.outputs.add(name="predict_log_proba")
+    code, details = code_of(lambda: rpc.stub.ModelInfer(request, timeout=10))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "predict_log_proba" in details
+    request = matrix_request(rpc.pb, ROWS[:3], raw=True)
+    code, details = code_of(lambda: rpc.stub.ModelInfer(request, timeout=10))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "MAX_BATCH_ROWS" in details
+
+
 def test_nan_in_contents_is_invalid_argument(rpc: Grpc) -> None:
     request = matrix_request(rpc.pb, [[float("nan"), 1.0, 2.0, 3.0]], raw=False)
     code, details = code_of(lambda: rpc.stub.ModelInfer(request, timeout=10))
