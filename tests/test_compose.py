@@ -34,6 +34,7 @@ class Stack:
         self.env = {
             "IMAGE": image,
             "PORT": str(port),
+            "GRPC_PORT": str(free_port()),
             "DASK_DASHBOARD_PORT": str(free_port()),
             "PATH": "/usr/local/bin:/usr/bin:/bin",
         }

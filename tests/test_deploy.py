@@ -140,8 +140,8 @@ def job_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
     )()
 
 
-def settings_port(project: Path) -> int:
-    """The default of `port` in config.py's Settings, read from the source."""
+def settings_port(project: Path, name: str = "port") -> int:
+    """The default of `port` (or `grpc_port`) in config.py's Settings, read from the source."""
     source = (project / "src/iris_classifier/config.py").read_text()
     settings = next(
         node
@@ -149,10 +149,10 @@ def settings_port(project: Path) -> int:
         if isinstance(node, ast.ClassDef) and node.name == "Settings"
     )
     for statement in settings.body:
-        if isinstance(statement, ast.AnnAssign) and ast.unparse(statement.target) == "port":
+        if isinstance(statement, ast.AnnAssign) and ast.unparse(statement.target) == name:
             assert isinstance(statement.value, ast.Call)
             return int(ast.literal_eval(statement.value.args[0]))
-    raise AssertionError("config.py's Settings has no `port`")
+    raise AssertionError(f"config.py's Settings has no `{name}`")
 
 
 def settings_fields(project: Path) -> set[str]:
@@ -328,7 +328,7 @@ def test_sharded_jobs_set_shard_count_to_their_completions(
 def test_every_port_is_the_settings_port(
     rendered: dict[str, list[dict[str, Any]]], overlay: str, default_project: Path
 ) -> None:
-    port = settings_port(default_project)
+    port, grpc_port = settings_port(default_project), settings_port(default_project, "grpc_port")
     objects = rendered[overlay]
     for obj in objects:
         for pod in pod_specs(obj):
@@ -337,24 +337,37 @@ def test_every_port_is_the_settings_port(
             probes = [container.get(p) for p in ("startupProbe", "livenessProbe", "readinessProbe")]
             for probe in filter(None, probes):
                 assert named[probe["httpGet"]["port"]] == port, obj["metadata"]["name"]
-            assert set(named.values()) <= {port}
+            assert set(named.values()) <= {port, grpc_port}
+            if named:  # a server: it offers gRPC too, on the port named `grpc`
+                assert named.get("grpc") == grpc_port, obj["metadata"]["name"]
             annotations = obj.get("spec", {}).get("template", {}).get("metadata", {})
             annotations = {**annotations.get("annotations", {}), **pod.get("annotations", {})}
             assert annotations.get("prometheus.io/port", str(port)) == str(port)
     if "Service" in OVERLAY_KINDS[overlay]:
         [server] = pod_specs(find(objects, "Deployment"))
         named = {p["name"]: p["containerPort"] for p in server["containers"][0]["ports"]}
-        [service_port] = find(objects, "Service")["spec"]["ports"]
-        [admitted] = find(objects, "NetworkPolicy")["spec"]["ingress"][0]["ports"]
-        assert named[service_port["targetPort"]] == named[admitted["port"]] == port
+        service_ports = find(objects, "Service")["spec"]["ports"]
+        admitted = find(objects, "NetworkPolicy")["spec"]["ingress"][0]["ports"]
+        assert sorted(named[p["targetPort"]] for p in service_ports) == [port, grpc_port]
+        assert sorted(named[p["port"]] for p in admitted) == [port, grpc_port]
 
 
 def test_compose_serves_the_settings_port(default_project: Path) -> None:
-    port = settings_port(default_project)
+    ports = [settings_port(default_project, name) for name in ("port", "grpc_port")]
     server = yaml.safe_load((default_project / "deploy/compose.yaml").read_text())["services"]
     server = server["server"]
-    assert [p.rsplit(":", 1)[1] for p in server["ports"]] == [str(port)]
-    assert f"127.0.0.1:{port}/readyz" in " ".join(server["healthcheck"]["test"])
+    assert [p.rsplit(":", 1)[1] for p in server["ports"]] == [str(p) for p in ports]
+    assert all(p.startswith("127.0.0.1:") for p in server["ports"])
+    assert f"127.0.0.1:{ports[0]}/readyz" in " ".join(server["healthcheck"]["test"])
+
+
+def test_the_runtime_image_exposes_the_settings_ports(default_project: Path) -> None:
+    dockerfile = (default_project / "Dockerfile").read_text()
+    runtime = dockerfile.split("AS runtime", 1)[1]
+    exposed = re.search(r"^EXPOSE (.+)$", runtime, re.M)
+    assert exposed is not None, "the runtime stage has no EXPOSE"
+    ports = [settings_port(default_project, name) for name in ("port", "grpc_port")]
+    assert exposed.group(1).split() == [str(p) for p in ports]
 
 
 def test_settings_in_the_configmap_are_settings_of_config_py(

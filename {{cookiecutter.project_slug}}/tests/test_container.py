@@ -69,7 +69,7 @@ def test_image_metadata(docker: Any, image: str) -> None:
     assert config["User"] == "10001"
     assert config["Entrypoint"][:2] == ["python", "-m"]
     assert config["Cmd"] == ["serve"]
-    assert "8080/tcp" in config["ExposedPorts"]
+    assert set(config["ExposedPorts"]) == {"8080/tcp", "8081/tcp"}  # HTTP and gRPC
     assert config["Healthcheck"]["Test"][:2] == ["CMD", "python"]
     labels = config["Labels"]
     for key in ("version", "revision", "created", "source", "licenses", "base.name"):

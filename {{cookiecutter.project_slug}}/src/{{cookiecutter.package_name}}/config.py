@@ -36,9 +36,12 @@ class Settings(BaseSettings):
         description="Where a failed training writes its reason, when that folder exists.",
     )
 
-    # HTTP server.
+    # HTTP and gRPC servers.
     host: str = Field("0.0.0.0", description="Address the server listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port the server listens on.")
+    grpc_port: int = Field(
+        8081, ge=1, le=65535, description="Port of the gRPC server (Open Inference Protocol)."
+    )
     log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
         "info", description="Log level of the JSON logs on stdout."
     )
@@ -57,6 +60,11 @@ class Settings(BaseSettings):
     # Limits.
     max_request_bytes: int = Field(
         6 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above)."
+    )
+    grpc_max_message_bytes: int = Field(
+        6 * 1024 * 1024,
+        gt=0,
+        description="Largest gRPC message received or sent (RESOURCE_EXHAUSTED above).",
     )
     max_batch_rows: int = Field(10_000, gt=0, description="Most rows in one request (413 above).")
 

@@ -5,6 +5,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
@@ -24,6 +25,15 @@ from .service import NotReady, PredictionService, TooManyRows
 from .state import ModelHolder
 
 log = logging.getLogger(__name__)
+
+
+class Companion(Protocol):
+    """A server that runs beside the HTTP app in its event loop (the gRPC server): started
+    once the PredictionService runs, stopped before it stops."""
+
+    async def start(self, loading: "asyncio.Future[Any]") -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 async def load_model(app: FastAPI) -> None:
@@ -49,9 +59,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     service: PredictionService = app.state.service
     await service.start()
     loading = asyncio.create_task(load_model(app))
+    companions: list[Companion] = app.state.companions
+    for companion in companions:
+        await companion.start(loading)
     try:
         yield
     finally:
+        for companion in companions:
+            await companion.stop()
         loading.cancel()
         await service.stop()
         app.state.access_log.flush()
@@ -91,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.companions = []
     app.state.metrics = Metrics()
     app.state.access_log = AccessLog(settings.log_level)
     app.state.service = PredictionService(

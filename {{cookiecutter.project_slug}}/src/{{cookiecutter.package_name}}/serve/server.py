@@ -1,19 +1,38 @@
-"""Run the app under uvicorn, with graceful shutdown on SIGTERM."""
+"""Run the app under uvicorn, with the gRPC server beside it in the same event loop, and
+graceful shutdown of both on SIGTERM."""
 
 import signal
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
 
 from ..config import Settings
 from .app import create_app
+from .grpc.server import GrpcServer
 from .logs import configure_logging
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, which also tells `on_exit` the moment a stop signal arrives, so
+    the gRPC server drains while HTTP does, not after it."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self.on_exit()
 
 
 def run(settings: Settings) -> int:
     configure_logging(settings.log_level)
+    app = create_app(settings)
+    grpc_server = GrpcServer(settings, app.state.service)
+    app.state.companions.append(grpc_server)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -24,7 +43,7 @@ def run(settings: Settings) -> int:
         timeout_graceful_shutdown=settings.graceful_timeout,
         timeout_keep_alive=5,
     )
-    server = uvicorn.Server(config)
+    server = Server(config, on_exit=grpc_server.drain_soon)
     # uvicorn handles SIGTERM/SIGINT itself, then re-raises the signal it caught once it has
     # shut down. With these no-op handlers in place, that re-raise is harmless, so a stop
     # ends with exit code 0 whether the server is PID 1 or runs under an init process.

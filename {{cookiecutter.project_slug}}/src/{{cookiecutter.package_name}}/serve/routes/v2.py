@@ -52,14 +52,18 @@ def error(status: int, message: str) -> Response:
     return FastJSONResponse(error_body(V2_PREFIX, message), status_code=status)
 
 
-def unknown_model(name: str, version: str | None, service: PredictionService) -> Response | None:
+def unknown_model_message(name: str, version: str | None, service: PredictionService) -> str | None:
+    """Why `name` (and `version`, when given) is not this server's model; None when it is."""
     if name != PROJECT_NAME:
-        return error(404, f"unknown model {name!r}; this server has {PROJECT_NAME!r}")
+        return f"unknown model {name!r}; this server has {PROJECT_NAME!r}"
     if version is not None and service.holder.ready and version != service.model_version:
-        return error(
-            404, f"unknown version {version!r} of {name!r}; loaded: {service.model_version!r}"
-        )
+        return f"unknown version {version!r} of {name!r}; loaded: {service.model_version!r}"
     return None
+
+
+def unknown_model(name: str, version: str | None, service: PredictionService) -> Response | None:
+    message = unknown_model_message(name, version, service)
+    return None if message is None else error(404, message)
 
 
 def model_metadata(service: PredictionService) -> dict[str, Any]:
