@@ -102,8 +102,12 @@ def labels_and_proba(pb: Any, response: Any) -> tuple[list[str], np.ndarray]:
     outputs = {o.name: (i, o) for i, o in enumerate(response.outputs)}
     (i, labels), (j, proba) = outputs["predict"], outputs["predict_proba"]
     if response.raw_output_contents:
-        label_array = tensors.decode("x", "BYTES", list(labels.shape), response.raw_output_contents[i])
-        proba_array = tensors.decode("y", "FP64", list(proba.shape), response.raw_output_contents[j])
+        label_array = tensors.decode(
+            "x", "BYTES", list(labels.shape), response.raw_output_contents[i]
+        )
+        proba_array = tensors.decode(
+            "y", "FP64", list(proba.shape), response.raw_output_contents[j]
+        )
         return [v.decode() for v in label_array], proba_array
     names = [v.decode() for v in labels.contents.bytes_contents]
     return names, np.asarray(proba.contents.fp64_contents).reshape(list(proba.shape))

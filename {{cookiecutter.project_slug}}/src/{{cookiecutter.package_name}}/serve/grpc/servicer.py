@@ -14,10 +14,10 @@ import numpy as np
 
 from ...config import PROJECT_NAME, PROJECT_VERSION
 from ...features import InputError
+from .. import tensors
 from ..routes.v2 import model_metadata, request_matrix, unknown_model_message
 from ..service import NotReady, PredictionService, TooManyRows
 from . import inference_pb2 as pb
-from .. import tensors
 
 # Which InferTensorContents field holds each datatype's values (FP16 has none: raw only).
 CONTENTS_FIELD = {
