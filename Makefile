@@ -5,6 +5,8 @@ PYTHON          ?= python3
 VENV            := .venv
 BIN             := $(VENV)/bin
 TEMPLATE        := {{cookiecutter.project_slug}}
+# The default framework's locks: the tests check and render that one in this venv.
+LOCKS           := $(TEMPLATE)/frameworks/sklearn
 PYTHON_VERSIONS ?= 3.11 3.13
 PYTEST_WORKERS  ?= 2
 
@@ -19,9 +21,9 @@ venv: $(VENV)/.installed ## the test tools and the generated project's dependenc
 
 # The generated project's development lock (its runtime packages and its tools, every file
 # checked against its hash), then the template's own tools.
-$(VENV)/.installed: requirements-dev.txt $(TEMPLATE)/requirements.lock $(TEMPLATE)/requirements-dev.lock
+$(VENV)/.installed: requirements-dev.txt $(LOCKS)/requirements.lock $(LOCKS)/requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --require-hashes --no-deps --requirement "$(TEMPLATE)/requirements-dev.lock"
+	$(BIN)/pip install --quiet --require-hashes --no-deps --requirement "$(LOCKS)/requirements-dev.lock"
 	$(BIN)/pip install --quiet --requirement requirements-dev.txt
 	touch $@
 

@@ -74,7 +74,7 @@ def test_hook_knows_every_import_name_of_the_lock_file() -> None:
 
     hook = (ROOT / "hooks/pre_gen_project.py").read_text()
     listed = ast.literal_eval(re.search(r"DEPENDENCY_IMPORTS = (\{.*?\})", hook, re.S).group(1))
-    lock = (ROOT / "{{cookiecutter.project_slug}}/requirements.lock").read_text()
+    lock = (ROOT / "{{cookiecutter.project_slug}}/frameworks/sklearn/requirements.lock").read_text()
     distributions = {
         re.split(r"[=\[]", line)[0].lower().replace("_", "-")
         for line in lock.splitlines()

@@ -13,11 +13,13 @@ from .conftest import ROOT, render
 
 PYTHON_VERSIONS = json.loads((ROOT / "cookiecutter.json").read_text())["python_version"]
 LICENSES = json.loads((ROOT / "cookiecutter.json").read_text())["license"]
+FRAMEWORKS = json.loads((ROOT / "cookiecutter.json").read_text())["framework"]
 
 # Every file of the default project. Options change this set only where a rule below says so.
 PACKAGE_FILES = [
     "__init__.py",
     "__main__.py",
+    "artifact.py",
     "cli.py",
     "config.py",
     "cpus.py",
@@ -69,6 +71,7 @@ TEST_FILES = [
     "docker_support.py",
     "schemathesis_hooks.py",
     "test_api.py",
+    "test_artifact.py",
     "test_batch_datasets.py",
     "test_batching.py",
     "test_container.py",
@@ -78,6 +81,7 @@ TEST_FILES = [
     "test_container_serving.py",
     "test_cpus.py",
     "test_grpc.py",
+    "test_model.py",
     "test_openapi.py",
     "test_predict.py",
     "test_readme.py",
@@ -169,6 +173,43 @@ def test_every_option_combination_renders_exactly_its_files(
         )
     ]
     assert leftovers == []
+
+
+# Words that only a project of that framework may hold (scikit-learn itself is every
+# project's: its iris data, held-out split and metrics).
+FRAMEWORK_WORDS = {
+    "sklearn": ["skops", "LogisticRegression"],
+    "xgboost": ["xgboost", "XGBoost"],
+    "lightgbm": ["lightgbm", "LightGBM"],
+    "pytorch": ["torch", "PyTorch", "safetensors"],
+}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_every_framework_renders_exactly_its_files_and_no_other(
+    tmp_path: Path, framework: str
+) -> None:
+    """The same file set for every framework, one model.py, and not a word of the others."""
+    project = render(tmp_path, framework=framework)
+    assert rendered_files(project) == expected_files("iris_classifier", "MIT")
+    texts = {name: unrendered_text(project / name) for name in rendered_files(project)}
+    assert [n for n, t in texts.items() if any(m in t for m in ("{{", "{%", "cookiecutter."))] == []
+    assert any(FRAMEWORK_WORDS[framework][0] in text for text in texts.values())
+    others = {
+        (name, word)
+        for other, words in FRAMEWORK_WORDS.items()
+        if other != framework
+        for word in words
+        for name, text in texts.items()
+        if word in text
+    }
+    assert others == set()
+
+
+def test_an_unknown_framework_stops_before_any_file_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="framework"):
+        render(tmp_path, framework="tensorflow")
+    assert list(tmp_path.iterdir()) == []
 
 
 # Other tools' own template syntax, which the project must keep: GitHub Actions expressions

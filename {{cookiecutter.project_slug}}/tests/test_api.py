@@ -14,9 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from {{ cookiecutter.package_name }}.artifact import load_artifact
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.features import load_sample
-from {{ cookiecutter.package_name }}.model import load_artifact
+from {{ cookiecutter.package_name }}.model import MODEL_FILE
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
 from .conftest import (
@@ -304,7 +305,7 @@ def test_model_that_cannot_be_read_is_failed_not_loading(tmp_path: Path) -> None
     settings = make_settings(tmp_path)
     settings.model_dir.mkdir(parents=True)
     (settings.model_dir / "metadata.json").write_text("[]")
-    (settings.model_dir / "model.skops").write_bytes(b"not a model")
+    (settings.model_dir / MODEL_FILE).write_bytes(b"not a model")
     with TestClient(create_app(settings)) as test_client:
         for _ in range(200):
             ready = test_client.get("/readyz").json()

@@ -19,6 +19,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.config import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, load_sample
+from {{ cookiecutter.package_name }}.model import MODEL_FILE
 
 from .conftest import EXAMPLE, v2_body
 from .docker_support import free_port, run_job, serving, wait_for, wait_for_log
@@ -48,7 +49,7 @@ def mounted_model(docker: Any, image: str, tmp_path_factory: pytest.TempPathFact
     model_dir = shared_dir(tmp_path_factory.mktemp("mounted") / "model")
     config = shared_dir(tmp_path_factory.mktemp("config"))
     (config / "hyperparameters.json").write_text(
-        json.dumps({"model_version": "mounted-1", "C": "0.8"})
+        json.dumps({"model_version": "mounted-1", "test_size": "0.3"})
     )
     code, logs = run_job(
         docker,
@@ -173,8 +174,8 @@ def test_mounted_model_overrides_the_baked_one(
         assert httpx.get(server.url + "/metadata").json()["model"]["model_version"] == "mounted-1"
         mounted = httpx.post(server.url + "/predict", json=EXAMPLE).json()
     assert mounted["model_version"] == "mounted-1" != baked["model_version"]
-    # Same data and seed, C=0.8 instead of the default 1.0: the hyperparameter file reached
-    # the model, so its probabilities differ.
+    # Same data and seed, a held-out share of 0.3 instead of the default 0.25: the
+    # hyperparameter file reached the training, so the model's probabilities differ.
     difference = max(
         abs(mounted["probabilities"][0][c] - baked["probabilities"][0][c])
         for c in baked["probabilities"][0]
@@ -314,7 +315,7 @@ def test_a_request_that_never_ends_cannot_make_docker_stop_kill(docker: Any, ima
 def test_train_writes_the_artifact_into_the_volume(mounted_model: Path) -> None:
     metadata = json.loads((mounted_model / "metadata.json").read_text())
     assert metadata["model_version"] == "mounted-1"
-    assert (mounted_model / "model.skops").is_file()
+    assert (mounted_model / MODEL_FILE).is_file()
     assert (mounted_model / "report" / "confusion_matrix.png").is_file()
 
 

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.artifact import METADATA_FILE, load_artifact
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import Settings, get_settings
 from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, TARGET, InputError, load_sample
-from {{ cookiecutter.package_name }}.model import METADATA_FILE, MODEL_FILE, ZIP_EPOCH, load_artifact
+from {{ cookiecutter.package_name }}.model import FRAMEWORK, MODEL_FILE, library_versions
 from {{ cookiecutter.package_name }}.train import train
 
 from .conftest import make_settings
@@ -28,7 +28,8 @@ def test_artifact_holds_model_metadata_and_report(trained: Settings) -> None:
     assert metadata["classes"] == ["setosa", "versicolor", "virginica"]
     assert metadata["metrics"]["accuracy"] > 0.85
     assert len(metadata["training_data"]["sha256"]) == 64
-    assert {"python", "scikit-learn", "numpy"} <= set(metadata["libraries"])
+    assert {"python", "numpy", *library_versions()} <= set(metadata["libraries"])
+    assert metadata["framework"] == FRAMEWORK
     assert metadata["created"] and metadata["model_version"]
     report = json.loads((folder / "report" / "metrics.json").read_text())
     assert report["accuracy"] == metadata["metrics"]["accuracy"]
@@ -51,8 +52,6 @@ def test_training_is_reproducible_to_the_byte(tmp_path: Path, trained: Settings)
         k: v for k, v in meta[1].items() if k != "created"
     }
     assert meta[0]["model_version"] == meta[0]["model_sha256"][:12]
-    with zipfile.ZipFile(trained.model_dir / MODEL_FILE) as archive:
-        assert {info.date_time for info in archive.infolist()} == {ZIP_EPOCH}
     features, _ = load_sample()
     first = load_artifact(trained.model_dir).model.predict_proba(features.to_numpy())
     second = load_artifact(again.model_dir).model.predict_proba(features.to_numpy())
@@ -81,9 +80,11 @@ def probabilities_after_training(root: Path, hyperparameters: str) -> np.ndarray
 def test_hyperparameters_file_reaches_the_model(tmp_path: Path, trained: Settings) -> None:
     """The fitted model changes with the file's values, and only with them."""
     default = load_artifact(trained.model_dir).model.predict_proba(load_sample()[0].to_numpy())
-    weaker = probabilities_after_training(tmp_path / "a", '{"C": "0.05"}')
-    same = probabilities_after_training(tmp_path / "b", '{"C": "1.0", "model_version": "7"}')
-    assert np.abs(weaker - default).max() > 0.05, "C did not reach the model"
+    other = probabilities_after_training(tmp_path / "a", '{"test_size": "0.4"}')
+    same = probabilities_after_training(
+        tmp_path / "b", '{"test_size": "0.25", "model_version": "7"}'
+    )
+    assert np.abs(other - default).max() > 1e-4, "test_size did not reach the training"
     np.testing.assert_array_equal(same, default)
     assert load_artifact(tmp_path / "b" / "model").metadata["model_version"] == "7"
 
@@ -113,7 +114,7 @@ def test_interrupted_save_keeps_the_previous_model(
     def interrupted(*_args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("{{ cookiecutter.package_name }}.model._commit", interrupted)
+    monkeypatch.setattr("{{ cookiecutter.package_name }}.artifact._commit", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(settings)
     assert (settings.model_dir / METADATA_FILE).read_text() == before
@@ -142,9 +143,9 @@ def test_platform_hyperparameters_are_ignored(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     settings.hyperparameters_file.parent.mkdir(parents=True)
     settings.hyperparameters_file.write_text(
-        '{"_tuning_objective_metric": "accuracy", "sagemaker_region": "x", "C": "2"}'
+        '{"_tuning_objective_metric": "accuracy", "sagemaker_region": "x", "seed": "2"}'
     )
-    assert train(settings)["hyperparameters"]["C"] == "2"
+    assert train(settings)["hyperparameters"]["seed"] == "2"
 
 
 def test_several_sagemaker_channels_and_no_train_channel_is_refused(tmp_path: Path) -> None:

@@ -57,10 +57,10 @@ def run_train(_args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from .artifact import ArtifactError
     from .dataset import resolve_shard
     from .engines import ClusterError
     from .features import InputError
-    from .model import ArtifactError
     from .predict import BatchJob, predict
 
     settings = get_settings()

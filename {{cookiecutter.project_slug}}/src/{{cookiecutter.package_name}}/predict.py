@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .artifact import Artifact, load_artifact, sha256_file
 from .config import Settings
 from .cpus import available_cpus
 from .data import (
@@ -51,7 +52,6 @@ from .dataset import (
     shard_pieces,
 )
 from .features import FEATURE_NAMES, InputError
-from .model import Artifact, load_artifact, sha256_file
 from .progress import Progress
 from .scoring import predict_matrix
 

@@ -10,17 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from .artifact import save_artifact
 from .config import PROJECT_NAME, PROJECT_VERSION, Settings
 from .data import data_sha256, load_training_data
 from .features import FEATURES, TARGET
-from .model import build_model, save_artifact
+from .model import HYPERPARAMETERS, build_model, library_versions
 
-DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
-    "C": 1.0,
-    "max_iter": 1000,
-    "seed": 42,
-    "test_size": 0.25,
-}
+# The model's own (model.py), then those of training: the seed and the held-out share.
+DEFAULT_HYPERPARAMETERS: dict[str, Any] = {**HYPERPARAMETERS, "seed": 42, "test_size": 0.25}
 
 
 def say(message: str) -> None:
@@ -149,8 +146,10 @@ def train(settings: Settings) -> dict[str, Any]:
         },
         "libraries": {
             "python": platform.python_version(),
-            "scikit-learn": sklearn.__version__,
             "numpy": np.__version__,
+            # The held-out split and the metrics are scikit-learn's.
+            "scikit-learn": sklearn.__version__,
+            **library_versions(),
         },
     }
     report = {

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..artifact import ArtifactError
 from ..config import Settings
 from ..dataset import Piece
 from ..features import InputError
-from ..model import ArtifactError
 from ..predict import (
     BatchJob,
     PartResult,

@@ -8,18 +8,11 @@ import numpy as np
 
 from ..config import Settings
 from ..features import InputError
+from ..model import prepare_model_thread
 from ..scoring import predict_matrix
 from .batching import MicroBatcher
 from .metrics import Metrics
 from .state import ModelHolder
-
-
-def _trust_validated_input() -> None:
-    """Inputs are checked for NaN and infinity before they reach the model thread, so
-    scikit-learn need not check again (its setting is per thread)."""
-    import sklearn
-
-    sklearn.set_config(assume_finite=True)
 
 
 class NotReady(RuntimeError):
@@ -52,10 +45,10 @@ class Prediction:
 class PredictionService:
     def __init__(self, settings: Settings, holder: ModelHolder, metrics: Metrics) -> None:
         self.settings, self.holder, self.metrics = settings, holder, metrics
-        # One thread for model calls: scikit-learn gains little from more on a small model,
+        # One thread for model calls: a small model gains little from more,
         # and the event loop stays free to answer probes while it runs.
         self.executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="model", initializer=_trust_validated_input
+            max_workers=1, thread_name_prefix="model", initializer=prepare_model_thread
         )
         self.batcher: MicroBatcher[Prediction] | None = None
         if settings.batching:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..model import ArtifactError, load_artifact
+from ..artifact import ArtifactError, load_artifact
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
-"""The model and its artifact: build, save atomically, load safely.
+"""The model artifact: saved atomically, loaded only once its hash and framework check out.
 
-An artifact is a folder holding `model.skops` (skops format: loading it runs no code, unlike
-pickle) and `metadata.json`, plus a `report/` folder. To use your own model, change
-`build_model()`; if skops then reports types it does not trust by default, review them and
-add them to TRUSTED_TYPES.
+An artifact is a folder holding the model file (its name and format are model.py's: a format
+whose loading runs no code, never pickle), `metadata.json` and a `report/` folder.
+`metadata.json` names the model file's SHA-256 and the framework that wrote it, so a loader
+refuses a file that is incomplete, changed or from another framework before it parses it.
 """
 
 import hashlib
@@ -13,48 +13,22 @@ import shutil
 import signal
 import tempfile
 import threading
-import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-MODEL_FILE = "model.skops"
+from .model import FRAMEWORK, MODEL_FILE, read_model, write_model
+
 METADATA_FILE = "metadata.json"
 REPORT_DIR = "report"
 
-# Types, beyond the scikit-learn and NumPy ones skops trusts by default, that this project's
-# model may contain. Loading refuses a file holding any type not on this list.
-TRUSTED_TYPES: list[str] = []
-
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
 
 class ArtifactError(RuntimeError):
     """The artifact is missing, incomplete or not safe to load."""
-
-
-def build_model(hyperparameters: Mapping[str, Any]) -> Any:
-    """A fresh, unfitted model. Hyperparameters arrive as strings from SageMaker."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return Pipeline(
-        [
-            ("scale", StandardScaler()),
-            (
-                "classify",
-                LogisticRegression(
-                    C=float(hyperparameters.get("C", 1.0)),
-                    max_iter=int(hyperparameters.get("max_iter", 1000)),
-                    random_state=int(hyperparameters.get("seed", 42)),
-                ),
-            ),
-        ]
-    )
 
 
 def sha256_file(path: Path) -> str:
@@ -85,16 +59,14 @@ def save_artifact(
     A stop signal that arrives during the renames does not undo them: the new model is in
     place all the same, and the caller reports that.
     """
-    import skops.io
-
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=model_dir))
     try:
-        skops.io.dump(model, staging / MODEL_FILE)
-        make_reproducible(staging / MODEL_FILE)
+        write_model(model, staging / MODEL_FILE)
         digest = sha256_file(staging / MODEL_FILE)
         metadata = {
             **metadata,
+            "framework": FRAMEWORK,
             "model_version": metadata.get("model_version") or digest[:12],
             "model_sha256": digest,
         }
@@ -111,46 +83,6 @@ def save_artifact(
         return SavedArtifact(metadata, arrived)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def make_reproducible(path: Path) -> None:
-    """Rewrite a skops file so that the same model always gives the same bytes.
-
-    skops names each object by its memory address (`id()`), in `schema.json` and in the names
-    of the array files, and the zip archive records when each file was written. Renumbering
-    the ids in order of appearance and giving every entry one fixed time removes both.
-    Loading is unchanged: the ids only have to be equal where the objects are the same.
-    """
-    with zipfile.ZipFile(path) as archive:
-        entries = [(info, archive.read(info)) for info in archive.infolist()]
-    numbers: dict[str, str] = {}
-
-    def number(old: object) -> str:
-        return numbers.setdefault(str(old), str(len(numbers) + 1))
-
-    def renumber(node: Any) -> Any:
-        if isinstance(node, list):
-            return [renumber(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        node = {key: renumber(value) for key, value in node.items()}
-        if "__id__" in node:
-            node["__id__"] = int(number(node["__id__"]))
-        if isinstance(node.get("file"), str) and node["file"].endswith(".npy"):
-            node["file"] = number(node["file"].removesuffix(".npy")) + ".npy"
-        return node
-
-    schema = renumber(json.loads(dict((i.filename, d) for i, d in entries)["schema.json"]))
-    with zipfile.ZipFile(path, "w") as archive:
-        for info, data in entries:
-            name = info.filename
-            if name == "schema.json":
-                data = json.dumps(schema, indent=2).encode()
-            elif name.endswith(".npy"):
-                name = number(name.removesuffix(".npy")) + ".npy"
-            fixed = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
-            fixed.compress_type, fixed.external_attr = info.compress_type, 0o644 << 16
-            archive.writestr(fixed, data)
 
 
 @contextmanager
@@ -190,10 +122,11 @@ class Artifact:
 
 def load_artifact(model_dir: Path) -> Artifact:
     """Load and check an artifact; ArtifactError says what is wrong and how to fix it."""
-    import skops.io
-
     model_path, metadata_path = model_dir / MODEL_FILE, model_dir / METADATA_FILE
     if not metadata_path.is_file() or not model_path.is_file():
+        saved_by = _framework_of(metadata_path)
+        if saved_by not in (None, FRAMEWORK):
+            raise _foreign(model_dir, saved_by)
         raise ArtifactError(
             f"no model in {model_dir}: expected {MODEL_FILE} and {METADATA_FILE}. "
             "Train one (the `train` command) or mount a model folder there."
@@ -202,19 +135,31 @@ def load_artifact(model_dir: Path) -> Artifact:
         metadata = json.loads(metadata_path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ArtifactError(f"cannot read {metadata_path}: {error}") from error
+    if metadata.get("framework") != FRAMEWORK:
+        raise _foreign(model_dir, metadata.get("framework"))
     if metadata.get("model_sha256") != sha256_file(model_path):
         raise ArtifactError(
             f"{model_path} does not match the hash in {metadata_path}: the artifact is "
             "incomplete. Train again or restore the folder."
         )
-    untrusted = [t for t in skops.io.get_untrusted_types(file=model_path) if t not in TRUSTED_TYPES]
-    if untrusted:
-        raise ArtifactError(
-            f"{model_path} holds types that are not trusted: {', '.join(untrusted)}. "
-            "If you know where they come from, add them to TRUSTED_TYPES in model.py."
-        )
     try:
-        model = skops.io.load(model_path, trusted=TRUSTED_TYPES)
-    except Exception as error:  # a corrupt file can fail in many ways inside skops
+        model = read_model(model_path, metadata)
+    except Exception as error:  # a corrupt file can fail in many ways inside the library
         raise ArtifactError(f"cannot load {model_path}: {error}") from error
     return Artifact(model=model, metadata=metadata)
+
+
+def _framework_of(metadata_path: Path) -> Any:
+    """The framework a metadata file names, or None when there is none to read."""
+    try:
+        return json.loads(metadata_path.read_text()).get("framework")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _foreign(model_dir: Path, saved_by: Any) -> ArtifactError:
+    return ArtifactError(
+        f"the model in {model_dir} was saved by {saved_by or 'an unknown framework'} "
+        f"({METADATA_FILE} says so), and this project loads {FRAMEWORK} models only. "
+        "Train one with this project (the `train` command)."
+    )

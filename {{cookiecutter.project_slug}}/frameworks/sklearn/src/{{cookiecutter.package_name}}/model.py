@@ -1,0 +1,123 @@
+"""The model: scikit-learn, saved with skops. Build it, write it, read it back.
+
+The model file is in skops format: loading it runs no code, unlike pickle. To use your own
+model, change `build_model()` and HYPERPARAMETERS; if skops then reports types it does not
+trust by default, review them and add them to TRUSTED_TYPES.
+"""
+
+import json
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+# Written into metadata.json: a model saved by another framework is refused at load.
+FRAMEWORK = "scikit-learn"
+MODEL_FILE = "model.skops"
+
+# The model's hyperparameters and their defaults; a hyperparameters file overrides them.
+HYPERPARAMETERS: dict[str, Any] = {"C": 1.0, "max_iter": 1000}
+
+# Types, beyond the scikit-learn and NumPy ones skops trusts by default, that this project's
+# model may contain. Loading refuses a file holding any type not on this list.
+TRUSTED_TYPES: list[str] = []
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+
+
+def build_model(hyperparameters: Mapping[str, Any]) -> Any:
+    """A fresh, unfitted model: a scaler and a logistic regression. Hyperparameters arrive as
+    strings from SageMaker."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return Pipeline(
+        [
+            ("scale", StandardScaler()),
+            (
+                "classify",
+                LogisticRegression(
+                    C=float(hyperparameters["C"]),
+                    max_iter=int(hyperparameters["max_iter"]),
+                    random_state=int(hyperparameters["seed"]),
+                ),
+            ),
+        ]
+    )
+
+
+def library_versions() -> dict[str, str]:
+    """The versions that wrote the model, for metadata.json."""
+    import sklearn
+    import skops
+
+    return {"scikit-learn": sklearn.__version__, "skops": skops.__version__}
+
+
+def prepare_model_thread() -> None:
+    """Inputs are checked for NaN and infinity before they reach the model thread, so
+    scikit-learn need not check again (its setting is per thread)."""
+    import sklearn
+
+    sklearn.set_config(assume_finite=True)
+
+
+def write_model(model: Any, path: Path) -> None:
+    import skops.io
+
+    skops.io.dump(model, path)
+    make_reproducible(path)
+
+
+def read_model(path: Path, metadata: Mapping[str, Any]) -> Any:
+    """The fitted model in `path`, refused if it holds a type that is not trusted."""
+    import skops.io
+
+    untrusted = [t for t in skops.io.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
+    if untrusted:
+        raise ValueError(
+            f"it holds types that are not trusted: {', '.join(untrusted)}. "
+            "If you know where they come from, add them to TRUSTED_TYPES in model.py."
+        )
+    return skops.io.load(path, trusted=TRUSTED_TYPES)
+
+
+def make_reproducible(path: Path) -> None:
+    """Rewrite a skops file so that the same model always gives the same bytes.
+
+    skops names each object by its memory address (`id()`), in `schema.json` and in the names
+    of the array files, and the zip archive records when each file was written. Renumbering
+    the ids in order of appearance and giving every entry one fixed time removes both.
+    Loading is unchanged: the ids only have to be equal where the objects are the same.
+    """
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    numbers: dict[str, str] = {}
+
+    def number(old: object) -> str:
+        return numbers.setdefault(str(old), str(len(numbers) + 1))
+
+    def renumber(node: Any) -> Any:
+        if isinstance(node, list):
+            return [renumber(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        node = {key: renumber(value) for key, value in node.items()}
+        if "__id__" in node:
+            node["__id__"] = int(number(node["__id__"]))
+        if isinstance(node.get("file"), str) and node["file"].endswith(".npy"):
+            node["file"] = number(node["file"].removesuffix(".npy")) + ".npy"
+        return node
+
+    schema = renumber(json.loads(dict((i.filename, d) for i, d in entries)["schema.json"]))
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in entries:
+            name = info.filename
+            if name == "schema.json":
+                data = json.dumps(schema, indent=2).encode()
+            elif name.endswith(".npy"):
+                name = number(name.removesuffix(".npy")) + ".npy"
+            fixed = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            fixed.compress_type, fixed.external_attr = info.compress_type, 0o644 << 16
+            archive.writestr(fixed, data)
