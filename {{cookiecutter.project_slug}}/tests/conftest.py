@@ -19,8 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.package_name }}.config import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.features import FEATURES, load_sample
+from {{ cookiecutter.package_name }}.model import build_model
 from {{ cookiecutter.package_name }}.serve.app import create_app
-from {{ cookiecutter.package_name }}.train import train
+from {{ cookiecutter.package_name }}.train import DEFAULT_HYPERPARAMETERS, train
 
 from .docker_support import build_image, docker_client, free_port
 
@@ -44,6 +45,14 @@ def make_settings(root: Path, **overrides: object) -> Settings:
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def fitted(**hyperparameters: object) -> Any:
+    """A model fitted on the whole sample, with the default hyperparameters but these."""
+    features, target = load_sample()
+    model = build_model({**DEFAULT_HYPERPARAMETERS, **hyperparameters})
+    model.fit(features.to_numpy(), target.to_numpy())
+    return model
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import zipfile
 from io import BytesIO
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }}.artifact import (
@@ -16,13 +17,40 @@ from {{ cookiecutter.package_name }}.artifact import (
     sha256_file,
 )
 from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.model import FRAMEWORK, MODEL_FILE
+from {{ cookiecutter.package_name }}.features import FEATURES, load_sample
+from {{ cookiecutter.package_name }}.model import (
+    FRAMEWORK,
+    MODEL_FILE,
+    build_model,
+    read_model,
+    write_model,
+)
+from {{ cookiecutter.package_name }}.train import DEFAULT_HYPERPARAMETERS
 
 
 @pytest.fixture
 def copied(trained: Settings, tmp_path: Path) -> Path:
     """A copy of the trained artifact, free to damage."""
     return Path(shutil.copytree(trained.model_dir, tmp_path / "model"))
+
+
+def test_a_written_model_reads_back_answering_the_same(tmp_path: Path) -> None:
+    """What read_model needs besides the file, metadata.json holds: hyperparameters,
+    feature names and classes."""
+    features, target = load_sample()
+    rows = features.to_numpy()
+    model = build_model(DEFAULT_HYPERPARAMETERS)
+    model.fit(rows, target.to_numpy())
+    write_model(model, tmp_path / MODEL_FILE)
+    metadata = {
+        "hyperparameters": DEFAULT_HYPERPARAMETERS,
+        "features": [{"name": f.name} for f in FEATURES],
+        "classes": [str(c) for c in model.classes_],
+    }
+    again = read_model(tmp_path / MODEL_FILE, metadata)
+    assert list(again.classes_) == ["setosa", "versicolor", "virginica"]
+    np.testing.assert_array_equal(again.predict_proba(rows), model.predict_proba(rows))
+    np.testing.assert_array_equal(again.predict(rows), model.predict(rows))
 
 
 def edit_metadata(model_dir: Path, **changes: object) -> None:
