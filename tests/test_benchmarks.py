@@ -88,3 +88,37 @@ def test_batch_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     assert data["dask"]["rows"] == 40_000 and data["dask"]["dask_scoring_s"] > 0
     assert 0 < data["image"]["dask_and_its_dependencies_mb"] < data["image"]["image_mb"]
     assert "| csv | 20,000 |" in (results / "batch.md").read_text()
+
+
+@pytest.mark.xdist_group("benchmark")
+def test_protocols_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    run = subprocess.run(
+        [PYTHON, str(ROOT / "benchmarks/protocols.py"), "--smoke", "--results", str(results)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+    data = json.loads((results / "protocols.json").read_text())
+    measured = {(r["configuration"], r["transport"], r["rows"]) for r in data["load"]}
+    assert measured == {
+        *(
+            ("ours-default", t, rows)
+            for t in ("grpc", "http-json", "http-binary")
+            for rows in (1, 100)
+        ),
+        *(
+            (peer, "grpc", rows)
+            for peer in ("mlserver-default", "mlserver-best")
+            for rows in (1, 100)
+        ),
+    }
+    assert all(r["requests"] > 0 and r["errors"] == 0 for r in data["load"]), data["load"]
+    differences = data["agreement"]["max_abs_difference"]
+    assert set(differences) == {"ours-default", "mlserver-default", "mlserver-best"}
+    assert all(max(by_rows.values()) < 1e-5 for by_rows in differences.values())
+    report = (results / "protocols.md").read_text()
+    for section in ("## gRPC: ours against mlserver-best", "## HTTP: binary tensors against JSON"):
+        assert section in report
