@@ -35,6 +35,20 @@ for _name in list(os.environ):
         del os.environ[_name]
 
 
+class OverflowingModel:
+    """A trained model whose probabilities are NaN for rows holding a value beyond 1e300,
+    as a linear model's arithmetic overflows on them. Whatever the framework, the server must
+    refuse such rows, not answer NaN."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.classes_ = model, model.classes_
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        probabilities = np.array(self.model.predict_proba(matrix), dtype=np.float64)
+        probabilities[(np.abs(matrix) > 1e300).any(axis=1)] = np.nan
+        return probabilities
+
+
 def make_settings(root: Path, **overrides: object) -> Settings:
     """Settings whose every path lies under `root`, so tests never touch /opt/ml."""
     values: dict[str, object] = {

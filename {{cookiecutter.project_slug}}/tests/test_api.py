@@ -21,6 +21,7 @@ from {{ cookiecutter.package_name }}.model import MODEL_FILE
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
 from .conftest import (
+    OverflowingModel,
     EXAMPLE,
     assert_consistent,
     live_server,
@@ -101,6 +102,8 @@ def test_infinity_is_422(client: TestClient) -> None:
 def test_values_the_model_cannot_score_are_refused_not_answered_with_nan(
     client: TestClient,
 ) -> None:
+    holder = client.app.state.service.holder  # type: ignore[attr-defined]
+    holder.model = OverflowingModel(holder.model)
     far = {**EXAMPLE, "sepal_length": 1e308, "sepal_width": -1e308}
     response = client.post("/predict", json=[EXAMPLE, far])
     assert response.status_code == 422

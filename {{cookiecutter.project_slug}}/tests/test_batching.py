@@ -12,6 +12,8 @@ from {{ cookiecutter.package_name }}.serve.metrics import Metrics
 from {{ cookiecutter.package_name }}.serve.service import Prediction, PredictionService
 from {{ cookiecutter.package_name }}.serve.state import ModelHolder
 
+from .conftest import OverflowingModel
+
 
 async def predict_concurrently(
     settings: Settings, chunks: list[np.ndarray], wrap: Callable[[Any], Any] = lambda m: m
@@ -77,7 +79,7 @@ def test_a_failing_request_does_not_fail_its_neighbours(trained: Settings) -> No
 
 
 def test_a_row_the_model_cannot_score_fails_its_request_only(trained: Settings) -> None:
-    """Finite values far beyond the training data overflow the model into NaN probabilities:
+    """Finite values far beyond the training data overflow a model into NaN probabilities:
     that request is refused, naming the row, and the requests batched with it are answered."""
     features = load_sample()[0].to_numpy()
     far = features[:2].copy()
@@ -86,6 +88,7 @@ def test_a_row_the_model_cannot_score_fails_its_request_only(trained: Settings) 
     async def run() -> list[object]:
         holder = ModelHolder(trained.model_dir)
         holder.load()
+        holder.model = OverflowingModel(holder.model)
         settings = trained.model_copy(update={"batch_max_latency_ms": 20})
         service = PredictionService(settings, holder, Metrics())
         await service.start()
