@@ -5,8 +5,10 @@ PYTHON          ?= python3
 VENV            := .venv
 BIN             := $(VENV)/bin
 TEMPLATE        := {{cookiecutter.project_slug}}
-# The default framework's locks: the tests check and render that one in this venv.
-LOCKS           := $(TEMPLATE)/frameworks/sklearn
+# Each framework's locks; the venv holds the default's tools and every framework's packages,
+# so the tests lint and unit-test every framework's render with it.
+LOCKS           := $(TEMPLATE)/frameworks
+FRAMEWORKS      := sklearn xgboost lightgbm pytorch
 PYTHON_VERSIONS ?= 3.11 3.13
 PYTEST_WORKERS  ?= 2
 
@@ -21,9 +23,10 @@ venv: $(VENV)/.installed ## the test tools and the generated project's dependenc
 
 # The generated project's development lock (its runtime packages and its tools, every file
 # checked against its hash), then the template's own tools.
-$(VENV)/.installed: requirements-dev.txt $(LOCKS)/requirements.lock $(LOCKS)/requirements-dev.lock
+$(VENV)/.installed: requirements-dev.txt $(foreach f,$(FRAMEWORKS),$(LOCKS)/$(f)/requirements.lock) $(LOCKS)/sklearn/requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --require-hashes --no-deps --requirement "$(LOCKS)/requirements-dev.lock"
+	$(BIN)/pip install --quiet --require-hashes --no-deps --requirement "$(LOCKS)/sklearn/requirements-dev.lock" \
+		$(foreach f,$(filter-out sklearn,$(FRAMEWORKS)),--requirement "$(LOCKS)/$(f)/requirements.lock")
 	$(BIN)/pip install --quiet --requirement requirements-dev.txt
 	touch $@
 

@@ -76,19 +76,36 @@ def on_worker(version: str) -> pytest.MarkDecorator:
     return pytest.mark.xdist_group(f"image-{version}")
 
 
+# Frameworks whose locked packages come from an index besides PyPI (PyTorch's CPU wheels),
+# which a test machine may not reach: their images install from the wheelhouse that the
+# project's `make wheelhouse` fills with this machine's pip.
+FROM_WHEELHOUSE = {"pytorch"}
+
+
 @pytest.fixture(scope="session")
 def build(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> Build:
-    """Render and build a project once per (python_version, BASE_IMAGE); returns the
-    project folder and the image tag."""
-    built: dict[tuple[str, str], tuple[Path, str]] = {}
+    """Render and build a project once per (python_version, BASE_IMAGE, framework); returns
+    the project folder and the image tag."""
+    built: dict[tuple[str, str, str], tuple[Path, str]] = {}
 
-    def build_once(python_version: str, base_image: str = "") -> tuple[Path, str]:
-        key = (python_version, base_image)
+    def build_once(
+        python_version: str, base_image: str = "", framework: str = "sklearn"
+    ) -> tuple[Path, str]:
+        key = (python_version, base_image, framework)
         if key not in built:
-            project = render(tmp_path_factory.mktemp("image"), python_version=python_version)
+            project = render(
+                tmp_path_factory.mktemp("image"),
+                python_version=python_version,
+                framework=framework,
+            )
             tag = f"iris-classifier:template-test-py{python_version}"
+            if framework != "sklearn":
+                tag += f"-{framework}"
             if base_image:
                 tag += "-on-" + base_image.replace(":", "-")
+            if framework in FROM_WHEELHOUSE:
+                wheelhouse = run_in(project, "make", "wheelhouse", "EXTRA_INDEX_URL=")
+                assert wheelhouse.returncode == 0, wheelhouse.stdout + wheelhouse.stderr
             args = {"BASE_IMAGE": base_image} if base_image else {}
             docker.images.build(
                 path=str(project), tag=tag, buildargs=args, target="runtime", rm=True, forcerm=True

@@ -4,6 +4,8 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 from .conftest import PYTHON, UNIT_TESTS, render, run_in
 
 
@@ -89,3 +91,23 @@ def test_pre_commit_passes_on_a_fresh_render(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     for hook in ("ruff check", "ruff format", "mypy (strict)", "hadolint", "check YAML"):
         assert re.search(rf"^{re.escape(hook)}\.+Passed$", result.stdout, re.MULTILINE), hook
+
+
+@pytest.mark.parametrize("framework", ["xgboost", "lightgbm", "pytorch"])
+def test_each_framework_is_lint_clean_and_passes_its_unit_tests(
+    tmp_path: Path, framework: str
+) -> None:
+    """The other frameworks' renders pass the same checks as the default one: ruff, ruff
+    format, mypy strict, hadolint and every unit test."""
+    project = render(tmp_path, framework=framework)
+    hadolint = str(Path(PYTHON).parent / "hadolint")
+    for check in (
+        [PYTHON, "-m", "ruff", "check", "."],
+        [PYTHON, "-m", "ruff", "format", "--check", "."],
+        [PYTHON, "-m", "mypy"],
+        [hadolint, "Dockerfile"],
+        [PYTHON, *UNIT_TESTS],
+    ):
+        result = run_in(project, *check)
+        assert result.returncode == 0, f"{check}: " + result.stdout[-6000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout and "skipped" not in result.stdout

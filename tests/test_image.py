@@ -1,10 +1,12 @@
-"""The default project's image, built once per Python version and tested as shipped.
+"""The default project's image, built once per Python version, and each other framework's
+image on Python 3.11, tested as shipped.
 
 Each build is handed to the generated project's own container tests (IMAGE=...), which run
 all three jobs through the Docker SDK. The versions run in parallel on separate workers;
 tests of one version share its build (an xdist group keeps them on one worker).
 """
 
+import json
 import os
 import re
 import shutil
@@ -57,6 +59,24 @@ def test_generated_container_tests_pass(docker: Any, build: Build, python_versio
     environment = docker.images.get(tag).attrs["Config"]["Env"]
     assert any(e.startswith("PATH=/opt/venv/bin") for e in environment)
     assert image_python(docker, tag) == python_version
+    print(run_container_tests(project, tag))
+
+
+@pytest.mark.parametrize(
+    "framework",
+    [pytest.param(f, marks=on_worker(f"3.11-{f}")) for f in ("xgboost", "lightgbm", "pytorch")],
+)
+def test_each_frameworks_container_tests_pass(docker: Any, build: Build, framework: str) -> None:
+    """Every framework's image runs the whole generated container suite: the same contract
+    (train, predict, serve, every protocol) whatever builds the model."""
+    project, tag = build("3.11", framework=framework)
+    metadata = docker.containers.run(
+        tag,
+        ["-c", "import json; print(open('/opt/ml/model/metadata.json').read())"],
+        entrypoint="python",
+        remove=True,
+    )
+    assert json.loads(metadata)["framework"] == framework
     print(run_container_tests(project, tag))
 
 

@@ -139,6 +139,7 @@ PROJECT_FILES = [
     "pyproject.toml",
     "requirements-dev.lock",
     "requirements.lock",
+    "wheels/.gitkeep",
 ]
 
 

@@ -21,8 +21,8 @@ from {{ cookiecutter.package_name }}.model import MODEL_FILE
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
 from .conftest import (
-    OverflowingModel,
     EXAMPLE,
+    OverflowingModel,
     assert_consistent,
     live_server,
     make_settings,
