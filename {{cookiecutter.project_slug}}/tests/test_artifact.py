@@ -122,3 +122,9 @@ def test_a_file_of_another_format_is_refused_even_with_its_hash(
     edit_metadata(copied, model_sha256=sha256_file(copied / MODEL_FILE))
     with pytest.raises(ArtifactError, match=f"cannot load {copied / MODEL_FILE}"):
         load_artifact(copied)
+
+
+def test_the_model_file_is_readable_by_any_user(trained: Settings) -> None:
+    """The image runs under any UID (OpenShift gives one in group 0, others their own
+    group): the baked model must be readable by them all."""
+    assert (trained.model_dir / MODEL_FILE).stat().st_mode & 0o044 == 0o044
