@@ -106,7 +106,11 @@ def export_reference(root: Path, mlserver: Server) -> None:
 
 
 def install(configurations: list[Server], root: Path) -> None:
-    for server in {s.venv(root): s for s in configurations}.values():
+    """Each environment once, by the first configuration that runs in it."""
+    first: dict[Path, Server] = {}
+    for server in configurations:
+        first.setdefault(server.venv(root), server)
+    for server in first.values():
         server.install(root)
 
 

@@ -37,11 +37,13 @@ COPY --from=builder /opt/venv /opt/venv
 
 def _build(project: Path, tag: str, nocache: bool = False) -> float:
     started = time.perf_counter()
-    subprocess.run(
+    build = subprocess.run(
         ["docker", "build", "-q", *(["--no-cache"] if nocache else []), "-t", tag, str(project)],
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if build.returncode:
+        raise RuntimeError(f"docker build of {tag} failed:\n{build.stderr[-3000:]}")
     return time.perf_counter() - started
 
 
