@@ -365,7 +365,7 @@ def headline(results: dict[str, Any]) -> list[str]:
 
 
 def image_table(figures: dict[str, Any]) -> list[str]:
-    cold = "no cache" if figures["cold_build_no_cache"] else "with the layer cache (smoke)"
+    cold = "no cache" if figures["cold_build_no_cache"] else "layer cache, smoke"
     return [
         "| image | floor | image / floor | cold build | code-only rebuild | `docker run` to ready |",
         "|---:|---:|---:|---:|---:|---:|",
@@ -411,8 +411,8 @@ def framework_section(name: str, found: dict[str, Any]) -> list[str]:
         *load_table(found),
         "",
         f"Agreement: the same labels, probabilities within rtol {agreement['rtol']:g} "
-        f"(largest difference {largest:.3g}) for the {agreement['rows']}-row bodies the load "
-        "sends.",
+        f"(largest difference {largest:.3g}) for the bodies of "
+        f"{' and '.join(map(str, agreement['rows']))} rows the load sends.",
         "",
         f"{found['peer']}: {found['configurations'][found['peer']]}",
         "",
@@ -434,7 +434,8 @@ def method(results: dict[str, Any]) -> str:
         "median over rounds; p99 is the median over rounds. The image: `docker build` of the "
         f"project on {BASE_IMAGE} (cold: --no-cache), then again after a one-line change to a "
         "source file; its size against its floor, the base image with the locked packages "
-        "installed plainly plus the framework's system packages; `docker run` until /readyz "
+        "installed plainly plus the framework's system packages (an image below its floor: "
+        "the image's venv holds no pip and no test suites); `docker run` until /readyz "
         "answers 200 (the median of the runs). The PyTorch image is built from a wheels/ "
         "folder filled by the project's `make wheelhouse`, from the host's pip."
     )
