@@ -14,7 +14,7 @@ PYTEST_WORKERS  ?= 2
 
 NODE_TOOLS      := build/tools/node_modules
 
-.PHONY: help venv docker base-images wrk node-tools kube-tools demo test lint bench bench-smoke bench-protocols bench-batch clean
+.PHONY: help venv docker base-images wrk node-tools kube-tools demo test lint bench bench-smoke bench-protocols bench-batch bench-frameworks clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ bench-smoke: venv base-images wrk ## the same, 2 short rounds: proves the benchm
 
 bench-protocols: venv wrk ## V2 over gRPC beside MLServer's gRPC, HTTP binary tensors against JSON (~8 min)
 	$(BIN)/python benchmarks/protocols.py
+
+bench-frameworks: venv base-images wrk ## each framework beside MLServer's runtime for it, and its image (~40 min)
+	$(BIN)/python benchmarks/frameworks.py
 
 bench-batch: venv base-images ## batch scoring: formats against an Arrow baseline, memory, shards, Dask (~10 min)
 	$(BIN)/python benchmarks/batch.py

@@ -66,32 +66,60 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, {platform.system()} {platform.release()}"
 
 
-def prepare(root: Path) -> tuple[Path, list[Server]]:
+def render_project(root: Path, **context: str) -> Path:
+    """A fresh render of the template under `root`, its earlier render and work folders
+    removed (the virtual environments stay)."""
     if root.exists():
         shutil.rmtree(root / "project", ignore_errors=True)
         shutil.rmtree(root / "work", ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
-    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(root / "project")))
-    configurations = servers(root, project)
-    for server in {s.name: s for s in configurations}.values():
-        server.install(root)
-    ours = configurations[0]
+    return Path(
+        cookiecutter(
+            str(TEMPLATE), no_input=True, output_dir=str(root / "project"), extra_context=context
+        )
+    )
+
+
+def train_reference(ours: Server, root: Path) -> None:
+    """The project's own `train` on its bundled sample, into root/model."""
     shutil.rmtree(root / "model", ignore_errors=True)
     subprocess.run(
         [str(ours.venv(root) / "bin/python"), "-m", "iris_classifier", "train"],
         env={**os.environ, **ours.env, "TRAINING_DATA_DIR": str(root / "no-data")},
         check=True,
     )
+
+
+def export_reference(root: Path, mlserver: Server) -> None:
+    """The skops model as the joblib file the scikit-learn peers load, in `mlserver`'s
+    environment, which pins the same scikit-learn."""
     export = [str(root / "model/model.skops"), str(root / "model.joblib")]
     subprocess.run(
         [
-            str(root / "venvs/mlserver/bin/python"),
+            str(mlserver.venv(root) / "bin/python"),
             str(HERE / "peers/export_reference.py"),
             *export,
             str(root / "model.classes.json"),
         ],
         check=True,
     )
+
+
+def install(configurations: list[Server], root: Path) -> None:
+    """Each environment once, by the first configuration that runs in it."""
+    first: dict[Path, Server] = {}
+    for server in configurations:
+        first.setdefault(server.venv(root), server)
+    for server in first.values():
+        server.install(root)
+
+
+def prepare(root: Path) -> tuple[Path, list[Server]]:
+    project = render_project(root)
+    configurations = servers(root, project)
+    install(configurations, root)
+    train_reference(configurations[0], root)
+    export_reference(root, next(s for s in configurations if s.name == "mlserver"))
     return project, configurations
 
 

@@ -14,21 +14,36 @@ import numpy as np
 
 from servers import wait_until_ok
 
+# The base image with the locked packages installed plainly, and the system packages the
+# model's library needs: what any image of this project must hold at least. The packages
+# come from the index, or from the project's wheels/ folder when it holds them (PyTorch's
+# CPU build); a builder stage keeps those wheels out of the floor.
 FLOOR_DOCKERFILE = """\
 ARG BASE_IMAGE
-FROM ${BASE_IMAGE}
+FROM ${BASE_IMAGE} AS builder
 COPY requirements.lock /tmp/requirements.lock
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.lock
+COPY wheels/ /tmp/wheels/
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir \\
+    --find-links /tmp/wheels -r /tmp/requirements.lock
+
+FROM ${BASE_IMAGE}
+ARG SYSTEM_PACKAGES=""
+RUN if [ -n "$SYSTEM_PACKAGES" ]; then apt-get update -q \\
+    && apt-get install -y -q --no-install-recommends $SYSTEM_PACKAGES \\
+    && rm -rf /var/lib/apt/lists/*; fi
+COPY --from=builder /opt/venv /opt/venv
 """
 
 
 def _build(project: Path, tag: str, nocache: bool = False) -> float:
     started = time.perf_counter()
-    subprocess.run(
+    build = subprocess.run(
         ["docker", "build", "-q", *(["--no-cache"] if nocache else []), "-t", tag, str(project)],
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if build.returncode:
+        raise RuntimeError(f"docker build of {tag} failed:\n{build.stderr[-3000:]}")
     return time.perf_counter() - started
 
 
@@ -138,33 +153,51 @@ def _startup_profile(client: Any, tag: str, package: str) -> dict[str, Any]:
     return {"seconds": round(seconds, 2), "imports_ms": {name: round(ms) for name, ms in ranked}}
 
 
-def measure(project: Path, base_image: str, predict_rows: int, cold: bool) -> dict[str, Any]:
-    client = docker.from_env(version="auto", timeout=900)
-    tag = "bench-image:latest"
-    results: dict[str, Any] = {"base_image": base_image}
-    results["cold_build_s"] = round(_build(project, tag, nocache=cold), 2)
-    results["cold_build_no_cache"] = cold
+def build_floor(project: Path, base_image: str, tag: str, system_packages: str = "") -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        shutil.copy(project / "requirements.lock", folder)
+        shutil.copytree(project / "wheels", Path(folder) / "wheels")
+        (Path(folder) / "Dockerfile").write_text(FLOOR_DOCKERFILE)
+        build_args = [
+            f"--build-arg=BASE_IMAGE={base_image}",
+            f"--build-arg=SYSTEM_PACKAGES={system_packages}",
+        ]
+        subprocess.run(
+            ["docker", "build", "-q", *build_args, "-t", tag, folder],
+            check=True,
+            capture_output=True,
+        )
 
-    # A code-only change: one more line in a source file, new on every run so that no
-    # earlier run's cached layer can answer for it.
+
+def code_rebuild(project: Path, tag: str) -> float:
+    """Seconds to rebuild after a code-only change: one more line in a source file, new on
+    every run so that no earlier run's cached layer can answer for it."""
     source = project / "src" / project.name.replace("-", "_") / "features.py"
     original = source.read_text()
     try:
         source.write_text(original + f"\n# a code-only change, {time.time_ns()}\n")
-        results["code_rebuild_s"] = round(_build(project, tag), 2)
+        return _build(project, tag)
     finally:
         source.write_text(original)
 
-    with tempfile.TemporaryDirectory() as folder:
-        shutil.copy(project / "requirements.lock", folder)
-        (Path(folder) / "Dockerfile").write_text(FLOOR_DOCKERFILE)
-        build_arg = f"BASE_IMAGE={base_image}"
-        subprocess.run(
-            ["docker", "build", "-q", "--build-arg", build_arg, "-t", "bench-floor:latest", folder],
-            check=True,
-            capture_output=True,
-        )
-    size, floor = _size(client, tag), _size(client, "bench-floor:latest")
+
+def build_figures(
+    client: Any,
+    project: Path,
+    base_image: str,
+    cold: bool,
+    tag: str,
+    floor_tag: str,
+    system_packages: str = "",
+    ready_runs: int = 3,
+) -> dict[str, Any]:
+    """The image's build, rebuild, size against its floor, and `docker run` to ready."""
+    results: dict[str, Any] = {"base_image": base_image}
+    results["cold_build_s"] = round(_build(project, tag, nocache=cold), 2)
+    results["cold_build_no_cache"] = cold
+    results["code_rebuild_s"] = round(code_rebuild(project, tag), 2)
+    build_floor(project, base_image, floor_tag, system_packages)
+    size, floor = _size(client, tag), _size(client, floor_tag)
     results["image_mb"] = round(size / 1e6, 1)
     results["floor_mb"] = round(floor / 1e6, 1)
     results["image_vs_floor"] = round(size / floor, 3)
@@ -172,9 +205,17 @@ def measure(project: Path, base_image: str, predict_rows: int, cold: bool) -> di
     results["dependency_layer_mb"] = round(_venv_layer(client, tag) / 1e6, 1)
     results["floor_dependency_layer_mb"] = round((floor - _size(client, base_image)) / 1e6, 1)
 
-    ready, stop = zip(*(_ready_and_stop(client, tag) for _ in range(3)), strict=True)
+    ready, stop = zip(*(_ready_and_stop(client, tag) for _ in range(ready_runs)), strict=True)
+    results["ready_runs"] = ready_runs
     results["ready_s"] = round(float(np.median(ready)), 2)
     results["stop_s"] = round(float(np.median(stop)), 2)
+    return results
+
+
+def measure(project: Path, base_image: str, predict_rows: int, cold: bool) -> dict[str, Any]:
+    client = docker.from_env(version="auto", timeout=900)
+    tag = "bench-image:latest"
+    results = build_figures(client, project, base_image, cold, tag, "bench-floor:latest")
     results["startup_profile"] = _startup_profile(client, tag, project.name.replace("-", "_"))
     results["batch_predict"] = _batch_predict(client, tag, predict_rows)
     return results

@@ -99,6 +99,12 @@ class Server:
     command: Callable[[Path, Path], list[str]] = field(repr=False)  # (venv, work) -> argv
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
+    # The virtual environment's folder under venvs/ (default: the name): servers that share
+    # one environment name the same one.
+    environment: str = ""
+    # Options of `pip install -r requirements`: --no-deps installs a complete frozen list as
+    # it is, when a package's declared dependency is met by another distribution.
+    pip_options: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -109,7 +115,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}{self.predict_path}"
 
     def venv(self, root: Path) -> Path:
-        return root / "venvs" / self.name
+        return root / "venvs" / (self.environment or self.name)
 
     def work(self, root: Path) -> Path:
         return root / "work" / self.key
@@ -122,7 +128,15 @@ class Server:
         print(f"bench: installing {self.name} into {venv}", flush=True)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         subprocess.run(
-            [str(venv / "bin/pip"), "install", "--quiet", "-r", str(self.requirements)], check=True
+            [
+                str(venv / "bin/pip"),
+                "install",
+                "--quiet",
+                *self.pip_options,
+                "-r",
+                str(self.requirements),
+            ],
+            check=True,
         )
         stamp.write_text(self.requirements.read_text())
 
@@ -180,12 +194,15 @@ def read_per_row_response(body: list[dict]) -> Answer:
     return [row["prediction"] for row in body], [row["probabilities"] for row in body]
 
 
-def v2_body(root: Path, rows: list[Row]) -> dict:
-    """A V2 inference request: the rows as a matrix in the model's feature order, both
-    outputs asked for."""
+BOTH_OUTPUTS = ("predict", "predict_proba")
+
+
+def v2_body(root: Path, rows: list[Row], outputs: tuple[str, ...] = BOTH_OUTPUTS) -> dict:
+    """A V2 inference request: the rows as a matrix in the model's feature order, `outputs`
+    asked for (none: the runtime's default)."""
     names = feature_names(root)
     matrix = [[row[name] for name in names] for row in rows]
-    return {
+    body: dict[str, Any] = {
         "inputs": [
             {
                 "name": "input-0",
@@ -193,22 +210,60 @@ def v2_body(root: Path, rows: list[Row]) -> dict:
                 "datatype": "FP64",
                 "data": matrix,
             }
-        ],
-        "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
+        ]
     }
+    if outputs:
+        body["outputs"] = [{"name": name} for name in outputs]
+    return body
+
+
+def exported_classes(root: Path) -> list[str]:
+    """The class names in the column order of the peers' probabilities, as the export wrote
+    them."""
+    return json.loads((root / "model.classes.json").read_text())
+
+
+def v2_outputs(body: dict) -> dict[str, list]:
+    """A V2 answer's outputs, {name: flat data}."""
+    return {output["name"]: output["data"] for output in body["outputs"]}
+
+
+def probability_rows(classes: list[str], flat: list[float]) -> list[dict[str, float]]:
+    """A flat row-major probability matrix as {class name: probability} per row."""
+    return [
+        dict(zip(classes, flat[i : i + len(classes)], strict=True))
+        for i in range(0, len(flat), len(classes))
+    ]
 
 
 def read_v2_response(root: Path, body: dict) -> Answer:
     """V2 outputs: probability columns follow the exported model's `classes_`."""
-    classes = json.loads((root / "model.classes.json").read_text())
-    outputs = {output["name"]: output for output in body["outputs"]}
-    labels = outputs["predict"]["data"]
-    flat = outputs["predict_proba"]["data"]
-    probabilities = [
-        dict(zip(classes, flat[i : i + len(classes)], strict=True))
-        for i in range(0, len(flat), len(classes))
-    ]
-    return labels, probabilities
+    outputs = v2_outputs(body)
+    return outputs["predict"], probability_rows(exported_classes(root), outputs["predict_proba"])
+
+
+@dataclass(frozen=True)
+class MLServerRuntime:
+    """One of MLServer's runtimes: the model file it serves (under the work folder), the
+    environment it runs in, the outputs asked for and how its answer reads."""
+
+    implementation: str
+    model_file: str
+    requirements: Path
+    outputs: tuple[str, ...]
+    read_answer: Callable[[Path, dict], Answer]
+    notes: str
+    pip_options: tuple[str, ...] = ()
+
+
+SKLEARN_RUNTIME = MLServerRuntime(
+    "mlserver_sklearn.SKLearnModel",
+    "model.joblib",
+    HERE / "requirements-mlserver.txt",
+    BOTH_OUTPUTS,
+    read_v2_response,
+    MLSERVER_NOTES,
+)
 
 
 def ours(root: Path, project: Path, configuration: str, env: dict[str, str], port: int) -> Server:
@@ -236,7 +291,13 @@ def ours(root: Path, project: Path, configuration: str, env: dict[str, str], por
     )
 
 
-def mlserver(root: Path, configuration: str, batching: dict[str, float], port: int) -> Server:
+def mlserver(
+    root: Path,
+    configuration: str,
+    batching: dict[str, float],
+    port: int,
+    runtime: MLServerRuntime = SKLEARN_RUNTIME,
+) -> Server:
     def command(venv: Path, work: Path) -> list[str]:
         settings = {
             **MLSERVER_SETTINGS,
@@ -248,8 +309,8 @@ def mlserver(root: Path, configuration: str, batching: dict[str, float], port: i
         (work / "settings.json").write_text(json.dumps(settings))
         model_settings = {
             "name": "iris",
-            "implementation": "mlserver_sklearn.SKLearnModel",
-            "parameters": {"uri": str(root / "model.joblib"), "version": "v1"},
+            "implementation": runtime.implementation,
+            "parameters": {"uri": str(root / runtime.model_file), "version": "v1"},
             **batching,
         }
         (work / "iris").mkdir(exist_ok=True)
@@ -261,14 +322,15 @@ def mlserver(root: Path, configuration: str, batching: dict[str, float], port: i
         configuration,
         f"settings.json {json.dumps(MLSERVER_SETTINGS)}; model-settings.json "
         f"{json.dumps(batching) if batching else 'without batching (the default)'}. "
-        + MLSERVER_NOTES,
+        + runtime.notes,
         port,
-        HERE / "requirements-mlserver.txt",
+        runtime.requirements,
         "/v2/health/ready",
         "/v2/models/iris/infer",
-        lambda rows: v2_body(root, rows),
-        lambda body: read_v2_response(root, body),
+        lambda rows: v2_body(root, rows, runtime.outputs),
+        lambda body: runtime.read_answer(root, body),
         command,
+        pip_options=runtime.pip_options,
     )
 
 

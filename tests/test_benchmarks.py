@@ -3,6 +3,7 @@ configuration, the agreement of their answers, rounds. Its figures are not judge
 timings belong in the benchmark's report, not in pass/fail tests."""
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -122,3 +123,60 @@ def test_protocols_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     report = (results / "protocols.md").read_text()
     for section in ("## gRPC: ours against mlserver-best", "## HTTP: binary tensors against JSON"):
         assert section in report
+
+
+FRAMEWORK_PEERS = {
+    "sklearn": "mlserver-best",
+    "xgboost": "mlserver-best",
+    "lightgbm": "mlserver-best",
+    "pytorch": "fastapi-torch-plain",
+}
+
+
+@pytest.mark.xdist_group("benchmark")
+def test_frameworks_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    # The images' tags: bench-frameworks-<framework> unless BENCH_TAG_PREFIX says otherwise.
+    tags = os.environ.get("BENCH_TAG_PREFIX", "bench-frameworks-")
+    script = [str(ROOT / "benchmarks/frameworks.py"), "--smoke", "--tag-prefix", tags]
+    run = subprocess.run(
+        [PYTHON, *script, "--results", str(results)],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+    data = json.loads((results / "frameworks.json").read_text())
+    assert set(data["frameworks"]) == set(FRAMEWORK_PEERS)
+
+    for name, found in data["frameworks"].items():
+        peer = FRAMEWORK_PEERS[name]
+        assert found["peer"] == peer
+        keys = {"ours-default", peer}
+        assert {f"{r['server']}-{r['configuration']}" for r in found["load"]} == keys, name
+        assert {r["rows"] for r in found["load"]} == {1, 100}
+        assert all(r["requests"] > 0 and r["errors"] == 0 for r in found["load"]), found["load"]
+        assert all(r["rounds"] == data["rounds"] == 2 for r in found["load"])
+        assert [(p["rows"], p["connections"]) for p in found["comparison"]] == [(1, 16), (100, 16)]
+        assert all(p["ratio"] > 0 and p["errors"] == 0 for p in found["comparison"])
+
+        agreement = found["agreement"]
+        assert agreement["reference"] == "ours-default" and agreement["rtol"] <= 1e-6
+        assert set(agreement["max_abs_probability_difference"]) == keys
+        for by_rows in agreement["max_abs_probability_difference"].values():
+            assert set(by_rows) == {"1", "100"} and 0 <= max(by_rows.values()) < 1e-5
+
+        image = found["image"]
+        assert image["image_mb"] > image["base_mb"] > 0 and image["floor_mb"] > image["base_mb"]
+        assert image["cold_build_s"] > 0 and image["code_rebuild_s"] > 0
+        assert 0 < image["ready_s"] < 60
+
+    report = (results / "frameworks.md").read_text()
+    headline = report.split("## Headline")[1].split("\n## ")[0]
+    for name, peer in FRAMEWORK_PEERS.items():
+        assert f"| {name} | {peer} | " in headline
+        section = report.split(f"\n## {name}\n")[1].split("\n## ")[0]
+        assert "| image | floor | image / floor | cold build |" in section
+        assert f"| rows | connections | ours req/s | {peer} req/s |" in section
+    assert "## Method" in report
