@@ -10,9 +10,8 @@ each server runs alone, pinned to one core, with h2load (one thread) on the othe
 a rotated order; medians over rounds. gRPC calls are ModelInfer with one FP64 [rows, 4] tensor
 in raw_input_contents, as tritonclient sends it, both outputs asked for, each connection
 keeping one stream busy. (Typed contents are no choice: MLServer answers them INTERNAL when an
-output holds strings, as the labels do.) Before
-any timing, every server must give our labels and probabilities for the bodies the load
-sends.
+output holds strings, as the labels do.) Before any timing, every server must give our labels
+and probabilities over gRPC for the bodies the load sends; the HTTP answers are not compared.
 """
 
 import argparse

@@ -63,8 +63,8 @@ def save_artifact(
     staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=model_dir))
     try:
         write_model(model, staging / MODEL_FILE)
-        # Readable by all, like the files written beside it: some libraries (safetensors)
-        # write theirs for the owner and the group only.
+        # Readable by all, like the files written beside it: some libraries write theirs
+        # for the owner and the group only.
         (staging / MODEL_FILE).chmod(0o644)
         digest = sha256_file(staging / MODEL_FILE)
         metadata = {
