@@ -43,7 +43,7 @@ import json, resource, sys, time
 import numpy as np, pyarrow as pa
 from {package}.config import get_settings
 from {package}.features import FEATURE_NAMES
-from {package}.model import load_artifact
+from {package}.artifact import load_artifact
 from {package}.scoring import predict_matrix
 
 kind, source, target = sys.argv[1:]

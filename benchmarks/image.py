@@ -110,7 +110,7 @@ import time
 started = time.perf_counter()
 from {package}.serve.app import create_app
 from {package}.config import get_settings
-from {package}.model import load_artifact
+from {package}.artifact import load_artifact
 create_app(get_settings())
 load_artifact(get_settings().model_dir)
 print("seconds", time.perf_counter() - started)
