@@ -272,6 +272,20 @@ def livez_under_load(ours: Server, root: Path, seconds: int) -> dict[str, float]
         ours.stop()
 
 
+def run_header(plan: Plan, smoke: bool) -> dict[str, Any]:
+    """What every benchmark's results say of the run: when, where, and how it loaded."""
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "smoke": smoke,
+        "rounds": plan.rounds,
+        "seconds": plan.seconds,
+        "warmup_seconds": plan.warmup_seconds,
+        "server_cpu": SERVER_CPU,
+        "load_cpu": LOAD_CPU,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -289,16 +303,7 @@ def main() -> int:
     args = parser.parse_args()
 
     plan = SMOKE if args.smoke else FULL
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine(),
-        "smoke": args.smoke,
-        "rounds": plan.rounds,
-        "seconds": plan.seconds,
-        "warmup_seconds": plan.warmup_seconds,
-        "server_cpu": SERVER_CPU,
-        "load_cpu": LOAD_CPU,
-    }
+    results = run_header(plan, args.smoke)
     project, configurations = prepare(args.root)
     results["versions"] = {s.name: _version(s, args.root) for s in configurations}
     results["configurations"] = {s.key: s.settings for s in configurations}

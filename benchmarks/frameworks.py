@@ -21,7 +21,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,20 +37,18 @@ from bench import (
     check_agreement,
     export_reference,
     install,
-    machine,
     measure_rounds,
     render_project,
     round_order,
+    run_header,
     summarize,
     train_reference,
 )
 
 import image
-from load import LOAD_CPU
 from report import find, ratio
 from servers import (
     MLSERVER_BATCHING,
-    SERVER_CPU,
     SKLEARN_RUNTIME,
     Answer,
     MLServerRuntime,
@@ -484,17 +481,10 @@ def main() -> int:
     args = parser.parse_args()
 
     plan = SMOKE if args.smoke else FULL
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine(),
-        "smoke": args.smoke,
-        "rounds": plan.rounds,
-        "seconds": plan.seconds,
-        "warmup_seconds": plan.warmup_seconds,
+    results = {
+        **run_header(plan, args.smoke),
         "connections": plan.connections,
         "rows": ROWS_PER_REQUEST,
-        "server_cpu": SERVER_CPU,
-        "load_cpu": LOAD_CPU,
         "frameworks": {},
     }
     for framework in FRAMEWORKS:

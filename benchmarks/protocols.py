@@ -21,7 +21,6 @@ import statistics
 import struct
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,10 +30,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import FULL, ROWS_PER_REQUEST, SMOKE, Plan, machine, prepare, round_order
+from bench import FULL, ROWS_PER_REQUEST, SMOKE, Plan, prepare, round_order, run_header
 
-from load import LOAD_CPU, LoadResult, run_h2load
-from servers import MLSERVER_BATCHING, SERVER_CPU, Server, feature_names, iris_rows, mlserver
+from load import LoadResult, run_h2load
+from servers import MLSERVER_BATCHING, Server, feature_names, iris_rows, mlserver
 from servers import ours as ours_server
 
 HERE = Path(__file__).resolve().parent
@@ -384,17 +383,8 @@ def main() -> int:
     project, _ = prepare(args.root)
     pb = load_proto(project)
     found = configurations(args.root, project)
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine(),
-        "smoke": args.smoke,
-        "rounds": plan.rounds,
-        "seconds": plan.seconds,
-        "warmup_seconds": plan.warmup_seconds,
-        "server_cpu": SERVER_CPU,
-        "load_cpu": LOAD_CPU,
-        "configurations": {c.key: c.server.settings for c in found},
-    }
+    results = run_header(plan, args.smoke)
+    results["configurations"] = {c.key: c.server.settings for c in found}
     results["agreement"] = check_agreement(found, args.root, pb)
     results["measurements"] = measure(found, plan, args.root, pb)
     results["load"] = summarize(results["measurements"])
