@@ -84,14 +84,18 @@ FROM_WHEELHOUSE = {"pytorch"}
 
 @pytest.fixture(scope="session")
 def build(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> Build:
-    """Render and build a project once per (python_version, BASE_IMAGE, framework); returns
-    the project folder and the image tag."""
-    built: dict[tuple[str, str, str], tuple[Path, str]] = {}
+    """Render and build a project once per (python_version, BASE_IMAGE, framework, target):
+    the full image (`runtime`) or the slim serving image (`serve`); returns the project
+    folder and the image tag."""
+    built: dict[tuple[str, str, str, str], tuple[Path, str]] = {}
 
     def build_once(
-        python_version: str, base_image: str = "", framework: str = "sklearn"
+        python_version: str,
+        base_image: str = "",
+        framework: str = "sklearn",
+        target: str = "runtime",
     ) -> tuple[Path, str]:
-        key = (python_version, base_image, framework)
+        key = (python_version, base_image, framework, target)
         if key not in built:
             project = render(
                 tmp_path_factory.mktemp("image"),
@@ -103,12 +107,14 @@ def build(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> Build:
                 tag += f"-{framework}"
             if base_image:
                 tag += "-on-" + base_image.replace(":", "-")
+            if target != "runtime":
+                tag += f"-{target}"
             if framework in FROM_WHEELHOUSE:
                 wheelhouse = run_in(project, "make", "wheelhouse", "EXTRA_INDEX_URL=")
                 assert wheelhouse.returncode == 0, wheelhouse.stdout + wheelhouse.stderr
             args = {"BASE_IMAGE": base_image} if base_image else {}
             docker.images.build(
-                path=str(project), tag=tag, buildargs=args, target="runtime", rm=True, forcerm=True
+                path=str(project), tag=tag, buildargs=args, target=target, rm=True, forcerm=True
             )
             built[key] = (project, tag)
         return built[key]

@@ -21,19 +21,31 @@ from docker.errors import BuildError
 from .conftest import PYTHON, Build, on_worker, render, run_in
 
 
-def run_container_tests(project: Path, tag: str, *pytest_args: str) -> str:
+# The generated container tests for each image, as its Makefile runs them.
+FULL_IMAGE_TESTS = "container and not serving_image"
+SERVING_IMAGE_TESTS = "container and not full_image"
+
+
+def run_container_tests(
+    project: Path, tag: str, *pytest_args: str, training_image: str = ""
+) -> str:
+    """The project's container tests against `tag`: the full image's, or with
+    `training_image` (the full image, which trains its models) the serving image's."""
+    env = {"IMAGE": tag, "REQUIRE_DOCKER": "1"}
+    if training_image:
+        env |= {"IMAGE_TARGET": "serve", "TRAINING_IMAGE": training_image}
     result = run_in(
         project,
         PYTHON,
         "-m",
         "pytest",
         "-m",
-        "container",
+        SERVING_IMAGE_TESTS if training_image else FULL_IMAGE_TESTS,
         "-p",
         "no:cacheprovider",
         "-rA",
         *pytest_args,
-        env={"IMAGE": tag, "REQUIRE_DOCKER": "1"},
+        env=env,
     )
     summary = result.stdout[-8000:] + result.stderr[-3000:]
     assert result.returncode == 0, summary
@@ -78,6 +90,23 @@ def test_each_frameworks_container_tests_pass(docker: Any, build: Build, framewo
     )
     assert json.loads(metadata)["framework"] == framework
     print(run_container_tests(project, tag))
+
+
+@on_worker("3.11-serve")
+def test_serving_image_container_tests_pass(docker: Any, build: Build) -> None:
+    """The slim serving image of the default project: smaller, no training library, the same
+    labels, and the generated container tests that apply to it, with the full image
+    training the models they mount."""
+    _project, full = build("3.11")
+    project, slim = build("3.11", target="serve")
+    full_image, slim_image = docker.images.get(full), docker.images.get(slim)
+    assert slim_image.attrs["Size"] < full_image.attrs["Size"]
+    full_config, slim_config = full_image.attrs["Config"], slim_image.attrs["Config"]
+    assert slim_config["Labels"] == full_config["Labels"]
+    for key in ("User", "Entrypoint", "Cmd", "ExposedPorts", "Healthcheck", "WorkingDir"):
+        assert slim_config[key] == full_config[key], key
+    assert "MODEL_RUNTIME=onnx" in slim_config["Env"]
+    print(run_container_tests(project, slim, training_image=full))
 
 
 @on_worker("3.13")

@@ -27,12 +27,16 @@ PACKAGE_FILES = [
     "dataset.py",
     "engines/__init__.py",
     "engines/dask.py",
+    "export.py",
     "features.py",
     "model.py",
+    "onnx_export.py",
     "predict.py",
     "progress.py",
+    "runtime.py",
     "scoring.py",
     "train.py",
+    "training_data.py",
     "serve/__init__.py",
     "serve/app.py",
     "serve/auth.py",
@@ -78,6 +82,7 @@ TEST_FILES = [
     "test_container_batch.py",
     "test_container_grpc.py",
     "test_container_openapi.py",
+    "test_container_runtime.py",
     "test_container_serving.py",
     "test_cpus.py",
     "test_grpc.py",
@@ -85,6 +90,7 @@ TEST_FILES = [
     "test_openapi.py",
     "test_predict.py",
     "test_readme.py",
+    "test_runtime.py",
     "test_tensors.py",
     "test_train.py",
     "test_v2.py",
@@ -104,6 +110,7 @@ PROJECT_FILES = [
     "README.md",
     "data/.gitkeep",
     "data/sample.csv",
+    "docker/install-locked.sh",
     *(
         f"deploy/{name}"
         for name in [
@@ -138,6 +145,7 @@ PROJECT_FILES = [
     ),
     "pyproject.toml",
     "requirements-dev.lock",
+    "requirements-serve.lock",
     "requirements.lock",
     "wheels/.gitkeep",
 ]

@@ -1,6 +1,7 @@
 """Fixtures shared by the unit tests: a model trained once, settings, an app client, a live
 server, and checks that every prediction body must pass."""
 
+import json
 import os
 import threading
 import time
@@ -23,7 +24,15 @@ from {{ cookiecutter.package_name }}.model import build_model
 from {{ cookiecutter.package_name }}.serve.app import create_app
 from {{ cookiecutter.package_name }}.train import DEFAULT_HYPERPARAMETERS, train
 
-from .docker_support import build_image, docker_client, free_port
+from .docker_support import (
+    MODEL_MOUNT,
+    bind,
+    build_image,
+    docker_client,
+    free_port,
+    run_job,
+    shared_dir,
+)
 
 EXAMPLE = {f.name: f.example for f in FEATURES}
 
@@ -93,15 +102,56 @@ def docker() -> Any:
 
 
 @pytest.fixture(scope="session")
-def image(docker: Any) -> str:
-    """The image under test: $IMAGE if set, else built from this project once."""
-    tag = os.environ.get("IMAGE")
+def training_image(docker: Any) -> str:
+    """The full image, which trains: $TRAINING_IMAGE, else $IMAGE when that is not the serving
+    image, else built from this project once."""
+    tag = os.environ.get("TRAINING_IMAGE") or (
+        None if os.environ.get("IMAGE_TARGET") == "serve" else os.environ.get("IMAGE")
+    )
     if tag:
         docker.images.get(tag)
         return tag
     tag = f"{PROJECT_NAME}:test"
     build_image(docker, tag)
     return tag
+
+
+@pytest.fixture(scope="session")
+def image(docker: Any, training_image: str) -> str:
+    """The image under test: $IMAGE if set, else built from this project once: the full
+    image, or the slim serving image when IMAGE_TARGET=serve. The full image runs the tests
+    `-m "container and not serving_image"`, the serving image `-m "container and not
+    full_image"` (`make test-container`, `make test-container-serve`)."""
+    tag = os.environ.get("IMAGE")
+    if tag:
+        docker.images.get(tag)
+        return tag
+    if os.environ.get("IMAGE_TARGET") != "serve":
+        return training_image
+    tag = f"{PROJECT_NAME}:test-serve"
+    build_image(docker, tag, target="serve")
+    return tag
+
+
+@pytest.fixture(scope="session")
+def mounted_model(
+    docker: Any, training_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A model trained by the full image's `train` job into a mounted folder."""
+    model_dir = shared_dir(tmp_path_factory.mktemp("mounted") / "model")
+    config = shared_dir(tmp_path_factory.mktemp("config"))
+    (config / "hyperparameters.json").write_text(
+        json.dumps({"model_version": "mounted-1", "test_size": "0.3"})
+    )
+    code, logs = run_job(
+        docker,
+        training_image,
+        ["train"],
+        volumes={**bind(model_dir, MODEL_MOUNT), **bind(config, "/opt/ml/input/config", "ro")},
+    )
+    assert code == 0, logs
+    assert "held-out accuracy" in logs
+    return model_dir
 
 
 def wait_until_ready(test_client: TestClient) -> None:

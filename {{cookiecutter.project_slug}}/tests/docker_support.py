@@ -1,6 +1,7 @@
 """Running the project's image in tests: build once, start containers, wait for readiness.
 
-Set IMAGE to test an image that is already built. Without a Docker Engine the container
+Set IMAGE to test an image that is already built; IMAGE_TARGET=serve tests the slim serving
+image, which needs the full one (TRAINING_IMAGE, or built) to train the models it serves. Without a Docker Engine the container
 tests skip, except when REQUIRE_DOCKER=1 (as in CI), where that is a failure.
 """
 
@@ -19,6 +20,19 @@ import pytest
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 CONTAINER_PORT = "8080/tcp"
 
+MODEL_MOUNT = "/opt/ml/model"
+
+
+def shared_dir(path: Path) -> Path:
+    """A folder the container's non-root user may write, like a volume prepared for it."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o777)
+    return path
+
+
+def bind(host: Path, container: str, mode: str = "rw") -> dict[str, dict[str, str]]:
+    return {str(host): {"bind": container, "mode": mode}}
+
 
 def docker_client() -> Any:
     import docker
@@ -34,9 +48,9 @@ def docker_client() -> Any:
     return client
 
 
-def build_image(client: Any, tag: str) -> Any:
+def build_image(client: Any, tag: str, target: str = "runtime") -> Any:
     image, _logs = client.images.build(
-        path=str(PROJECT_DIR), tag=tag, target="runtime", rm=True, forcerm=True
+        path=str(PROJECT_DIR), tag=tag, target=target, rm=True, forcerm=True
     )
     return image
 

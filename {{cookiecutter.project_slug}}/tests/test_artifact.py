@@ -16,15 +16,9 @@ from {{ cookiecutter.package_name }}.artifact import (
     load_artifact,
     sha256_file,
 )
-from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.config import FRAMEWORK, Settings
 from {{ cookiecutter.package_name }}.features import FEATURES, load_sample
-from {{ cookiecutter.package_name }}.model import (
-    FRAMEWORK,
-    MODEL_FILE,
-    build_model,
-    read_model,
-    write_model,
-)
+from {{ cookiecutter.package_name }}.model import MODEL_FILE, build_model, read_model, write_model
 from {{ cookiecutter.package_name }}.train import DEFAULT_HYPERPARAMETERS
 
 
@@ -117,11 +111,12 @@ FOREIGN_FILES = {
 def test_a_file_of_another_format_is_refused_even_with_its_hash(
     copied: Path, content: bytes
 ) -> None:
-    """Its hash is recorded as if it had been trained here: the format itself is refused."""
+    """Its hash is recorded as if it had been trained here: the format itself is refused by
+    the native runtime, the one that reads it."""
     (copied / MODEL_FILE).write_bytes(content)
     edit_metadata(copied, model_sha256=sha256_file(copied / MODEL_FILE))
     with pytest.raises(ArtifactError, match=f"cannot load {copied / MODEL_FILE}"):
-        load_artifact(copied)
+        load_artifact(copied, "native")
 
 
 def test_the_model_file_is_readable_by_any_user(trained: Settings) -> None:

@@ -22,45 +22,21 @@ from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, load_sample
 from {{ cookiecutter.package_name }}.model import MODEL_FILE
 
 from .conftest import EXAMPLE, v2_body, varied_rows
-from .docker_support import free_port, run_job, serving, wait_for, wait_for_log
+from .docker_support import (
+    MODEL_MOUNT,
+    bind,
+    free_port,
+    run_job,
+    serving,
+    shared_dir,
+    wait_for,
+    wait_for_log,
+)
 
 DEFAULT_GRACEFUL_TIMEOUT = Settings.model_fields["graceful_timeout"].default
 DOCKER_STOP_TIMEOUT = 10  # `docker stop`'s default, seconds before SIGKILL
 
 pytestmark = pytest.mark.container
-
-MODEL_MOUNT = "/opt/ml/model"
-
-
-def shared_dir(path: Path) -> Path:
-    """A folder the container's non-root user may write, like a volume prepared for it."""
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o777)
-    return path
-
-
-def bind(host: Path, container: str, mode: str = "rw") -> dict[str, dict[str, str]]:
-    return {str(host): {"bind": container, "mode": mode}}
-
-
-@pytest.fixture(scope="session")
-def mounted_model(docker: Any, image: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model trained by the image's `train` job into a mounted folder."""
-    model_dir = shared_dir(tmp_path_factory.mktemp("mounted") / "model")
-    config = shared_dir(tmp_path_factory.mktemp("config"))
-    (config / "hyperparameters.json").write_text(
-        json.dumps({"model_version": "mounted-1", "test_size": "0.3"})
-    )
-    code, logs = run_job(
-        docker,
-        image,
-        ["train"],
-        volumes={**bind(model_dir, MODEL_MOUNT), **bind(config, "/opt/ml/input/config", "ro")},
-    )
-    assert code == 0, logs
-    assert "held-out accuracy" in logs
-    return model_dir
-
 
 # --- the image itself ------------------------------------------------------------------
 
@@ -96,11 +72,19 @@ def test_help_exits_0(docker: Any, image: str) -> None:
         assert f"    {command} " in logs, logs
 
 
-@pytest.mark.parametrize("user", ["54321:0", "54321:54321"], ids=["group-0", "own-group"])
-def test_runs_as_an_arbitrary_uid(docker: Any, image: str, tmp_path: Path, user: str) -> None:
+USERS = pytest.mark.parametrize("user", ["54321:0", "54321:54321"], ids=["group-0", "own-group"])
+
+
+@USERS
+def test_serves_as_an_arbitrary_uid(docker: Any, image: str, user: str) -> None:
     """OpenShift and some clusters run images under a UID they pick."""
     with serving(docker, image, user=user) as server:  # the baked model
         assert httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"] == ["setosa"]
+
+
+@pytest.mark.full_image
+@USERS
+def test_trains_as_an_arbitrary_uid(docker: Any, image: str, tmp_path: Path, user: str) -> None:
     model_dir = shared_dir(tmp_path / "model")
     code, logs = run_job(docker, image, ["train"], user=user, volumes=bind(model_dir, MODEL_MOUNT))
     assert code == 0, logs
@@ -315,6 +299,7 @@ def test_a_request_that_never_ends_cannot_make_docker_stop_kill(docker: Any, ima
 # --- train -----------------------------------------------------------------------------
 
 
+@pytest.mark.full_image
 def test_train_writes_the_artifact_into_the_volume(mounted_model: Path) -> None:
     metadata = json.loads((mounted_model / "metadata.json").read_text())
     assert metadata["model_version"] == "mounted-1"
@@ -322,6 +307,7 @@ def test_train_writes_the_artifact_into_the_volume(mounted_model: Path) -> None:
     assert (mounted_model / "report" / "confusion_matrix.png").is_file()
 
 
+@pytest.mark.full_image
 def test_train_on_a_mounted_channel_and_fail_cleanly(
     docker: Any, image: str, tmp_path: Path
 ) -> None:
@@ -346,6 +332,7 @@ def test_train_on_a_mounted_channel_and_fail_cleanly(
     assert (model_dir / "metadata.json").read_bytes() == before
 
 
+@pytest.mark.full_image
 def test_docker_stop_during_training_exits_143_and_keeps_the_previous_model(
     docker: Any, image: str, tmp_path: Path
 ) -> None:

@@ -12,9 +12,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from .docker_support import free_port, run_job, serving, wait_for_log
+from .docker_support import bind, free_port, run_job, serving, shared_dir, wait_for_log
 from .test_batch_datasets import keyed_rows, read_parts
-from .test_container import bind, shared_dir
 
 pytestmark = pytest.mark.container
 
@@ -134,6 +133,7 @@ def dask_cluster(docker: Any, image: str, volumes: dict[str, Any], workers: int)
             container.remove(force=True)
 
 
+@pytest.mark.full_image
 def test_dask_cluster_of_the_image_scores_like_a_local_run(
     docker: Any, image: str, tmp_path: Path
 ) -> None:
@@ -163,6 +163,7 @@ def test_dask_cluster_of_the_image_scores_like_a_local_run(
     assert on_dask["parts"] == local["parts"], "the same parts, byte for byte"
 
 
+@pytest.mark.full_image
 def test_an_unreachable_scheduler_is_reported_within_the_timeout(
     docker: Any, image: str, tmp_path: Path
 ) -> None:

@@ -12,9 +12,9 @@ import pytest
 
 from {{ cookiecutter.package_name }}.artifact import METADATA_FILE, load_artifact
 from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.config import Settings, get_settings
+from {{ cookiecutter.package_name }}.config import FRAMEWORK, Settings, get_settings
 from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, TARGET, InputError, load_sample
-from {{ cookiecutter.package_name }}.model import FRAMEWORK, MODEL_FILE, library_versions
+from {{ cookiecutter.package_name }}.model import MODEL_FILE, library_versions
 from {{ cookiecutter.package_name }}.train import train
 
 from .conftest import make_settings

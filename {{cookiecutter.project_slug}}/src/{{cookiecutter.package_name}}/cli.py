@@ -1,7 +1,8 @@
 """The command line: `{{ cookiecutter.package_name }} train | predict | serve`.
 
-Exit codes: 0 success, 1 failure (bad input, no model, training error), 2 bad usage,
-130/143 interrupted by SIGINT/SIGTERM.
+Exit codes: 0 success, 1 failure (bad input, no model, training error), 2 bad usage or
+configuration (a setting the model or the image cannot meet), 130/143 interrupted by
+SIGINT/SIGTERM.
 """
 
 import argparse
@@ -38,8 +39,16 @@ def stop_on_signals() -> None:
 
 
 def run_train(_args: argparse.Namespace) -> int:
-    from .train import train, write_failure
-
+    try:
+        from .train import train, write_failure
+    except ModuleNotFoundError as error:
+        print(
+            f"train: not in this image: it has no {error.name}. This is the serving image, "
+            "which serves and scores verified ONNX models only; train with the full image "
+            "(the Dockerfile's default target).",
+            file=sys.stderr,
+        )
+        return 2
     settings = get_settings()
     try:
         train(settings)
@@ -62,6 +71,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from .engines import ClusterError
     from .features import InputError
     from .predict import BatchJob, predict
+    from .runtime import RuntimeSettingError
 
     settings = get_settings()
     try:
@@ -79,14 +89,24 @@ def run_predict(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
         if args.engine == "dask":
-            from .engines.dask import predict_on_dask
-
+            try:
+                from .engines.dask import predict_on_dask
+            except ModuleNotFoundError as error:
+                print(
+                    f"predict: the dask engine is not in this image: it has no {error.name}. "
+                    "Use the full image (the Dockerfile's default target), or --engine local.",
+                    file=sys.stderr,
+                )
+                return 2
             predict_on_dask(settings, job, args.scheduler or settings.dask_scheduler_address)
         else:
             predict(settings, job)
     except InputError as error:
         print(f"predict: failed: {error.message}", file=sys.stderr)
         return 1
+    except RuntimeSettingError as error:
+        print(f"configuration error: MODEL_RUNTIME: {error}", file=sys.stderr)
+        return 2
     except (ArtifactError, ClusterError, OSError) as error:
         print(f"predict: failed: {error}", file=sys.stderr)
         return 1

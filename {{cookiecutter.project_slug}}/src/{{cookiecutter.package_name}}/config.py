@@ -15,6 +15,8 @@ from . import __version__
 
 PROJECT_NAME = "{{ cookiecutter.project_slug }}"
 PROJECT_VERSION = __version__
+# The model framework, written into metadata.json: a model saved by another one is refused.
+FRAMEWORK = "{{ cookiecutter._framework_names[cookiecutter.framework] }}"
 
 
 class Settings(BaseSettings):
@@ -34,6 +36,13 @@ class Settings(BaseSettings):
     failure_file: Path = Field(
         Path("/opt/ml/output/failure"),
         description="Where a failed training writes its reason, when that folder exists.",
+    )
+
+    # Which model serves and scores (runtime.py).
+    model_runtime: Literal["auto", "onnx", "native"] = Field(
+        "auto",
+        description="auto: the ONNX model when training verified it, else the native one; "
+        "onnx or native: that one only (onnx stops start-up when there is none).",
     )
 
     # HTTP and gRPC servers.
@@ -104,7 +113,7 @@ class Settings(BaseSettings):
         "text", description="Format of `predict`'s progress lines: text, or one JSON object each."
     )
 
-    @field_validator("log_level", "log_format", mode="before")
+    @field_validator("log_level", "log_format", "model_runtime", mode="before")
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -82,6 +82,7 @@ class Scoring:
     chunk_rows: int
     model_dir: str
     model_version: str
+    runtime: Literal["onnx", "native"]  # chosen once, from MODEL_RUNTIME and the artifact
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ def artifact_for(scoring: Scoring) -> Artifact:
     loads the folder again when a job asks for another version (after a retraining)."""
     artifact = _ARTIFACTS.get(scoring.model_dir)
     if artifact is None or model_version(artifact) != scoring.model_version:
-        artifact = _ARTIFACTS[scoring.model_dir] = load_artifact(Path(scoring.model_dir))
+        artifact = load_artifact(Path(scoring.model_dir), scoring.runtime)
+        _ARTIFACTS[scoring.model_dir] = artifact
     if model_version(artifact) != scoring.model_version:
         raise InputError(
             ["model"],
@@ -282,7 +284,7 @@ def prepare(settings: Settings, job: BatchJob, spread: int | None = None) -> Pla
                 f"{', '.join(extras) or 'none'})",
             )
         keep = tuple(job.keep_columns)
-    artifact = load_artifact(settings.model_dir)
+    artifact = load_artifact(settings.model_dir, settings.model_runtime)
     _ARTIFACTS[str(settings.model_dir)] = artifact  # the local engine scores with it
     scoring = Scoring(
         columns=dataset.columns,
@@ -290,6 +292,7 @@ def prepare(settings: Settings, job: BatchJob, spread: int | None = None) -> Pla
         chunk_rows=job.chunk_rows,
         model_dir=str(settings.model_dir),
         model_version=model_version(artifact),
+        runtime=artifact.runtime.runtime,
     )
     pieces = plan(dataset, spread or job.shard.count, 0 if to_file else job.split_mb)
     fingerprint = plan_fingerprint(
@@ -333,7 +336,12 @@ def run_job(
         start_folder(job.target, job.overwrite, job.shard, run)
         targets = lambda piece: job.target / part_name(piece.index, piece.kind)  # noqa: E731
     progress.emit(
-        "start", inputs=len(plan.dataset.parts), pieces=len(mine), shard=str(job.shard), **about
+        "start",
+        inputs=len(plan.dataset.parts),
+        pieces=len(mine),
+        shard=str(job.shard),
+        runtime=plan.scoring.runtime,
+        **about,
     )
     results = engine(mine, targets, plan.scoring, progress)
     rows = sum(r.rows for r in results)

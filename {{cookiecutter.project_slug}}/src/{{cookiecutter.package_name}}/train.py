@@ -1,4 +1,4 @@
-"""Training: data in, a checked and reproducible model artifact out."""
+"""Training: data in, a checked and reproducible model artifact out, with its ONNX model."""
 
 import io
 import json
@@ -12,9 +12,10 @@ import numpy as np
 
 from .artifact import save_artifact
 from .config import PROJECT_NAME, PROJECT_VERSION, Settings
-from .data import data_sha256, load_training_data
-from .features import FEATURES, TARGET
+from .features import FEATURES, TARGET, load_sample
 from .model import HYPERPARAMETERS, build_model, library_versions
+from .onnx_export import OnnxExport, export_onnx
+from .training_data import data_sha256, load_training_data
 
 # The model's own (model.py), then those of training: the seed and the held-out share.
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {**HYPERPARAMETERS, "seed": 42, "test_size": 0.25}
@@ -124,6 +125,7 @@ def train(settings: Settings) -> dict[str, Any]:
     }
     say(f"held-out accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f}")
     matrix = confusion_matrix(y_test, predicted, labels=classes)
+    onnx = export_and_check(model, x_test)
 
     created = datetime.now(UTC)
     metadata = {
@@ -161,12 +163,33 @@ def train(settings: Settings) -> dict[str, Any]:
         ).encode(),
         "confusion_matrix.png": confusion_matrix_png(matrix, classes),
     }
-    saved = save_artifact(settings.model_dir, model, metadata, report)
+    saved = save_artifact(settings.model_dir, model, metadata, report, onnx)
     say(f"saved model version {saved.metadata['model_version']} to {settings.model_dir}")
     if saved.late_signals:
         names = ", ".join(saved.late_signals)
         say(f"{names} arrived while the new model was being put in place: it is complete")
     return saved.metadata
+
+
+def export_and_check(model: Any, held_out: np.ndarray) -> OnnxExport:
+    """The model in ONNX, checked against itself on the held-out rows and the bundled sample
+    (onnx_export.py); when that fails, the reason, and the native model will serve."""
+    say("converting the model to ONNX and checking it against the model")
+    checks = {
+        "held-out": np.array(held_out, dtype=np.float64),
+        "sample": np.array(load_sample()[0].to_numpy(), dtype=np.float64),
+    }
+    onnx = export_onnx(model, checks)
+    report = onnx.report
+    if onnx.content is None:
+        say(f"no ONNX model: {report['reason']}. The native model will serve.")
+    else:
+        say(
+            f"ONNX model verified ({report['converter']} {report['converter_version']}, opset "
+            f"{report['opset']}): the same labels, probabilities within {report['tolerance']:g} "
+            f"(largest difference {report['max_abs_difference']:.2g})"
+        )
+    return onnx
 
 
 def write_failure(settings: Settings, reason: str) -> None:

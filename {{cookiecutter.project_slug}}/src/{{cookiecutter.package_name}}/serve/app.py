@@ -50,6 +50,8 @@ async def load_model(app: FastAPI) -> None:
             {
                 "name": str(holder.metadata.get("model_name", PROJECT_NAME)),
                 "version": str(holder.metadata.get("model_version", "")),
+                "runtime": holder.runtime.runtime if holder.runtime else "",
+                "runtime_reason": (holder.runtime.reason if holder.runtime else None) or "",
             }
         )
 
@@ -110,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.access_log = AccessLog(settings.log_level)
     app.state.service = PredictionService(
-        settings, ModelHolder(settings.model_dir), app.state.metrics
+        settings, ModelHolder(settings.model_dir, settings.model_runtime), app.state.metrics
     )
 
     app.add_middleware(

@@ -56,6 +56,15 @@ class PredictResponse(BaseModel):
     model_version: str = Field(description="Version of the model that answered.")
 
 
+class RuntimeInfo(BaseModel):
+    name: Literal["onnx", "native"] = Field(
+        description="onnx: ONNX Runtime serves the verified ONNX model; native: the framework."
+    )
+    reason: str | None = Field(
+        description="Why the native model serves (no verified ONNX model, or MODEL_RUNTIME)."
+    )
+
+
 class MetadataResponse(BaseModel):
     status: Literal["loading", "ready", "failed"]
     reason: str | None = Field(description="Why the model failed to load, else null.")
@@ -63,6 +72,9 @@ class MetadataResponse(BaseModel):
         description="The artifact's metadata.json, or null while no model is loaded."
     )
     model_load_seconds: float | None
+    runtime: RuntimeInfo | None = Field(
+        description="Which runtime serves the model, or null while none is loaded."
+    )
     settings: dict[str, Any] = Field(
         description="Every setting by its variable; secrets as set or not."
     )

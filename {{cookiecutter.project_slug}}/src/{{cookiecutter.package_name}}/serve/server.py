@@ -2,12 +2,15 @@
 graceful shutdown of both on SIGTERM."""
 
 import signal
+import sys
 from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
 
+from ..artifact import check_runtime_setting
 from ..config import Settings
+from ..runtime import RuntimeSettingError
 from .app import create_app
 from .grpc.server import GrpcServer
 from .logs import configure_logging
@@ -27,6 +30,13 @@ class Server(uvicorn.Server):
 
 
 def run(settings: Settings) -> int:
+    """Serve until stopped: 0 after a graceful stop, 1 if the server could not start, 2 for
+    a setting that cannot work (MODEL_RUNTIME asking for a runtime the model lacks)."""
+    try:
+        check_runtime_setting(settings.model_dir, settings.model_runtime)
+    except RuntimeSettingError as error:
+        print(f"configuration error: MODEL_RUNTIME: {error}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level)
     app = create_app(settings)
     grpc_server = GrpcServer(settings, app.state.service)

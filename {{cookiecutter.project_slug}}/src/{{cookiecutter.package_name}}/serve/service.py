@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import Settings
+from ..config import FRAMEWORK, Settings
 from ..features import InputError
-from ..model import prepare_model_thread
 from ..scoring import predict_matrix
 from .batching import MicroBatcher
 from .metrics import Metrics
@@ -48,7 +47,7 @@ class PredictionService:
         # One thread for model calls: a small model gains little from more,
         # and the event loop stays free to answer probes while it runs.
         self.executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="model", initializer=prepare_model_thread
+            max_workers=1, thread_name_prefix="model", initializer=holder.prepare_thread
         )
         self.batcher: MicroBatcher[Prediction] | None = None
         if settings.batching:
@@ -75,6 +74,15 @@ class PredictionService:
     @property
     def classes(self) -> list[str]:
         return [str(c) for c in self.holder.metadata.get("classes", [])]
+
+    @property
+    def platform(self) -> str:
+        """The model's platform as the Open Inference Protocol names it: ONNX Runtime's
+        (Triton's name for it), or the framework's own when the native model serves."""
+        runtime = self.holder.runtime
+        if runtime is not None and runtime.runtime == "onnx":
+            return "onnxruntime_onnx"
+        return FRAMEWORK
 
     @property
     def model_version(self) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..artifact import ArtifactError, load_artifact
+from ..runtime import Choice, RuntimeSetting
 
 log = logging.getLogger(__name__)
 
@@ -16,11 +17,13 @@ Status = Literal["loading", "ready", "failed"]
 @dataclass
 class ModelHolder:
     model_dir: Path
+    runtime_setting: RuntimeSetting = "auto"
     status: Status = "loading"
     model: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     load_seconds: float | None = None
+    runtime: Choice | None = None  # which runtime serves, and why not ONNX when it is not
 
     @property
     def ready(self) -> bool:
@@ -30,7 +33,7 @@ class ModelHolder:
         """Load the artifact; on failure keep serving, not ready, with the reason recorded."""
         started = time.perf_counter()
         try:
-            artifact = load_artifact(self.model_dir)
+            artifact = load_artifact(self.model_dir, self.runtime_setting)
         except Exception as error:  # whatever the reason, report it and stay live
             reason = (
                 str(error)
@@ -40,13 +43,27 @@ class ModelHolder:
             self.status, self.error = "failed", reason
             log.error("model not loaded", extra={"reason": self.error})
             return
-        self.model, self.metadata = artifact.model, artifact.metadata
+        self.model, self.metadata, self.runtime = (
+            artifact.model,
+            artifact.metadata,
+            artifact.runtime,
+        )
         self.load_seconds = time.perf_counter() - started
         self.status, self.error = "ready", None
         log.info(
             "model loaded",
             extra={
                 "model_version": self.metadata.get("model_version"),
+                "runtime": self.runtime.runtime,
+                "runtime_reason": self.runtime.reason,
                 "seconds": round(self.load_seconds, 4),
             },
         )
+
+    def prepare_thread(self) -> None:
+        """Set up a model thread: the native model's library may keep settings per thread
+        (ONNX Runtime keeps none, and model.py is not imported for it)."""
+        if self.runtime is not None and self.runtime.runtime == "native":
+            from ..model import prepare_model_thread
+
+            prepare_model_thread()

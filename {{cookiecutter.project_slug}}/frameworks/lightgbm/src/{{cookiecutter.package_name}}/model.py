@@ -13,8 +13,6 @@ import numpy as np
 
 from .features import FEATURE_NAMES
 
-# Written into metadata.json: a model saved by another framework is refused at load.
-FRAMEWORK = "lightgbm"
 MODEL_FILE = "model.txt"
 
 # The model's hyperparameters and their defaults; a hyperparameters file overrides them.

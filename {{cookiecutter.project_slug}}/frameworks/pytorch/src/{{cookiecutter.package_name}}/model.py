@@ -14,8 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 
-# Written into metadata.json: a model saved by another framework is refused at load.
-FRAMEWORK = "pytorch"
 MODEL_FILE = "model.safetensors"
 
 # The model's hyperparameters and their defaults; a hyperparameters file overrides them.

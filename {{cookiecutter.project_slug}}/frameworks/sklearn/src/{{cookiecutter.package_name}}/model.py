@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-# Written into metadata.json: a model saved by another framework is refused at load.
-FRAMEWORK = "scikit-learn"
 MODEL_FILE = "model.skops"
 
 # The model's hyperparameters and their defaults; a hyperparameters file overrides them.

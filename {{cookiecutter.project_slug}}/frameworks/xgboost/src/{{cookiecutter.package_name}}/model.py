@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 
-# Written into metadata.json: a model saved by another framework is refused at load.
-FRAMEWORK = "xgboost"
 MODEL_FILE = "model.json"
 
 # The model's hyperparameters and their defaults; a hyperparameters file overrides them.

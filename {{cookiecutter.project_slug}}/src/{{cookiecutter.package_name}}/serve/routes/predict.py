@@ -83,6 +83,9 @@ async def metadata(request: Request) -> Response:
             "reason": holder.error,
             "model": holder.metadata or None,
             "model_load_seconds": holder.load_seconds,
+            "runtime": None
+            if holder.runtime is None
+            else {"name": holder.runtime.runtime, "reason": holder.runtime.reason},
             "settings": request.app.state.settings.public(),
         }
     )

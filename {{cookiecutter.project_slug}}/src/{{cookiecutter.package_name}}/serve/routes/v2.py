@@ -27,7 +27,6 @@ from fastapi import APIRouter, Request, Response
 
 from ...config import PROJECT_NAME, PROJECT_VERSION
 from ...features import FEATURE_NAMES, FEATURES, InputError
-from ...model import FRAMEWORK
 from ..errors import V2_PREFIX, error_body
 from ..responses import FastJSONResponse
 from ..routing import Endpoint, LeanRoute, service_of
@@ -75,7 +74,7 @@ def model_metadata(service: PredictionService) -> dict[str, Any]:
     return {
         "name": PROJECT_NAME,
         "versions": [service.model_version] if service.holder.ready else [],
-        "platform": FRAMEWORK,
+        "platform": service.platform,
         "inputs": [
             {"name": f.name, "datatype": FEATURE_DATATYPE[f.type], "shape": [-1, 1]}
             for f in FEATURES

@@ -1,0 +1,58 @@
+"""The model in ONNX, for serving from ONNX Runtime: exported with `torch.onnx`.
+
+The exported graph is the network followed by a softmax, in double precision like the
+network, with the number of rows left free.
+"""
+
+import logging
+import warnings
+from typing import Any
+
+import torch
+
+CONVERTER = "torch.onnx"
+OPSET = 18
+
+
+class Probabilities(torch.nn.Module):
+    """The network's logits turned into class probabilities, the output ONNX Runtime gives."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.network(rows)
+        return logits.softmax(dim=1)
+
+
+def converter_version() -> str:
+    return str(torch.__version__)
+
+
+def convert(model: Any, features: int) -> bytes:
+    """The fitted network as an ONNX model with one input [rows, features] and an output
+    `probabilities` [rows, classes]."""
+    example = torch.zeros((2, features), dtype=torch.float64)
+    # The exporter warns about optional packages (torchvision) and its own deprecations:
+    # nothing a user of this project can act on, so training's output stays clean.
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            program = torch.onnx.export(
+                Probabilities(model.network).eval(),
+                (example,),
+                input_names=["input"],
+                output_names=["probabilities"],
+                dynamic_shapes=({0: torch.export.Dim("rows")},),
+                opset_version=OPSET,
+                dynamo=True,
+                verbose=False,
+            )
+    finally:
+        exporter_log.setLevel(level)
+    assert program is not None, "the dynamo exporter returns the exported program"
+    return bytes(program.model_proto.SerializeToString())

@@ -1,0 +1,86 @@
+"""Training's ONNX step: convert the fitted model (export.py), then prove the conversion right.
+
+The ONNX model is used only when, on every row it is checked on (the held-out rows and the
+bundled sample), ONNX Runtime gives exactly the native model's labels and probabilities
+within TOLERANCE of the native ones. The result, passed or not and why, goes into
+metadata.json, so the server and batch scoring choose their runtime from the artifact.
+
+TOLERANCE is an absolute difference between probabilities. Converted tree models compute in
+32-bit floats, whose rounding moves a probability by about 1e-7; a difference a hundred times
+that is still far below anything that changes a decision, while a wrong conversion (a lost
+tree, a feature out of order, another class order) moves probabilities by far more.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .runtime import ONNX_FILE, OnnxModel, onnxruntime_version
+from .scoring import predict_matrix
+
+TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    content: bytes | None  # the ONNX model, only when it passed the check
+    report: dict[str, Any]  # metadata.json's "onnx": the converter, the check and its result
+
+
+def export_onnx(model: Any, checks: Mapping[str, np.ndarray]) -> OnnxExport:
+    """Convert `model` and check the result on each named set of rows against the model."""
+    from .export import CONVERTER, OPSET, convert, converter_version
+
+    classes = [str(c) for c in model.classes_]
+    features = next(iter(checks.values())).shape[1]
+    report: dict[str, Any] = {
+        "verified": False,
+        "reason": None,
+        "file": ONNX_FILE,
+        "converter": CONVERTER,
+        "converter_version": converter_version(),
+        "opset": OPSET,  # asked of the converter; replaced by the file's own below
+        "onnxruntime": onnxruntime_version(),
+        "tolerance": TOLERANCE,
+        "max_abs_difference": None,
+        "rows_checked": {name: len(rows) for name, rows in checks.items()},
+    }
+    try:
+        content = convert(model, features)
+        report["opset"] = default_opset(content)
+        converted = OnnxModel(content, features, classes)
+    except Exception as error:  # converters fail in many ways on models they do not know
+        reason = f"the model cannot be converted to ONNX: {type(error).__name__}: {error}"
+        return OnnxExport(None, {**report, "reason": reason})
+    largest = 0.0
+    for name, rows in checks.items():
+        labels, probabilities = predict_matrix(model, rows)
+        onnx_labels, onnx_probabilities = predict_matrix(converted, rows)
+        if probabilities is None or onnx_probabilities is None:
+            return OnnxExport(None, {**report, "reason": "the model gives no probabilities"})
+        largest = max(largest, float(np.abs(onnx_probabilities - probabilities).max()))
+        differ = np.flatnonzero(labels.astype(str) != onnx_labels.astype(str))
+        if len(differ):
+            row = int(differ[0])
+            reason = (
+                f"ONNX Runtime gives other labels on {len(differ)} of the {len(rows)} {name} "
+                f"rows (row {row}: {onnx_labels[row]!s} instead of {labels[row]!s})"
+            )
+            return OnnxExport(None, {**report, "reason": reason, "max_abs_difference": largest})
+    report["max_abs_difference"] = largest
+    if not largest <= TOLERANCE:  # also catches NaN
+        reason = f"probabilities differ by up to {largest:.3g}, more than {TOLERANCE:g}"
+        return OnnxExport(None, {**report, "reason": reason})
+    return OnnxExport(content, {**report, "verified": True})
+
+
+def default_opset(content: bytes) -> int:
+    """The version of the standard ONNX operator set the model uses."""
+    import onnx
+
+    versions = {
+        entry.domain: entry.version for entry in onnx.load_from_string(content).opset_import
+    }
+    return int(versions.get("", versions.get("ai.onnx", 0)))

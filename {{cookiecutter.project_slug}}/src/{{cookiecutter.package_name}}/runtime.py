@@ -1,0 +1,114 @@
+"""The two runtimes of the prediction core: ONNX Runtime and the training framework itself.
+
+Both give the prediction core the same small interface: `classes_`, `predict_proba(matrix)`
+and `predict(matrix)`. Which one serves is decided here, from the artifact's metadata.json
+and the MODEL_RUNTIME setting, never from the framework:
+
+- `auto` (the default): ONNX Runtime when training verified the ONNX model against the native
+  one, else the native model, with the reason;
+- `onnx`: ONNX Runtime, or a configuration error when there is no verified ONNX model;
+- `native`: the training framework's own model.
+
+The ONNX path imports ONNX Runtime and NumPy only: the training framework is never imported,
+which is what makes start-up fast and lets the slim serving image leave it out.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+RuntimeSetting = Literal["auto", "onnx", "native"]
+
+ONNX_FILE = "model.onnx"
+# Every exported model has one input of shape [rows, features] and this output of shape
+# [rows, classes]; the labels are the classes of the largest probabilities.
+ONNX_INPUT_RANK = 2
+ONNX_OUTPUT = "probabilities"
+ONNX_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+
+
+class RuntimeSettingError(ValueError):
+    """MODEL_RUNTIME asks for a runtime this artifact or this image cannot give."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    runtime: Literal["onnx", "native"]
+    reason: str | None  # why the native model serves under `auto`, else None
+
+
+def choose(metadata: Mapping[str, Any], setting: RuntimeSetting) -> Choice:
+    """The runtime for an artifact with this metadata, under the MODEL_RUNTIME setting."""
+    onnx = metadata.get("onnx") or {}
+    verified = bool(onnx.get("verified"))
+    if setting == "native":
+        return Choice("native", "MODEL_RUNTIME=native")
+    if verified:
+        return Choice("onnx", None)
+    why = onnx.get("reason") or "the model was trained without an ONNX export"
+    if setting == "onnx":
+        raise RuntimeSettingError(
+            f"MODEL_RUNTIME=onnx, but this model has no verified ONNX model: {why}. "
+            "Unset MODEL_RUNTIME (or set it to auto) to serve the native model."
+        )
+    return Choice("native", f"no verified ONNX model: {why}")
+
+
+class OnnxModel:
+    """A verified ONNX model in ONNX Runtime, with the prediction core's interface.
+
+    One thread per model call: the models this serves are small, requests are gathered into
+    batches, and the event loop and the other core stay free. NaN and infinity are refused
+    before a matrix gets here; values too large for a float32 input become infinite and give
+    non-finite probabilities, which the prediction core refuses like the native model's.
+    """
+
+    def __init__(self, source: Path | bytes, features: int, classes: list[str]) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(
+            source if isinstance(source, bytes) else str(source),
+            options,
+            providers=["CPUExecutionProvider"],
+        )
+        self.classes_ = np.asarray(classes)
+        inputs = self.session.get_inputs()
+        outputs = {output.name: output for output in self.session.get_outputs()}
+        if len(inputs) != 1 or len(inputs[0].shape) != ONNX_INPUT_RANK:
+            raise ValueError("it must have one input of shape [rows, features]")
+        if inputs[0].type not in ONNX_TYPES:
+            raise ValueError(f"its input holds {inputs[0].type}, not float or double")
+        if ONNX_OUTPUT not in outputs:
+            raise ValueError(f"it has no output named {ONNX_OUTPUT!r}")
+        width, columns = inputs[0].shape[1], outputs[ONNX_OUTPUT].shape[-1]
+        if isinstance(width, int) and width != features:
+            raise ValueError(f"it takes {width} features, and metadata.json names {features}")
+        if isinstance(columns, int) and columns != len(classes):
+            raise ValueError(
+                f"it gives {columns} probabilities, and metadata.json names {len(classes)} classes"
+            )
+        self.features = features
+        self.input_name = inputs[0].name
+        self.input_type = ONNX_TYPES[inputs[0].type]
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        if matrix.ndim != ONNX_INPUT_RANK or matrix.shape[1] != self.features:
+            raise ValueError(f"expected rows of {self.features} features, got shape {matrix.shape}")
+        rows = np.ascontiguousarray(matrix, dtype=self.input_type)
+        (probabilities,) = self.session.run([ONNX_OUTPUT], {self.input_name: rows})
+        return np.asarray(probabilities, dtype=np.float64)
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        return np.asarray(self.classes_[self.predict_proba(matrix).argmax(axis=1)])
+
+
+def onnxruntime_version() -> str:
+    import onnxruntime
+
+    return str(onnxruntime.__version__)

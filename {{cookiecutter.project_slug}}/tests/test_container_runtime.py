@@ -1,0 +1,189 @@
+"""The runtimes in the image: the server loads the verified ONNX model without the training
+framework, falls back to the native model with the reason, and the slim serving image
+serves and scores with neither training nor Dask in it.
+
+Both images run these (`make test-container`, `make test-container-serve`), but for the
+tests marked for one of them: `full_image` (it trains, it loads the framework) or
+`serving_image` (it holds no training library).
+"""
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from {{ cookiecutter.package_name }}.features import load_sample
+from {{ cookiecutter.package_name }}.runtime import ONNX_FILE
+
+from .conftest import EXAMPLE
+from .docker_support import MODEL_MOUNT, bind, run_job, serving, shared_dir
+from .test_runtime import training_libraries
+
+pytestmark = pytest.mark.container
+
+# Run inside the container: where each of the given packages would be imported from, or
+# null when the image does not have it.
+PACKAGE_DIRS = """
+import importlib.util, json, os, sys
+found = {}
+for name in sys.argv[1:]:
+    spec = importlib.util.find_spec(name)
+    found[name] = None if spec is None or not spec.origin else os.path.dirname(spec.origin)
+print(json.dumps(found))
+"""
+
+
+def package_dirs(container: Any, names: list[str]) -> dict[str, str | None]:
+    code, output = container.exec_run(["python", "-c", PACKAGE_DIRS, *names])
+    assert code == 0, output.decode()
+    found: dict[str, str | None] = json.loads(output.decode().splitlines()[-1])
+    return found
+
+
+def mapped_files(container: Any) -> set[str]:
+    """The files the server process (PID 1) has mapped: every shared library it loaded."""
+    code, output = container.exec_run(["cat", "/proc/1/maps"])
+    assert code == 0, output.decode()
+    return {line.split()[-1] for line in output.decode().splitlines() if "/" in line}
+
+
+def loaded_from(container: Any, packages: list[str]) -> list[str]:
+    """Which of `packages` the server process loaded compiled code from."""
+    dirs = {name: path for name, path in package_dirs(container, packages).items() if path}
+    files = mapped_files(container)
+    return sorted(
+        name for name, path in dirs.items() if any(f.startswith(path + "/") for f in files)
+    )
+
+
+@pytest.fixture(scope="module")
+def unverified_model(mounted_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of a trained model whose ONNX model did not pass its check at training."""
+    model_dir = Path(shutil.copytree(mounted_model, tmp_path_factory.mktemp("unverified") / "m"))
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    reason = "ONNX Runtime gives other labels on 1 of the 38 held-out rows"
+    metadata["onnx"] = {**metadata["onnx"], "verified": False, "reason": reason}
+    del metadata["onnx"]["sha256"]
+    (model_dir / "metadata.json").write_text(json.dumps(metadata))
+    (model_dir / ONNX_FILE).unlink()
+    shared_dir(model_dir)
+    return model_dir
+
+
+def test_the_server_runs_onnx_without_loading_the_training_framework(
+    docker: Any, image: str
+) -> None:
+    libraries = sorted(training_libraries())
+    with serving(docker, image) as server:
+        assert httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"] == ["setosa"]
+        assert httpx.get(server.url + "/metadata").json()["runtime"] == {
+            "name": "onnx",
+            "reason": None,
+        }
+        assert loaded_from(server.container, ["onnxruntime"]) == ["onnxruntime"]
+        assert loaded_from(server.container, libraries) == []
+
+
+@pytest.mark.full_image
+def test_native_runtime_loads_the_framework_in_the_full_image(docker: Any, image: str) -> None:
+    """The check above can fail: forced onto the native model, the server loads it."""
+    with serving(docker, image, environment={"MODEL_RUNTIME": "native"}) as server:
+        assert httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"] == ["setosa"]
+        assert httpx.get(server.url + "/metadata").json()["runtime"]["name"] == "native"
+        assert loaded_from(server.container, sorted(training_libraries())) != []
+
+
+@pytest.mark.full_image
+def test_the_full_image_serves_a_model_without_a_verified_onnx_model_natively(
+    docker: Any, image: str, unverified_model: Path
+) -> None:
+    volumes = bind(unverified_model, MODEL_MOUNT, "ro")
+    with serving(docker, image, volumes=volumes) as server:
+        assert httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"] == ["setosa"]
+        runtime = httpx.get(server.url + "/metadata").json()["runtime"]
+        assert runtime["name"] == "native"
+        assert "other labels on 1 of the 38 held-out rows" in runtime["reason"]
+        assert 'runtime="native"' in httpx.get(server.url + "/metrics").text
+    assert '"runtime_reason": "no verified ONNX model: ONNX Runtime gives other' in server.logs()
+
+
+@pytest.mark.serving_image
+def test_the_serving_image_refuses_a_model_without_a_verified_onnx_model(
+    docker: Any, image: str, unverified_model: Path
+) -> None:
+    """It can only run ONNX models: start-up stops, and says why."""
+    code, logs = run_job(
+        docker, image, ["serve"], volumes=bind(unverified_model, MODEL_MOUNT, "ro")
+    )
+    assert code == 2, logs
+    assert "configuration error: MODEL_RUNTIME: MODEL_RUNTIME=onnx, but this model" in logs
+    assert "other labels on 1 of the 38 held-out rows" in logs
+
+
+def test_forcing_onnx_for_a_model_without_one_stops_start_up(
+    docker: Any, image: str, unverified_model: Path
+) -> None:
+    code, logs = run_job(
+        docker,
+        image,
+        ["serve"],
+        environment={"MODEL_RUNTIME": "onnx"},
+        volumes=bind(unverified_model, MODEL_MOUNT, "ro"),
+    )
+    assert code == 2, logs
+    assert "configuration error: MODEL_RUNTIME" in logs
+
+
+def test_batch_predict_from_onnx_matches_the_native_model(
+    docker: Any, image: str, training_image: str, tmp_path: Path
+) -> None:
+    """The image under test scores from ONNX; the full image, forced onto the native model,
+    scores the same file: the same labels."""
+    data = shared_dir(tmp_path / "data")
+    load_sample()[0].to_csv(data / "in.csv", index=False)
+    command = ["predict", "--input", "/data/in.csv", "--output"]
+    code, logs = run_job(docker, image, [*command, "/data/onnx.csv"], volumes=bind(data, "/data"))
+    assert code == 0, logs
+    assert "runtime onnx" in logs
+    code, logs = run_job(
+        docker,
+        training_image,
+        [*command, "/data/native.csv"],
+        environment={"MODEL_RUNTIME": "native"},
+        volumes=bind(data, "/data"),
+    )
+    assert code == 0, logs
+    assert "runtime native" in logs
+    onnx = (data / "onnx.csv").read_text().splitlines()
+    native = (data / "native.csv").read_text().splitlines()
+    assert len(onnx) == len(native) == len(load_sample()[0]) + 1
+    label = onnx[0].split(",").index("prediction")
+    assert [row.split(",")[label] for row in onnx] == [row.split(",")[label] for row in native]
+
+
+# --- the slim serving image only ----------------------------------------------------------------
+
+
+@pytest.mark.serving_image
+def test_the_serving_image_holds_no_training_library(docker: Any, image: str) -> None:
+    container = docker.containers.run(image, ["sleep", "30"], entrypoint="", detach=True)
+    try:
+        found = package_dirs(container, [*sorted(training_libraries()), "pandas", "dask"])
+    finally:
+        container.remove(force=True)
+    assert found == dict.fromkeys(found), f"found in the serving image: {found}"
+
+
+@pytest.mark.serving_image
+def test_the_serving_image_says_train_and_dask_are_not_in_it(docker: Any, image: str) -> None:
+    code, logs = run_job(docker, image, ["train"])
+    assert code == 2, logs
+    assert "train: not in this image" in logs
+    code, logs = run_job(
+        docker, image, ["predict", "--engine", "dask", "--input", "/tmp", "--output", "/tmp/o"]
+    )
+    assert code == 2, logs
+    assert "the dask engine is not in this image" in logs

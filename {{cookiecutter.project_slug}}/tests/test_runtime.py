@@ -1,0 +1,284 @@
+"""The ONNX fast path: exported and checked at training, chosen from the artifact, refused
+when it cannot be trusted, and replaced by the native model, with the reason, when it
+cannot be used."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.package_name }} import export
+from {{ cookiecutter.package_name }}.artifact import (
+    METADATA_FILE,
+    ArtifactError,
+    load_artifact,
+    sha256_file,
+)
+from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.config import FRAMEWORK, PROJECT_NAME, Settings
+from {{ cookiecutter.package_name }}.features import load_sample
+from {{ cookiecutter.package_name }}.model import build_model, library_versions
+from {{ cookiecutter.package_name }}.onnx_export import TOLERANCE, default_opset
+from {{ cookiecutter.package_name }}.runtime import ONNX_FILE, OnnxModel, RuntimeSettingError
+from {{ cookiecutter.package_name }}.serve.app import create_app
+from {{ cookiecutter.package_name }}.serve.server import run
+from {{ cookiecutter.package_name }}.train import DEFAULT_HYPERPARAMETERS, train
+
+from .conftest import EXAMPLE, make_settings, metric, varied_rows, wait_until_ready
+
+SOURCE_DIR = Path(__file__).resolve().parents[1] / "src"
+
+
+def read_metadata(model_dir: Path) -> dict[str, object]:
+    metadata: dict[str, object] = json.loads((model_dir / METADATA_FILE).read_text())
+    return metadata
+
+
+def edit_metadata(model_dir: Path, **changes: object) -> None:
+    path = model_dir / METADATA_FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+@pytest.fixture
+def copied(trained: Settings, tmp_path: Path) -> Path:
+    """A copy of the trained artifact, free to damage."""
+    return Path(shutil.copytree(trained.model_dir, tmp_path / "model"))
+
+
+@pytest.fixture
+def unconvertible(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings pointing at a model whose conversion to ONNX failed at training."""
+
+    def refuse(_model: object, _features: int) -> bytes:
+        raise NotImplementedError("no converter for this model")
+
+    settings = make_settings(tmp_path_factory.mktemp("unconvertible"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(export, "convert", refuse)
+        train(settings)
+    return settings
+
+
+# --- training: export and check ---------------------------------------------------------
+
+
+def test_training_records_a_verified_onnx_model_and_its_check(trained: Settings) -> None:
+    metadata = read_metadata(trained.model_dir)
+    report = metadata["onnx"]
+    assert isinstance(report, dict) and isinstance(metadata["metrics"], dict)
+    assert report["verified"] is True and report["reason"] is None
+    assert report["converter"] == export.CONVERTER
+    assert report["converter_version"] == export.converter_version()
+    content = (trained.model_dir / ONNX_FILE).read_bytes()
+    assert report["opset"] == default_opset(content) > 0
+    assert report["sha256"] == sha256_file(trained.model_dir / ONNX_FILE)
+    assert report["tolerance"] == TOLERANCE
+    assert 0 <= report["max_abs_difference"] <= TOLERANCE
+    assert report["rows_checked"] == {
+        "held-out": metadata["metrics"]["test_rows"],
+        "sample": len(load_sample()[0]),
+    }
+
+
+def test_the_onnx_model_answers_as_the_native_model(trained: Settings) -> None:
+    onnx, native = load_artifact(trained.model_dir), load_artifact(trained.model_dir, "native")
+    assert (onnx.runtime.runtime, native.runtime.runtime) == ("onnx", "native")
+    assert isinstance(onnx.model, OnnxModel) and not isinstance(native.model, OnnxModel)
+    rows = np.array([list(row.values()) for row in varied_rows(step=3)], dtype=np.float64)
+    np.testing.assert_array_equal(onnx.model.predict(rows), native.model.predict(rows))
+    np.testing.assert_allclose(
+        onnx.model.predict_proba(rows), native.model.predict_proba(rows), rtol=0, atol=TOLERANCE
+    )
+
+
+def test_a_model_that_cannot_be_converted_still_trains_with_the_reason(
+    unconvertible: Settings,
+) -> None:
+    report = read_metadata(unconvertible.model_dir)["onnx"]
+    assert isinstance(report, dict)
+    assert report["verified"] is False
+    assert report["reason"] == (
+        "the model cannot be converted to ONNX: NotImplementedError: no converter for this model"
+    )
+    assert not (unconvertible.model_dir / ONNX_FILE).exists()
+
+
+def test_an_onnx_model_that_disagrees_with_the_model_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong conversion, here another model's (fitted on shuffled labels), fails the
+    check: its labels differ, and the reason names a row."""
+    convert = export.convert
+    features, target = load_sample()
+    shuffled = np.random.default_rng(0).permutation(target.to_numpy())
+    other = build_model(DEFAULT_HYPERPARAMETERS).fit(features.to_numpy(), shuffled)
+    monkeypatch.setattr(export, "convert", lambda _model, width: convert(other, width))
+    settings = make_settings(tmp_path)
+    train(settings)
+    report = read_metadata(settings.model_dir)["onnx"]
+    assert isinstance(report, dict)
+    assert report["verified"] is False
+    assert str(report["reason"]).startswith("ONNX Runtime gives other labels on ")
+    assert not (settings.model_dir / ONNX_FILE).exists()
+    assert load_artifact(settings.model_dir).runtime.runtime == "native"
+
+
+# --- the choice, and what it refuses -----------------------------------------------------
+
+
+def test_without_a_verified_onnx_model_the_native_model_serves_and_says_why(
+    unconvertible: Settings,
+) -> None:
+    artifact = load_artifact(unconvertible.model_dir)
+    assert artifact.runtime.runtime == "native"
+    assert artifact.runtime.reason == (
+        "no verified ONNX model: the model cannot be converted to ONNX: "
+        "NotImplementedError: no converter for this model"
+    )
+    with TestClient(create_app(unconvertible)) as client:
+        wait_until_ready(client)
+        assert client.post("/predict", json=EXAMPLE).json()["predictions"] == ["setosa"]
+        assert client.get("/metadata").json()["runtime"] == {
+            "name": "native",
+            "reason": artifact.runtime.reason,
+        }
+        assert client.get(f"/v2/models/{PROJECT_NAME}").json()["platform"] == FRAMEWORK
+        text = client.get("/metrics").text
+        info = {
+            "name": PROJECT_NAME,
+            "runtime": "native",
+            "runtime_reason": artifact.runtime.reason,
+        }
+        assert metric(text, "model_info", **info) == 1
+
+
+def test_the_verified_onnx_model_serves_by_default(client: TestClient) -> None:
+    assert client.get("/metadata").json()["runtime"] == {"name": "onnx", "reason": None}
+    assert client.get(f"/v2/models/{PROJECT_NAME}").json()["platform"] == "onnxruntime_onnx"
+    assert metric(client.get("/metrics").text, "model_info", runtime="onnx", runtime_reason="") == 1
+
+
+def test_forcing_onnx_without_a_verified_model_is_a_configuration_error(
+    unconvertible: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    forced = unconvertible.model_copy(update={"model_runtime": "onnx"})
+    with pytest.raises(RuntimeSettingError, match="MODEL_RUNTIME=onnx, but this model has no"):
+        load_artifact(forced.model_dir, "onnx")
+    assert run(forced) == 2  # before any server starts
+    assert "configuration error: MODEL_RUNTIME: MODEL_RUNTIME=onnx" in capsys.readouterr().err
+
+
+def test_predict_forced_onto_onnx_without_a_verified_model_exits_2(
+    unconvertible: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from {{ cookiecutter.package_name }}.config import get_settings
+
+    monkeypatch.setenv("MODEL_DIR", str(unconvertible.model_dir))
+    monkeypatch.setenv("MODEL_RUNTIME", "onnx")
+    get_settings.cache_clear()
+    source = tmp_path / "in.csv"
+    load_sample()[0].to_csv(source, index=False)
+    try:
+        code = main(["predict", "--input", str(source), "--output", str(tmp_path / "out.csv")])
+    finally:
+        get_settings.cache_clear()
+    assert code == 2
+    assert "configuration error: MODEL_RUNTIME" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_changed_onnx_file_is_refused(copied: Path) -> None:
+    path = copied / ONNX_FILE
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+    with pytest.raises(ArtifactError, match=f"{path} does not match the hash"):
+        load_artifact(copied)
+
+
+def test_a_missing_onnx_file_is_refused(copied: Path) -> None:
+    (copied / ONNX_FILE).unlink()
+    with pytest.raises(ArtifactError, match=f"{copied / ONNX_FILE} is missing"):
+        load_artifact(copied)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"features": [{"name": f"x{i}"} for i in range(5)]}, "and metadata.json names 5"),
+        ({"classes": ["a", "b"]}, "probabilities, and metadata.json names 2 classes"),
+    ],
+    ids=["features", "classes"],
+)
+def test_an_onnx_model_that_disagrees_with_the_metadata_is_refused(
+    copied: Path, changes: dict[str, object], reason: str
+) -> None:
+    edit_metadata(copied, **changes)
+    with pytest.raises(ArtifactError, match=f"cannot load {copied / ONNX_FILE}: .*{reason}"):
+        load_artifact(copied)
+
+
+# --- the training framework is never imported on the ONNX path ---------------------------
+
+# Serves one request and scores one file in a fresh interpreter, then prints the top-level
+# modules it imported.
+SERVE_AND_SCORE = """
+import json, sys
+from fastapi.testclient import TestClient
+from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.serve.app import create_app
+with TestClient(create_app()) as client:
+    while client.get("/readyz").status_code != 200:
+        pass
+    assert client.post("/predict", json=json.loads(sys.argv[1])).status_code == 200
+assert main(["predict", "--input", sys.argv[2], "--output", sys.argv[3]]) == 0
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def training_libraries() -> set[str]:
+    """Import names of the libraries that train: the framework's (model.py) and
+    scikit-learn's (the held-out split and the metrics)."""
+    distributions = {*library_versions(), "scikit-learn"}
+    return {name for name, owners in packages_distributions().items() if distributions & {*owners}}
+
+
+@pytest.mark.parametrize("runtime", ["auto", "native"])
+def test_serving_and_scoring_from_onnx_never_import_the_training_framework(
+    trained: Settings, tmp_path: Path, runtime: str
+) -> None:
+    """With MODEL_RUNTIME=native, the same check sees the framework imported: it can fail."""
+    source = tmp_path / "in.csv"
+    load_sample()[0].to_csv(source, index=False)
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(SOURCE_DIR),
+        "MODEL_DIR": str(trained.model_dir),
+        "MODEL_RUNTIME": runtime,
+    }
+    finished = subprocess.run(
+        [sys.executable, "-c", SERVE_AND_SCORE, json.dumps(EXAMPLE), source, tmp_path / "out.csv"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    imported = set(json.loads(finished.stdout.splitlines()[-1]))
+    libraries = training_libraries()
+    assert libraries, "no training library found installed"
+    if runtime == "auto":
+        assert "onnxruntime" in imported
+        assert not imported & libraries, f"imported: {sorted(imported & libraries)}"
+    else:
+        assert imported & libraries
