@@ -89,7 +89,7 @@ def test_training_records_a_verified_onnx_model_and_its_check(trained: Settings)
 
 def test_the_onnx_model_answers_as_the_native_model(trained: Settings) -> None:
     onnx, native = load_artifact(trained.model_dir), load_artifact(trained.model_dir, "native")
-    assert (onnx.runtime.runtime, native.runtime.runtime) == ("onnx", "native")
+    assert (onnx.runtime.name, native.runtime.name) == ("onnx", "native")
     assert isinstance(onnx.model, OnnxModel) and not isinstance(native.model, OnnxModel)
     rows = np.array([list(row.values()) for row in varied_rows(step=3)], dtype=np.float64)
     np.testing.assert_array_equal(onnx.model.predict(rows), native.model.predict(rows))
@@ -127,7 +127,7 @@ def test_an_onnx_model_that_disagrees_with_the_model_is_not_used(
     assert report["verified"] is False
     assert str(report["reason"]).startswith("ONNX Runtime gives other labels on ")
     assert not (settings.model_dir / ONNX_FILE).exists()
-    assert load_artifact(settings.model_dir).runtime.runtime == "native"
+    assert load_artifact(settings.model_dir).runtime.name == "native"
 
 
 # --- the choice, and what it refuses -----------------------------------------------------
@@ -137,7 +137,7 @@ def test_without_a_verified_onnx_model_the_native_model_serves_and_says_why(
     unconvertible: Settings,
 ) -> None:
     artifact = load_artifact(unconvertible.model_dir)
-    assert artifact.runtime.runtime == "native"
+    assert artifact.runtime.name == "native"
     assert artifact.runtime.reason == (
         "no verified ONNX model: the model cannot be converted to ONNX: "
         "NotImplementedError: no converter for this model"

@@ -174,7 +174,7 @@ def load_artifact(model_dir: Path, setting: RuntimeSetting = "auto") -> Artifact
             "it. Train again (the `train` command)."
         )
     _check_hash(model_dir / model_file, metadata.get("model_sha256"))
-    if choice.runtime == "onnx":
+    if choice.name == "onnx":
         model = _load_onnx(model_dir, metadata)
     else:
         model = _load_native(model_dir, metadata)

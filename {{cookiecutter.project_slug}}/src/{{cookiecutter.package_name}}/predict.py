@@ -292,7 +292,7 @@ def prepare(settings: Settings, job: BatchJob, spread: int | None = None) -> Pla
         chunk_rows=job.chunk_rows,
         model_dir=str(settings.model_dir),
         model_version=model_version(artifact),
-        runtime=artifact.runtime.runtime,
+        runtime=artifact.runtime.name,
     )
     pieces = plan(dataset, spread or job.shard.count, 0 if to_file else job.split_mb)
     fingerprint = plan_fingerprint(

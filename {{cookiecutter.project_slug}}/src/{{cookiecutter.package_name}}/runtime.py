@@ -36,7 +36,7 @@ class RuntimeSettingError(ValueError):
 
 @dataclass(frozen=True)
 class Choice:
-    runtime: Literal["onnx", "native"]
+    name: Literal["onnx", "native"]
     reason: str | None  # why the native model serves under `auto`, else None
 
 

@@ -50,7 +50,7 @@ async def load_model(app: FastAPI) -> None:
             {
                 "name": str(holder.metadata.get("model_name", PROJECT_NAME)),
                 "version": str(holder.metadata.get("model_version", "")),
-                "runtime": holder.runtime.runtime if holder.runtime else "",
+                "runtime": holder.runtime.name if holder.runtime else "",
                 "runtime_reason": (holder.runtime.reason if holder.runtime else None) or "",
             }
         )

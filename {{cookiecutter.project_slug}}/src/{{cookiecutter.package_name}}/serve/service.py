@@ -80,7 +80,7 @@ class PredictionService:
         """The model's platform as the Open Inference Protocol names it: ONNX Runtime's
         (Triton's name for it), or the framework's own when the native model serves."""
         runtime = self.holder.runtime
-        if runtime is not None and runtime.runtime == "onnx":
+        if runtime is not None and runtime.name == "onnx":
             return "onnxruntime_onnx"
         return FRAMEWORK
 

@@ -54,7 +54,7 @@ class ModelHolder:
             "model loaded",
             extra={
                 "model_version": self.metadata.get("model_version"),
-                "runtime": self.runtime.runtime,
+                "runtime": self.runtime.name,
                 "runtime_reason": self.runtime.reason,
                 "seconds": round(self.load_seconds, 4),
             },
@@ -63,7 +63,7 @@ class ModelHolder:
     def prepare_thread(self) -> None:
         """Set up a model thread: the native model's library may keep settings per thread
         (ONNX Runtime keeps none, and model.py is not imported for it)."""
-        if self.runtime is not None and self.runtime.runtime == "native":
+        if self.runtime is not None and self.runtime.name == "native":
             from ..model import prepare_model_thread
 
             prepare_model_thread()

@@ -85,7 +85,7 @@ async def metadata(request: Request) -> Response:
             "model_load_seconds": holder.load_seconds,
             "runtime": None
             if holder.runtime is None
-            else {"name": holder.runtime.runtime, "reason": holder.runtime.reason},
+            else {"name": holder.runtime.name, "reason": holder.runtime.reason},
             "settings": request.app.state.settings.public(),
         }
     )
