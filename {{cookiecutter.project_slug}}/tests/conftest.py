@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from importlib.metadata import packages_distributions
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.package_name }}.config import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.features import FEATURES, load_sample
-from {{ cookiecutter.package_name }}.model import build_model
+from {{ cookiecutter.package_name }}.model import build_model, library_versions
 from {{ cookiecutter.package_name }}.serve.app import create_app
 from {{ cookiecutter.package_name }}.train import DEFAULT_HYPERPARAMETERS, train
 
@@ -56,6 +57,13 @@ class OverflowingModel:
         probabilities = np.array(self.model.predict_proba(matrix), dtype=np.float64)
         probabilities[(np.abs(matrix) > 1e300).any(axis=1)] = np.nan
         return probabilities
+
+
+def training_libraries() -> set[str]:
+    """Import names of the libraries that train: the framework's (model.py) and
+    scikit-learn's (the held-out split and the metrics)."""
+    distributions = {*library_versions(), "scikit-learn"}
+    return {name for name, owners in packages_distributions().items() if distributions & {*owners}}
 
 
 def make_settings(root: Path, **overrides: object) -> Settings:

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +23,20 @@ from {{ cookiecutter.package_name }}.artifact import (
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import FRAMEWORK, PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.features import load_sample
-from {{ cookiecutter.package_name }}.model import build_model, library_versions
+from {{ cookiecutter.package_name }}.model import build_model
 from {{ cookiecutter.package_name }}.onnx_export import TOLERANCE, default_opset
 from {{ cookiecutter.package_name }}.runtime import ONNX_FILE, OnnxModel, RuntimeSettingError
 from {{ cookiecutter.package_name }}.serve.app import create_app
-from {{ cookiecutter.package_name }}.serve.server import run
 from {{ cookiecutter.package_name }}.train import DEFAULT_HYPERPARAMETERS, train
 
-from .conftest import EXAMPLE, make_settings, metric, varied_rows, wait_until_ready
+from .conftest import (
+    EXAMPLE,
+    make_settings,
+    metric,
+    training_libraries,
+    varied_rows,
+    wait_until_ready,
+)
 
 SOURCE_DIR = Path(__file__).resolve().parents[1] / "src"
 
@@ -168,6 +173,10 @@ def test_the_verified_onnx_model_serves_by_default(client: TestClient) -> None:
 def test_forcing_onnx_without_a_verified_model_is_a_configuration_error(
     unconvertible: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Imported here: the server module loads the gRPC code, which a container test run must
+    # not (see test_container_grpc.py), and this module's helpers serve those tests too.
+    from {{ cookiecutter.package_name }}.serve.server import run
+
     forced = unconvertible.model_copy(update={"model_runtime": "onnx"})
     with pytest.raises(RuntimeSettingError, match="MODEL_RUNTIME=onnx, but this model has no"):
         load_artifact(forced.model_dir, "onnx")
@@ -244,13 +253,6 @@ with TestClient(create_app()) as client:
 assert main(["predict", "--input", sys.argv[2], "--output", sys.argv[3]]) == 0
 print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
-
-
-def training_libraries() -> set[str]:
-    """Import names of the libraries that train: the framework's (model.py) and
-    scikit-learn's (the held-out split and the metrics)."""
-    distributions = {*library_versions(), "scikit-learn"}
-    return {name for name, owners in packages_distributions().items() if distributions & {*owners}}
 
 
 @pytest.mark.parametrize("runtime", ["auto", "native"])

@@ -6,6 +6,7 @@ SIGINT/SIGTERM.
 """
 
 import argparse
+import importlib.util
 import signal
 import sys
 import traceback
@@ -89,12 +90,12 @@ def run_predict(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
         if args.engine == "dask":
-            try:
-                from .engines.dask import predict_on_dask
-            except ModuleNotFoundError as error:
+            from .engines.dask import predict_on_dask
+
+            if importlib.util.find_spec("distributed") is None:
                 print(
-                    f"predict: the dask engine is not in this image: it has no {error.name}. "
-                    "Use the full image (the Dockerfile's default target), or --engine local.",
+                    "predict: the dask engine is not in this image: it has no Dask. Use the "
+                    "full image (the Dockerfile's default target), or --engine local.",
                     file=sys.stderr,
                 )
                 return 2
