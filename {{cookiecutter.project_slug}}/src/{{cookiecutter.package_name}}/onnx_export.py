@@ -41,7 +41,7 @@ def export_onnx(model: Any, checks: Mapping[str, np.ndarray]) -> OnnxExport:
         "file": ONNX_FILE,
         "converter": CONVERTER,
         "converter_version": converter_version(),
-        "opset": OPSET,  # asked of the converter; replaced by the file's own below
+        "opset": {"ai.onnx": OPSET},  # asked of the converter; the file's own below
         "onnxruntime": onnxruntime_version(),
         "tolerance": TOLERANCE,
         "max_abs_difference": None,
@@ -49,7 +49,7 @@ def export_onnx(model: Any, checks: Mapping[str, np.ndarray]) -> OnnxExport:
     }
     try:
         content = convert(model, features)
-        report["opset"] = default_opset(content)
+        report["opset"] = opsets(content)
         converted = OnnxModel(content, features, classes)
     except Exception as error:  # converters fail in many ways on models they do not know
         reason = f"the model cannot be converted to ONNX: {type(error).__name__}: {error}"
@@ -76,11 +76,10 @@ def export_onnx(model: Any, checks: Mapping[str, np.ndarray]) -> OnnxExport:
     return OnnxExport(content, {**report, "verified": True})
 
 
-def default_opset(content: bytes) -> int:
-    """The version of the standard ONNX operator set the model uses."""
+def opsets(content: bytes) -> dict[str, int]:
+    """The operator sets the model uses, by domain ("ai.onnx" for the standard one), each with
+    its version."""
     import onnx
 
-    versions = {
-        entry.domain: entry.version for entry in onnx.load_from_string(content).opset_import
-    }
-    return int(versions.get("", versions.get("ai.onnx", 0)))
+    imports = onnx.load_from_string(content).opset_import
+    return {entry.domain or "ai.onnx": int(entry.version) for entry in imports}

@@ -102,7 +102,10 @@ class OnnxModel:
             raise ValueError(f"expected rows of {self.features} features, got shape {matrix.shape}")
         rows = np.ascontiguousarray(matrix, dtype=self.input_type)
         (probabilities,) = self.session.run([ONNX_OUTPUT], {self.input_name: rows})
-        return np.asarray(probabilities, dtype=np.float64)
+        # Each row sums to 1 in double precision, as the native models' do: a float32 graph's
+        # sums are off by up to about 1e-7.
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        return np.asarray(probabilities / probabilities.sum(axis=1, keepdims=True))
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         return np.asarray(self.classes_[self.predict_proba(matrix).argmax(axis=1)])

@@ -185,9 +185,10 @@ def export_and_check(model: Any, held_out: np.ndarray) -> OnnxExport:
         say(f"no ONNX model: {report['reason']}. The native model will serve.")
     else:
         say(
-            f"ONNX model verified ({report['converter']} {report['converter_version']}, opset "
-            f"{report['opset']}): the same labels, probabilities within {report['tolerance']:g} "
-            f"(largest difference {report['max_abs_difference']:.2g})"
+            f"ONNX model verified ({report['converter']} {report['converter_version']}, "
+            f"{', '.join(f'{d} opset {v}' for d, v in report['opset'].items())}): the same "
+            f"labels, probabilities within {report['tolerance']:g} (largest difference "
+            f"{report['max_abs_difference']:.2g})"
         )
     return onnx
 

@@ -35,4 +35,4 @@ def test_a_model_for_other_classes_is_refused(trained: Settings, tmp_path: Path)
     metadata["classes"] = ["only", "two"]
     (tmp_path / METADATA_FILE).write_text(json.dumps(metadata))
     with pytest.raises(ArtifactError, match=r"scores 3 classes and metadata\.json names 2"):
-        load_artifact(tmp_path)
+        load_artifact(tmp_path, "native")  # the model file itself: the native runtime's

@@ -42,4 +42,4 @@ def test_weights_of_another_shape_are_refused(trained: Settings, tmp_path: Path)
     metadata["hyperparameters"]["hidden_units"] = 8
     (tmp_path / METADATA_FILE).write_text(json.dumps(metadata))
     with pytest.raises(ArtifactError, match="size mismatch"):
-        load_artifact(tmp_path)
+        load_artifact(tmp_path, "native")  # the model file itself: the native runtime's
