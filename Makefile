@@ -74,7 +74,7 @@ bench-protocols: venv wrk ## V2 over gRPC beside MLServer's gRPC, HTTP binary te
 bench-frameworks: venv base-images wrk ## each framework beside MLServer's runtime for it, and its image (~40 min)
 	$(BIN)/python benchmarks/frameworks.py
 
-bench-batch: venv base-images ## batch scoring: formats against an Arrow baseline, memory, shards, Dask (~10 min)
+bench-batch: venv base-images ## batch scoring: formats against an Arrow baseline, ONNX against native, memory, shards, Dask (~10 min)
 	$(BIN)/python benchmarks/batch.py
 
 clean: ## remove renders and the venv

@@ -53,6 +53,9 @@ class Plan:
 FULL = Plan(rounds=5, seconds=4, warmup_seconds=1, connections=[1, 16])
 # No warm-up in the smoke run: it proves that everything runs, its figures mean nothing.
 SMOKE = Plan(rounds=2, seconds=1, warmup_seconds=0, connections=[16])
+# The images a run builds are named <prefix><name>: another prefix keeps two runs on one
+# Docker engine from replacing each other's images.
+TAG_PREFIX = os.environ.get("BENCH_TAG_PREFIX", "bench-")
 
 
 def machine() -> str:

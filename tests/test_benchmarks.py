@@ -81,13 +81,19 @@ def test_batch_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
         assert row["rows"] == 20_000 and row["same_answers"] is True, row
         assert row["rows_per_s"] > 0 and row["baseline_rows_per_s"] > 0
         assert 0 < row["peak_memory_mb"] < 2_000
+    assert [row["format"] for row in data["runtimes"]] == ["csv", "parquet"]
+    for row in data["runtimes"]:
+        assert row["rows"] == 20_000 and row["same_answers"] is True, row
+        assert row["onnx_rows_per_s"] > 0 and row["native_rows_per_s"] > 0
     assert data["large_file"]["rows"] == 100_000
     assert [row["shards"] for row in data["shards"]] == [1, 2, 4]
     assert all(row["scoring_s"] > 0 for row in data["shards"])
     assert [row["cpus_per_shard"] for row in data["shards_one_cpu_each"]] == [1.0, 1.0, 1.0]
     assert data["dask"]["rows"] == 40_000 and data["dask"]["dask_scoring_s"] > 0
     assert 0 < data["image"]["dask_and_its_dependencies_mb"] < data["image"]["image_mb"]
-    assert "| csv | 20,000 |" in (results / "batch.md").read_text()
+    report = (results / "batch.md").read_text()
+    assert "| csv | 20,000 |" in report
+    assert "| format | rows | ONNX Runtime rows/s | native rows/s |" in report
 
 
 @pytest.mark.xdist_group("benchmark")
