@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 REFERENCE = ("ours", "default")
+NATIVE = ("ours", "native")
 HEADLINE_POINT = {"rows": 1, "connections": 16}
 
 
@@ -22,6 +23,43 @@ def find(load: list[dict[str, Any]], server: str, configuration: str, **point: i
         ),
         None,
     )
+
+
+def runtimes_section(results: dict[str, Any]) -> list[str]:
+    """Ours in ONNX Runtime (the default) against ours with the native model, at every
+    point, and the check training made of the ONNX model."""
+    load = results["load"]
+    lines = [
+        "## ONNX Runtime against the native model",
+        "",
+        "| rows | connections | ONNX req/s | native req/s | ONNX / native | p50 ms ONNX / native "
+        "| p99 ms ONNX / native |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for point in sorted({(r["rows"], r["connections"]) for r in load}):
+        where = {"rows": point[0], "connections": point[1]}
+        onnx, native = find(load, *REFERENCE, **where), find(load, *NATIVE, **where)
+        if onnx is None or native is None:
+            continue
+        lines.append(
+            f"| {point[0]} | {point[1]} | {onnx['requests_per_s']:,.0f} | "
+            f"{native['requests_per_s']:,.0f} | "
+            f"{ratio(onnx['requests_per_s'], native['requests_per_s'])} | "
+            f"{onnx['p50_ms']:.2f} / {native['p50_ms']:.2f} | "
+            f"{onnx['p99_ms']:.2f} / {native['p99_ms']:.2f} |"
+        )
+    check = results["onnx_check"]
+    lines += [
+        "",
+        f"Training's ONNX check (metadata.json): {check['converter']} "
+        f"{check['converter_version']}, opset {check['opset']}, ONNX Runtime "
+        f"{check['onnxruntime']}; verified: {check['verified']}; largest probability "
+        f"difference from the native model {check['max_abs_difference']:.2g} (tolerance "
+        f"{check['tolerance']:g}) on "
+        + ", ".join(f"{count} {name}" for name, count in check["rows_checked"].items())
+        + " rows.",
+    ]
+    return lines
 
 
 def method(results: dict[str, Any]) -> str:
@@ -155,6 +193,7 @@ def markdown(results: dict[str, Any]) -> str:
         [f"Versions: {versions}."],
         headline(results),
         load_table(results),
+        runtimes_section(results),
     ]
     if "livez_under_load" in results:
         live = results["livez_under_load"]

@@ -13,6 +13,7 @@ from .conftest import PYTHON, ROOT
 CONFIGURATIONS = {
     ("ours", "default"),
     ("ours", "batching-off"),
+    ("ours", "native"),
     ("mlserver", "default"),
     ("mlserver", "best"),
     ("bentoml", "default"),
@@ -44,10 +45,17 @@ def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     agreement = data["agreement"]
     keys = {f"{server}-{configuration}" for server, configuration in CONFIGURATIONS}
     assert agreement["reference"] == "ours-default" and agreement["rtol"] <= 1e-6
+    assert agreement["runtimes"] == {
+        "ours-default": "onnx",
+        "ours-batching-off": "onnx",
+        "ours-native": "native",
+    }
     assert set(agreement["max_abs_probability_difference"]) == keys
     for by_rows in agreement["max_abs_probability_difference"].values():
         assert set(by_rows) == {"1", "100"} and 0 <= max(by_rows.values()) < 1e-5
+    assert data["onnx_check"]["verified"] is True
     assert set(data["configurations"]) == keys
+    assert "MODEL_RUNTIME=native" in data["configurations"]["ours-native"]
     assert "parallel_workers" in data["configurations"]["mlserver-default"]
 
     assert data["livez_under_load"]["requests"] > 0
@@ -57,10 +65,18 @@ def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     assert "skops.io" in image["startup_profile"]["imports_ms"]
 
     report = (results / "results.md").read_text()
-    for section in ("## Headline", "## Load", "## Agreement", "## Configurations", "image / floor"):
+    for section in (
+        "## Headline",
+        "## Load",
+        "## ONNX Runtime against the native model",
+        "## Agreement",
+        "## Configurations",
+        "image / floor",
+    ):
         assert section in report
     assert "| mlserver | " in report.split("## Headline")[1].split("## Load")[0]
     assert "| bentoml | best | 1 | 16 |" in report
+    assert "| ours | native | 100 | 16 |" in report
     assert (results / "throughput.png").read_bytes()[:4] == b"\x89PNG"
 
 
