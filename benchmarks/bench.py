@@ -10,8 +10,9 @@ by default and at their best. Every configuration runs alone while it is measure
 pinned to one core and wrk to the other. Before any timing, ours must serve with the runtime
 its configuration names, and all must give the same labels and probabilities for the same
 rows. Then, round after round in a rotated order, each is started, warmed up and measured at
-every point, and stopped. The report gives the median over rounds and its spread; it is
-written as JSON, Markdown and a PNG chart.
+every point, and stopped. Last, the images (image.py): the default one and the slim serving
+one. The report gives the median over rounds and its spread; it is written as JSON, Markdown
+and a PNG chart.
 """
 
 import argparse
@@ -314,6 +315,11 @@ def main() -> int:
         "--results", type=Path, help="where to write (default: benchmarks/results/<date>)"
     )
     parser.add_argument("--skip-image", action="store_true", help="skip the image measurements")
+    parser.add_argument(
+        "--tag-prefix",
+        default=TAG_PREFIX,
+        help="of the images built: <prefix>image, <prefix>serve, <prefix>floor",
+    )
     args = parser.parse_args()
 
     plan = SMOKE if args.smoke else FULL
@@ -329,7 +335,12 @@ def main() -> int:
     results["livez_under_load"] = livez_under_load(configurations[0], args.root, plan.seconds)
     if not args.skip_image:
         results["image"] = image.measure(
-            project, "python:3.11-slim", 20_000 if args.smoke else 1_000_000, cold=not args.smoke
+            project,
+            "python:3.11-slim",
+            20_000 if args.smoke else 1_000_000,
+            cold=not args.smoke,
+            tag_prefix=args.tag_prefix,
+            rounds=1 if args.smoke else 3,
         )
     folder = args.results or (
         args.root / "results" if args.smoke else HERE / "results" / results["date"]

@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from batch import runtimes_report
+
 REFERENCE = ("ours", "default")
 NATIVE = ("ours", "native")
 HEADLINE_POINT = {"rows": 1, "connections": 16}
@@ -157,6 +159,7 @@ def configurations(results: dict[str, Any]) -> list[str]:
 
 def image_lines(image: dict[str, Any]) -> list[str]:
     batch = image["batch_predict"]
+    serve = image["serve"]
     lines = [
         "## Image",
         "",
@@ -170,19 +173,32 @@ def image_lines(image: dict[str, Any]) -> list[str]:
         f"| cold build{' (no cache)' if image['cold_build_no_cache'] else ''} | "
         f"{image['cold_build_s']} s |",
         f"| code-only rebuild | {image['code_rebuild_s']} s |",
-        f"| `docker run` to `/readyz` 200 | {image['ready_s']} s |",
+        f"| `docker run` to `/readyz` 200 (median of {image['ready_runs']}) | "
+        f"{image['ready_s']} s |",
         f"| `docker stop` (serve) | {image['stop_s']} s |",
         f"| batch predict, {batch['rows']:,} rows CSV | {batch['seconds']} s, "
         f"{batch['rows_per_s']:,} rows/s, peak {batch['peak_memory_mb']:.0f} MB |",
+        f"| slim image (`--target serve`) | {serve['image_mb']} MB |",
+        f"| slim image: build after the runtime image | {serve['build_s']} s |",
+        f"| slim image: code-only rebuild | {serve['code_rebuild_s']} s |",
+        f"| slim image: `docker run` to `/readyz` 200 (median of {serve['ready_runs']}) | "
+        f"{serve['ready_s']} s |",
+        f"| slim image: `docker stop` (serve) | {serve['stop_s']} s |",
+        "",
+        "Start-up profile: in each image, `python -X importtime` over the server's imports, "
+        "its app and its model load, as the server makes them. Imports: every module's own "
+        "time, summed. The modules of largest cumulative time (which includes the modules "
+        "each imported first, so these overlap):",
+        "",
     ]
-    if "startup_profile" in image:
-        profile = image["startup_profile"]
-        imports = ", ".join(f"{name} {ms} ms" for name, ms in profile["imports_ms"].items())
-        lines += [
-            "",
-            f"Start-up profile (imports and model load in the image, {profile['seconds']} s "
-            f"with `-X importtime`): {imports}.",
-        ]
+    for name, found in (("runtime image", image), ("slim image", serve)):
+        profile = found["startup_profile"]
+        largest = ", ".join(f"{module} {ms} ms" for module, ms in profile["top_imports_ms"].items())
+        lines.append(
+            f"- {name}: {profile['seconds']} s in all, imports {profile['import_ms']} ms; "
+            f"{largest}."
+        )
+    lines += ["", *runtimes_report(image["batch_runtimes"], "Batch scoring in the runtime image:")]
     return lines
 
 

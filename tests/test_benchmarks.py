@@ -59,10 +59,19 @@ def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     assert "parallel_workers" in data["configurations"]["mlserver-default"]
 
     assert data["livez_under_load"]["requests"] > 0
-    image = data["image"]
+    image, serve = data["image"], data["image"]["serve"]
     assert image["image_mb"] > image["base_mb"] > 0
     assert image["batch_predict"]["rows"] == 20_000 and image["batch_predict"]["peak_memory_mb"] > 0
-    assert "skops.io" in image["startup_profile"]["imports_ms"]
+    assert 0 < serve["image_mb"] < image["image_mb"]
+    assert serve["build_s"] > 0 and serve["code_rebuild_s"] > 0 and serve["ready_s"] > 0
+    for profile in (image["startup_profile"], serve["startup_profile"]):
+        assert profile["seconds"] > 0 and profile["import_ms"] > 0
+        assert len(profile["top_imports_ms"]) == 10
+        assert "iris_classifier.serve.app" in profile["top_imports_ms"]
+    assert [row["format"] for row in image["batch_runtimes"]] == ["csv", "parquet"]
+    for row in image["batch_runtimes"]:
+        assert row["same_answers"] is True, row
+        assert row["onnx_rows_per_s"] > 0 and row["native_rows_per_s"] > 0
 
     report = (results / "results.md").read_text()
     for section in (
@@ -72,6 +81,7 @@ def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
         "## Agreement",
         "## Configurations",
         "image / floor",
+        "slim image (`--target serve`)",
     ):
         assert section in report
     assert "| mlserver | " in report.split("## Headline")[1].split("## Load")[0]
