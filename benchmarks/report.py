@@ -4,11 +4,22 @@ import json
 from pathlib import Path
 from typing import Any
 
-from batch import runtimes_report
+from batch import RUNTIME_FORMATS, runtimes_report
 
 REFERENCE = ("ours", "default")
 NATIVE = ("ours", "native")
 HEADLINE_POINT = {"rows": 1, "connections": 16}
+
+# The ONNX fast path's targets. Ours is the reference configuration (ONNX Runtime, by
+# default); a peer is its faster configuration at the point compared.
+READY_S = 1.0  # `docker run` to /readyz 200, the median
+SINGLE_ROW_P50_MS = 0.5  # 1 row per request, 1 connection
+# 100 rows per request: ours' rows/s over MLServer's, by connections.
+HUNDRED_ROWS_VS_MLSERVER = {1: 2.5, 16: 4.0}
+# 1 row per request at 16 connections: ours' requests/s over each peer's.
+SINGLE_ROW_16_VS_PEER = {"mlserver": 5.0, "bentoml": 14.0}
+SERVE_IMAGE_MB = 350.0
+BATCH_ONNX_OVER_NATIVE = 1.0  # rows/s in ONNX Runtime over the native model's, per format
 
 
 def ratio(ours: float, peer: float) -> str:
@@ -25,6 +36,99 @@ def find(load: list[dict[str, Any]], server: str, configuration: str, **point: i
         ),
         None,
     )
+
+
+def fastest(load: list[dict[str, Any]], server: str, **point: int) -> dict | None:
+    """The configuration of `server` that answered the most requests/s at `point`."""
+    runs = [
+        r
+        for r in load
+        if r["server"] == server and all(r[name] == value for name, value in point.items())
+    ]
+    return max(runs, key=lambda r: r["requests_per_s"], default=None)
+
+
+def target(name: str, value: float | None, unit: str, bound: str, limit: float) -> dict:
+    """One target: what this run measured (None: not measured), its bound ("at most" or
+    "at least") and limit, and whether it is met (None: not measured)."""
+    met = None if value is None else (value <= limit if bound == "at most" else value >= limit)
+    return {
+        "target": name,
+        "value": value,
+        "unit": unit,
+        "bound": bound,
+        "limit": limit,
+        "met": met,
+    }
+
+
+def versus(
+    load: list[dict[str, Any]], peer: str, rows: int, connections: int
+) -> tuple[str, float | None]:
+    """Ours' requests/s over the peer's faster configuration at a point, and which it was."""
+    ours = find(load, *REFERENCE, rows=rows, connections=connections)
+    theirs = fastest(load, peer, rows=rows, connections=connections)
+    if ours is None or theirs is None or not theirs["requests_per_s"]:
+        return peer, None
+    return f"{peer}-{theirs['configuration']}", ours["requests_per_s"] / theirs["requests_per_s"]
+
+
+def onnx_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target of the ONNX fast path, with this run's figure for it."""
+    load = results["load"]
+    image = results.get("image", {})
+    serve = image.get("serve", {})
+    ready = "`docker run` to `/readyz` 200, median"
+    rows = [
+        target(f"{ready}, default image (runtime)", image.get("ready_s"), "s", "at most", READY_S),
+        target(f"{ready}, slim image (serve)", serve.get("ready_s"), "s", "at most", READY_S),
+    ]
+    single = find(load, *REFERENCE, rows=1, connections=1)
+    p50 = single["p50_ms"] if single else None
+    rows.append(target("1 row, 1 connection: p50", p50, "ms", "at most", SINGLE_ROW_P50_MS))
+    for connections, limit in HUNDRED_ROWS_VS_MLSERVER.items():
+        peer, value = versus(load, "mlserver", 100, connections)
+        plural = "s" if connections > 1 else ""
+        name = f"100 rows, {connections} connection{plural}: rows/s over {peer}'s"
+        rows.append(target(name, value, "x", "at least", limit))
+    for server, limit in SINGLE_ROW_16_VS_PEER.items():
+        peer, value = versus(load, server, 1, 16)
+        name = f"1 row, 16 connections: requests/s over {peer}'s"
+        rows.append(target(name, value, "x", "at least", limit))
+    rows.append(
+        target("slim image (serve) size", serve.get("image_mb"), "MB", "at most", SERVE_IMAGE_MB)
+    )
+    batch = {row["format"]: row for row in image.get("batch_runtimes", [])}
+    for kind in RUNTIME_FORMATS:
+        value = batch[kind]["onnx_over_native"] if kind in batch else None
+        name = f"batch `predict`, {kind}: rows/s in ONNX Runtime over the native model's"
+        rows.append(target(name, value, "x", "at least", BATCH_ONNX_OVER_NATIVE))
+    return rows
+
+
+def targets_table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "## ONNX fast path targets",
+        "",
+        "Ours is the default configuration (ONNX Runtime); a peer is its faster "
+        "configuration at the point compared.",
+        "",
+        "| target | measured | target | met |",
+        "|---|---:|---:|---|",
+    ]
+    for row in results["targets"]:
+        value, unit = row["value"], row["unit"]
+        if value is None:
+            measured, met = "not measured", "not measured"
+        else:
+            measured, met = quantity(value, unit), "yes" if row["met"] else "**no**"
+        bound = ("≤ " if row["bound"] == "at most" else "≥ ") + quantity(row["limit"], unit, "g")
+        lines.append(f"| {row['target']} | {measured} | {bound} | {met} |")
+    return lines
+
+
+def quantity(value: float, unit: str, spec: str = ",.2f") -> str:
+    return f"{value:{spec}}x" if unit == "x" else f"{value:{spec}} {unit}"
 
 
 def runtimes_section(results: dict[str, Any]) -> list[str]:
@@ -207,6 +311,7 @@ def markdown(results: dict[str, Any]) -> str:
     sections = [
         [method(results)],
         [f"Versions: {versions}."],
+        targets_table(results),
         headline(results),
         load_table(results),
         runtimes_section(results),

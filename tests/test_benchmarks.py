@@ -37,6 +37,7 @@ def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     load = data["load"]
     assert {(r["server"], r["configuration"]) for r in load} == CONFIGURATIONS
     assert {r["rows"] for r in load} == {1, 100}
+    assert {r["connections"] for r in load} == {1, 16}
     assert all(r["requests"] > 0 and r["errors"] == 0 for r in load), load
     assert data["rounds"] == 2 and all(r["rounds"] == 2 for r in load)
     assert len(data["measurements"]) == 2 * len(load)
@@ -73,8 +74,17 @@ def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
         assert row["same_answers"] is True, row
         assert row["onnx_rows_per_s"] > 0 and row["native_rows_per_s"] > 0
 
+    # Every target is computed from this run's figures; whether a smoke run meets it means
+    # nothing.
+    targets = data["targets"]
+    assert len(targets) == 10
+    assert all(t["value"] is not None and t["met"] in (True, False) for t in targets), targets
+    assert sum("mlserver-" in t["target"] for t in targets) == 3
+    assert sum("bentoml-" in t["target"] for t in targets) == 1
+
     report = (results / "results.md").read_text()
     for section in (
+        "## ONNX fast path targets",
         "## Headline",
         "## Load",
         "## ONNX Runtime against the native model",
@@ -84,6 +94,8 @@ def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
         "slim image (`--target serve`)",
     ):
         assert section in report
+    table = report.split("## ONNX fast path targets")[1].split("\n## ")[0]
+    assert table.count(" | yes |") + table.count(" | **no** |") == len(targets)
     assert "| mlserver | " in report.split("## Headline")[1].split("## Load")[0]
     assert "| bentoml | best | 1 | 16 |" in report
     assert "| ours | native | 100 | 16 |" in report
