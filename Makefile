@@ -62,7 +62,7 @@ lint: venv ## ruff on the template's own Python (the generated project is linted
 	$(BIN)/ruff check tests benchmarks
 	$(BIN)/ruff format --check tests benchmarks
 
-bench: venv base-images wrk ## the fair benchmark beside MLServer and BentoML, then the image (~15 min)
+bench: venv base-images wrk ## the fair benchmark beside MLServer and BentoML, then the images (~15 min)
 	$(BIN)/python benchmarks/bench.py
 
 bench-smoke: venv base-images wrk ## the same, 2 short rounds: proves the benchmark runs (~3 min)
@@ -74,7 +74,7 @@ bench-protocols: venv wrk ## V2 over gRPC beside MLServer's gRPC, HTTP binary te
 bench-frameworks: venv base-images wrk ## each framework beside MLServer's runtime for it, and its image (~40 min)
 	$(BIN)/python benchmarks/frameworks.py
 
-bench-batch: venv base-images ## batch scoring: formats against an Arrow baseline, memory, shards, Dask (~10 min)
+bench-batch: venv base-images ## batch scoring: formats against an Arrow baseline, ONNX against native, memory, shards, Dask (~10 min)
 	$(BIN)/python benchmarks/batch.py
 
 clean: ## remove renders and the venv

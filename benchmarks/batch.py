@@ -1,6 +1,7 @@
 """Batch scoring benchmark: `predict` in the generated image against a whole-file Arrow
-baseline in the same image and run, per format; peak memory on a large file; shard scaling;
-and the Dask engine against one local process.
+baseline in the same image and run, per format; `predict` in ONNX Runtime against the native
+model on the same files; peak memory on a large file; shard scaling; and the Dask engine
+against one local process.
 
 Every figure comes from inside the container: the rows/s of the read → predict → write loop
 (after the model is loaded, as the baseline's), and the peak resident memory of the process.
@@ -30,9 +31,11 @@ from cookiecutter.main import cookiecutter
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE.parent
-TAG = "bench-batch:latest"
 PACKAGE = "iris_classifier"
 FORMATS = ("csv", "parquet", "jsonl")
+# The runtimes `predict` is compared in (MODEL_RUNTIME), and the formats it is compared on.
+RUNTIMES = ("onnx", "native")
+RUNTIME_FORMATS = ("csv", "parquet")
 
 # The baseline: the whole file read at once with Arrow, scored with the project's own
 # prediction core, written at once, with no per-batch overhead at all. It holds the file in
@@ -120,31 +123,31 @@ def read_output(path: Path) -> pd.DataFrame:
     return pcsv.read_csv(path, convert_options=options).to_pandas()
 
 
-def same_answers(ours: Path, baseline: Path) -> bool:
-    """Both did the same work: the same rows, labels and probabilities (rtol 1e-9; atol 1e-14
-    because pandas writes the baseline's JSON Lines with 15 decimal places, where `predict`
-    writes every digit)."""
-    a, b = read_output(ours), read_output(baseline)
+def same_answers(ours: Path, other: Path, rtol: float = 1e-9, atol: float = 1e-14) -> bool:
+    """Both did the same work: the same rows, labels and probabilities. By default the
+    probabilities within rtol 1e-9 and atol 1e-14, because pandas writes the baseline's JSON
+    Lines with 15 decimal places, where `predict` writes every digit."""
+    a, b = read_output(ours), read_output(other)
     probabilities = [c for c in a.columns if c.startswith("probability_")]
     return (
         list(a.columns) == list(b.columns)
         and a["id"].astype(str).tolist() == b["id"].astype(str).tolist()
         and (a["prediction"] == b["prediction"]).all()
-        and np.allclose(a[probabilities], b[probabilities], rtol=1e-9, atol=1e-14)
+        and np.allclose(a[probabilities], b[probabilities], rtol=rtol, atol=atol)
     )
 
 
-def done_line(logs: str) -> dict[str, float]:
-    """The `done` line of `predict` with LOG_FORMAT=json."""
+def event(logs: str, name: str) -> dict[str, Any]:
+    """The line of event `name` (`start`, `done`) that `predict` logs with LOG_FORMAT=json."""
     for line in logs.splitlines():
-        if line.startswith("{") and '"event": "done"' in line:
+        if line.startswith("{") and f'"event": "{name}"' in line:
             return json.loads(line)
-    raise RuntimeError(f"no done line in:\n{logs}")
+    raise RuntimeError(f"no {name} line in:\n{logs}")
 
 
-def run(client: Any, command: list[str], data: Path, **options: Any) -> str:
+def run(client: Any, tag: str, command: list[str], data: Path, **options: Any) -> str:
     container = client.containers.run(
-        TAG,
+        tag,
         command,
         volumes={str(data): {"bind": "/data", "mode": "rw"}},
         environment={"LOG_FORMAT": "json", **options.pop("environment", {})},
@@ -161,7 +164,7 @@ def run(client: Any, command: list[str], data: Path, **options: Any) -> str:
         container.remove(force=True)
 
 
-def formats(client: Any, data: Path, rows: int, rounds: int) -> list[dict[str, Any]]:
+def formats(client: Any, tag: str, data: Path, rows: int, rounds: int) -> list[dict[str, Any]]:
     """Ours and the baseline on the same file, alternating, `rounds` times each; medians."""
     frame = make_rows(rows)
     table = []
@@ -170,16 +173,19 @@ def formats(client: Any, data: Path, rows: int, rounds: int) -> list[dict[str, A
         ours_runs, baseline_runs = [], []
         for _ in range(rounds):
             ours_runs.append(
-                done_line(
+                event(
                     run(
                         client,
+                        tag,
                         ["predict", "--input", f"/data/in.{kind}", "--output", f"/data/out.{kind}"],
                         data,
-                    )
+                    ),
+                    "done",
                 )
             )
             output = run(
                 client,
+                tag,
                 [
                     "-c",
                     BASELINE.format(package=PACKAGE),
@@ -218,14 +224,100 @@ def formats(client: Any, data: Path, rows: int, rounds: int) -> list[dict[str, A
     return table
 
 
-def large_file(client: Any, data: Path, rows: int) -> dict[str, Any]:
+def model_metadata(client: Any, tag: str) -> dict[str, Any]:
+    """The metadata.json of the model baked into the image."""
+    output = client.containers.run(
+        tag, ["-c", 'cat "$MODEL_DIR/metadata.json"'], entrypoint="sh", remove=True
+    )
+    return json.loads(output)
+
+
+def runtimes(client: Any, tag: str, data: Path, rows: int, rounds: int) -> list[dict[str, Any]]:
+    """`predict` on the same file in each of RUNTIMES (MODEL_RUNTIME), `rounds` times each,
+    the runtimes' order swapped every round; medians of the rows/s inside the process. Each
+    run must say it scored in the runtime asked for, and both runtimes must give the same
+    labels, with probabilities within the tolerance the model's ONNX check guarantees."""
+    tolerance = float(model_metadata(client, tag)["onnx"]["tolerance"])
+    frame = make_rows(rows)
+    table = []
+    for kind in RUNTIME_FORMATS:
+        write(frame, data / f"in.{kind}")
+        rates: dict[str, list[float]] = {runtime: [] for runtime in RUNTIMES}
+        for round_index in range(rounds):
+            for runtime in RUNTIMES[:: -1 if round_index % 2 else 1]:
+                logs = run(
+                    client,
+                    tag,
+                    [
+                        "predict",
+                        "--input",
+                        f"/data/in.{kind}",
+                        "--output",
+                        f"/data/{runtime}.{kind}",
+                    ],
+                    data,
+                    environment={"MODEL_RUNTIME": runtime},
+                )
+                served = event(logs, "start")["runtime"]
+                if served != runtime:
+                    raise RuntimeError(f"MODEL_RUNTIME={runtime}: predict scored with {served}")
+                rates[runtime].append(event(logs, "done")["rows_per_s"])
+        medians = {runtime: float(np.median(found)) for runtime, found in rates.items()}
+        table.append(
+            {
+                "format": kind,
+                "rows": rows,
+                "rounds": rounds,
+                **{f"{runtime}_rows_per_s": round(medians[runtime]) for runtime in RUNTIMES},
+                **{
+                    f"{runtime}_rows_per_s_range": [min(rates[runtime]), max(rates[runtime])]
+                    for runtime in RUNTIMES
+                },
+                "onnx_over_native": round(medians["onnx"] / medians["native"], 2),
+                "tolerance": tolerance,
+                "same_answers": same_answers(
+                    data / f"onnx.{kind}", data / f"native.{kind}", rtol=0, atol=tolerance
+                ),
+            }
+        )
+        print(table[-1], flush=True)
+        for name in (f"in.{kind}", *(f"{runtime}.{kind}" for runtime in RUNTIMES)):
+            (data / name).unlink()
+    return table
+
+
+def runtimes_report(table: list[dict[str, Any]], lead: str) -> list[str]:
+    """The runtimes side by side, as Markdown: `lead`, how they were measured, the figures."""
+    first = table[0]
+    lines = [
+        f"{lead} `predict` on the same files with MODEL_RUNTIME=onnx (ONNX Runtime) and "
+        "MODEL_RUNTIME=native (the training framework), rows/s inside the process, the median "
+        f"of {first['rounds']} rounds, the order swapped every round. Same answers: the same "
+        f"labels, probabilities within {first['tolerance']:g} (absolute, the tolerance of the "
+        "model's ONNX check).",
+        "",
+        "| format | rows | ONNX Runtime rows/s | native rows/s | ONNX / native | same answers |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for row in table:
+        lines.append(
+            f"| {row['format']} | {row['rows']:,} | {row['onnx_rows_per_s']:,} | "
+            f"{row['native_rows_per_s']:,} | {row['onnx_over_native']}x | "
+            f"{'yes' if row['same_answers'] else 'NO'} |"
+        )
+    return lines
+
+
+def large_file(client: Any, tag: str, data: Path, rows: int) -> dict[str, Any]:
     write(make_rows(rows), data / "large.csv")
-    done = done_line(
+    done = event(
         run(
             client,
+            tag,
             ["predict", "--input", "/data/large.csv", "--output", "/data/large-out.csv"],
             data,
-        )
+        ),
+        "done",
     )
     (data / "large-out.csv").unlink()
     return {
@@ -235,12 +327,12 @@ def large_file(client: Any, data: Path, rows: int) -> dict[str, Any]:
     }
 
 
-def timed(jobs: list[dict[str, Any]], client: Any, data: Path) -> tuple[float, list[str]]:
+def timed(jobs: list[dict[str, Any]], client: Any, tag: str, data: Path) -> tuple[float, list[str]]:
     """Run the jobs at once; the wall-clock seconds from the first start to the last end,
     and each job's output."""
     started = time.perf_counter()
     with ThreadPoolExecutor(len(jobs)) as pool:
-        outputs = list(pool.map(lambda job: run(client, data=data, **job), jobs))
+        outputs = list(pool.map(lambda job: run(client, tag, data=data, **job), jobs))
     return time.perf_counter() - started, outputs
 
 
@@ -257,7 +349,7 @@ def scoring_window(outputs: list[str]) -> float:
 
 
 def shards(
-    client: Any, data: Path, counts: tuple[int, ...], cpus: float | None = None
+    client: Any, tag: str, data: Path, counts: tuple[int, ...], cpus: float | None = None
 ) -> list[dict[str, Any]]:
     """The large file scored by 1, 2 and 4 shard containers at once, each limited to `cpus`
     (the Indexed Job's CPU limit) or free to use every core."""
@@ -273,7 +365,7 @@ def shards(
             }
             for i in range(count)
         ]
-        seconds, outputs = timed(jobs, client, data)
+        seconds, outputs = timed(jobs, client, tag, data)
         window = scoring_window(outputs)
         figures.append(
             {
@@ -294,7 +386,7 @@ def shards(
     return figures
 
 
-def dask(client: Any, data: Path, rows: int, parts: int) -> dict[str, Any]:
+def dask(client: Any, tag: str, data: Path, rows: int, parts: int) -> dict[str, Any]:
     """A folder of parts on a scheduler and two single-threaded workers, against one local
     process; all on the host's network."""
     folder = data / "parts"
@@ -305,6 +397,7 @@ def dask(client: Any, data: Path, rows: int, parts: int) -> dict[str, Any]:
     local, local_output = timed(
         [{"command": ["predict", "--input", "/data/parts", "--output", "/data/local"]}],
         client,
+        tag,
         data,
     )
     port = free_port()
@@ -312,7 +405,7 @@ def dask(client: Any, data: Path, rows: int, parts: int) -> dict[str, Any]:
     try:
         started.append(
             client.containers.run(
-                TAG,
+                tag,
                 ["scheduler", "--port", str(port), "--dashboard-address", ":0"],
                 entrypoint="dask",
                 network_mode="host",
@@ -322,7 +415,7 @@ def dask(client: Any, data: Path, rows: int, parts: int) -> dict[str, Any]:
         for _ in range(2):
             started.append(
                 client.containers.run(
-                    TAG,
+                    tag,
                     [
                         "worker",
                         f"tcp://127.0.0.1:{port}",
@@ -360,6 +453,7 @@ def dask(client: Any, data: Path, rows: int, parts: int) -> dict[str, Any]:
                 }
             ],
             client,
+            tag,
             data,
         )
         # Again, on workers that have the model loaded, as a long-lived cluster has.
@@ -381,6 +475,7 @@ def dask(client: Any, data: Path, rows: int, parts: int) -> dict[str, Any]:
                 }
             ],
             client,
+            tag,
             data,
         )
     finally:
@@ -399,10 +494,11 @@ def dask(client: Any, data: Path, rows: int, parts: int) -> dict[str, Any]:
     }
 
 
-def image_sizes(client: Any) -> dict[str, float]:
+def image_sizes(client: Any, tag: str) -> dict[str, float]:
     """What Dask adds: the size of the packages it brings into the venv."""
     output = run(
         client,
+        tag,
         [
             "-c",
             "import importlib.metadata as m, os, sys\n"
@@ -420,7 +516,7 @@ def image_sizes(client: Any) -> dict[str, float]:
         entrypoint="python",
     )
     return {
-        "image_mb": round(client.images.get(TAG).attrs["Size"] / 1e6, 1),
+        "image_mb": round(client.images.get(tag).attrs["Size"] / 1e6, 1),
         "dask_and_its_dependencies_mb": round(int(output.strip().splitlines()[-1]) / 1e6, 1),
     }
 
@@ -443,6 +539,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"{row['baseline_peak_memory_mb']} | {row['baseline_over_ours']} | "
             f"{'yes' if row['same_answers'] else 'NO'} |"
         )
+    lines += ["", *runtimes_report(results["runtimes"], "Runtimes:")]
     large = results["large_file"]
     lines += [
         "",
@@ -487,11 +584,16 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="small files: proves it runs")
     parser.add_argument("--results", type=Path, help="default: benchmarks/results/<date>")
     parser.add_argument("--root", type=Path, default=TEMPLATE / "build" / "bench-batch")
+    sys.path.insert(0, str(HERE))
+    from bench import TAG_PREFIX, machine
+
+    parser.add_argument(
+        "--tag-prefix", default=TAG_PREFIX, help="of the image built: <prefix>batch:latest"
+    )
     args = parser.parse_args()
     rows, large_rows = (20_000, 100_000) if args.smoke else (1_000_000, 5_000_000)
-
-    sys.path.insert(0, str(HERE))
-    from bench import machine
+    rounds = 1 if args.smoke else 3
+    tag = f"{args.tag_prefix}batch:latest"
 
     args.root.mkdir(parents=True, exist_ok=True)
     project = Path(
@@ -500,7 +602,7 @@ def main() -> int:
         )
     )
     subprocess.run(
-        ["docker", "build", "-q", "--target", "runtime", "-t", TAG, str(project)],
+        ["docker", "build", "-q", "--target", "runtime", "-t", tag, str(project)],
         check=True,
         capture_output=True,
     )
@@ -513,13 +615,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=args.root) as folder:
         data = Path(folder)
         data.chmod(0o777)
-        results["formats"] = formats(client, data, rows, rounds=1 if args.smoke else 3)
-        results["large_file"] = large_file(client, data, large_rows)
+        results["formats"] = formats(client, tag, data, rows, rounds)
+        results["runtimes"] = runtimes(client, tag, data, rows, rounds)
+        results["large_file"] = large_file(client, tag, data, large_rows)
         (data / "large.csv.rows").write_text(str(large_rows))
-        results["shards"] = shards(client, data, (1, 2, 4))
-        results["shards_one_cpu_each"] = shards(client, data, (1, 2, 4), cpus=1.0)
-        results["dask"] = dask(client, data, rows * 2, parts=8)
-    results["image"] = image_sizes(client)
+        results["shards"] = shards(client, tag, data, (1, 2, 4))
+        results["shards_one_cpu_each"] = shards(client, tag, data, (1, 2, 4), cpus=1.0)
+        results["dask"] = dask(client, tag, data, rows * 2, parts=8)
+    results["image"] = image_sizes(client, tag)
     folder = args.results or (
         args.root / "results" if args.smoke else HERE / "results" / results["date"]
     )

@@ -4,16 +4,19 @@
     python benchmarks/bench.py --smoke    # a short run that only proves everything works
 
 Renders the default project, trains the reference model (StandardScaler + LogisticRegression
-on iris) and serves it in six configurations (servers.py): ours by default and without
-batching, MLServer and BentoML each by default and at their best. Every configuration runs
-alone while it is measured, its server pinned to one core and wrk to the other. Before any
-timing, all must give the same labels and probabilities for the same rows. Then, round after
-round in a rotated order, each is started, warmed up and measured at every point, and
-stopped. The report gives the median over rounds and its spread; it is written as JSON,
-Markdown and a PNG chart.
+on iris) and serves it in seven configurations (servers.py): ours by default (ONNX Runtime),
+without batching, and with the native model (MODEL_RUNTIME=native); MLServer and BentoML each
+by default and at their best. Every configuration runs alone while it is measured, its server
+pinned to one core and wrk to the other. Before any timing, ours must serve with the runtime
+its configuration names, and all must give the same labels and probabilities for the same
+rows. Then, round after round in a rotated order, each is started, warmed up and measured at
+every point, and stopped. Last, the images (image.py): the default one and the slim serving
+one. The report gives the median over rounds and its spread, and the ONNX fast path's targets
+against this run's figures; it is written as JSON, Markdown and a PNG chart.
 """
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -21,7 +24,7 @@ import statistics
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import image
 import report
 from load import LOAD_CPU, run_wrk
-from servers import SERVER_CPU, Server, iris_rows, servers
+from servers import SERVER_CPU, Server, iris_rows, metadata_file, servers
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE.parent
@@ -53,6 +56,12 @@ class Plan:
 FULL = Plan(rounds=5, seconds=4, warmup_seconds=1, connections=[1, 16])
 # No warm-up in the smoke run: it proves that everything runs, its figures mean nothing.
 SMOKE = Plan(rounds=2, seconds=1, warmup_seconds=0, connections=[16])
+# This script's smoke run loads at both connection counts, so that it computes every target
+# its report states.
+SMOKE_ALL_POINTS = replace(SMOKE, connections=FULL.connections)
+# The images a run builds are named <prefix><name>: another prefix keeps two runs on one
+# Docker engine from replacing each other's images.
+TAG_PREFIX = os.environ.get("BENCH_TAG_PREFIX", "bench-")
 
 
 def machine() -> str:
@@ -132,20 +141,28 @@ def probability_matrix(key: str, probabilities: list[dict[str, float]], classes:
 
 
 def check_agreement(configurations: list[Server], root: Path) -> dict[str, Any]:
-    """Every configuration, started alone, must give the reference's labels and
-    probabilities (matched by class name) for the very rows the load sends; RuntimeError
-    otherwise. Returns the largest probability difference per configuration and rows."""
+    """Every configuration, started alone, must serve with the runtime it names (ours: ONNX
+    Runtime or the native model) and give the reference's labels and probabilities (matched
+    by class name) for the very rows the load sends; RuntimeError otherwise. Returns the
+    runtimes and the largest probability difference per configuration and rows."""
     answers = {}
+    runtimes: dict[str, str] = {}
+    disagreements = []
     for server in configurations:
         server.start(root)
         try:
+            if server.runtime is not None:
+                runtimes[server.key] = server.served_runtime()
+                if runtimes[server.key] != server.runtime:
+                    disagreements.append(
+                        f"{server.key} serves with {runtimes[server.key]}, not {server.runtime}"
+                    )
             for rows in ROWS_PER_REQUEST:
                 answers[server.key, rows] = server.ask(iris_rows(root, rows))
         finally:
             server.stop()
     reference = configurations[0].key
     differences: dict[str, dict[str, float]] = {}
-    disagreements = []
     for server in configurations:
         differences[server.key] = {}
         for rows in ROWS_PER_REQUEST:
@@ -172,6 +189,7 @@ def check_agreement(configurations: list[Server], root: Path) -> dict[str, Any]:
         "reference": reference,
         "rtol": AGREEMENT_RTOL,
         "rows": ROWS_PER_REQUEST,
+        "runtimes": runtimes,
         "max_abs_probability_difference": differences,
     }
 
@@ -300,13 +318,19 @@ def main() -> int:
         "--results", type=Path, help="where to write (default: benchmarks/results/<date>)"
     )
     parser.add_argument("--skip-image", action="store_true", help="skip the image measurements")
+    parser.add_argument(
+        "--tag-prefix",
+        default=TAG_PREFIX,
+        help="of the images built: <prefix>image, <prefix>serve, <prefix>floor",
+    )
     args = parser.parse_args()
 
-    plan = SMOKE if args.smoke else FULL
+    plan = SMOKE_ALL_POINTS if args.smoke else FULL
     results = run_header(plan, args.smoke)
     project, configurations = prepare(args.root)
     results["versions"] = {s.name: _version(s, args.root) for s in configurations}
     results["configurations"] = {s.key: s.settings for s in configurations}
+    results["onnx_check"] = json.loads(metadata_file(args.root).read_text())["onnx"]
     results["agreement"] = check_agreement(configurations, args.root)
     results["order"] = [[s.key for s in round_order(configurations, r)] for r in range(plan.rounds)]
     results["measurements"] = measure_rounds(configurations, plan, args.root)
@@ -314,8 +338,14 @@ def main() -> int:
     results["livez_under_load"] = livez_under_load(configurations[0], args.root, plan.seconds)
     if not args.skip_image:
         results["image"] = image.measure(
-            project, "python:3.11-slim", 20_000 if args.smoke else 1_000_000, cold=not args.smoke
+            project,
+            "python:3.11-slim",
+            20_000 if args.smoke else 1_000_000,
+            cold=not args.smoke,
+            tag_prefix=args.tag_prefix,
+            rounds=1 if args.smoke else 3,
         )
+    results["targets"] = report.onnx_targets(results)
     folder = args.results or (
         args.root / "results" if args.smoke else HERE / "results" / results["date"]
     )

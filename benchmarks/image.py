@@ -1,5 +1,7 @@
-"""Measuring the generated image: size against its floor, build and rebuild times, start-up,
-shutdown, and batch scoring speed and memory on a large file."""
+"""Measuring the generated images: the default one's size against its floor, build and
+rebuild times, start-up and its import profile, shutdown, batch scoring speed and memory on a
+large file, and batch scoring in ONNX Runtime against the native model; the slim serving
+image's size, build and rebuild times, start-up and its import profile."""
 
 import re
 import shutil
@@ -12,6 +14,7 @@ from typing import Any
 import docker
 import numpy as np
 
+import batch
 from servers import wait_until_ok
 
 # The base image with the locked packages installed plainly, and the system packages the
@@ -35,10 +38,21 @@ COPY --from=builder /opt/venv /opt/venv
 """
 
 
-def _build(project: Path, tag: str, nocache: bool = False) -> float:
+def _build(project: Path, tag: str, nocache: bool = False, target: str = "runtime") -> float:
+    """Seconds to build the Dockerfile's stage `target` (the default image: runtime)."""
     started = time.perf_counter()
     build = subprocess.run(
-        ["docker", "build", "-q", *(["--no-cache"] if nocache else []), "-t", tag, str(project)],
+        [
+            "docker",
+            "build",
+            "-q",
+            *(["--no-cache"] if nocache else []),
+            "--target",
+            target,
+            "-t",
+            tag,
+            str(project),
+        ],
         capture_output=True,
         text=True,
     )
@@ -111,30 +125,24 @@ started = time.perf_counter()
 from {package}.serve.app import create_app
 from {package}.config import get_settings
 from {package}.artifact import load_artifact
-create_app(get_settings())
-load_artifact(get_settings().model_dir)
+settings = get_settings()
+create_app(settings)
+load_artifact(settings.model_dir, settings.model_runtime)
 print("seconds", time.perf_counter() - started)
 """
-
-
-# Modules whose import cost explains start-up; each is timed where it is first imported.
-WATCHED_IMPORTS = (
-    "skops.io",
-    "sklearn",
-    "scipy",
-    "pandas",
-    "fastapi",
-    "pydantic",
-    "uvicorn",
-    "numpy",
-    "prometheus_client",
-)
+# How many modules the import profile names, those of largest cumulative import time.
+TOP_IMPORTS = 10
+# A line of `-X importtime`: the module's own microseconds, its cumulative ones, its name.
+IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)$")
 
 
 def _startup_profile(client: Any, tag: str, package: str) -> dict[str, Any]:
-    """Where start-up time goes: the server's and the model's imports, as `python -X
-    importtime` reports them inside the image (cumulative milliseconds; nested imports are
-    counted in each module that first imported them, so the figures overlap)."""
+    """Where the server's start-up goes, in the image: `python -X importtime` over the
+    server's imports, its app and its model load as the server makes them. `seconds` is all
+    of it; `import_ms` the import time of every module, the interpreter's own included (the
+    sum of their self times); `top_imports_ms` the TOP_IMPORTS modules of largest cumulative
+    time (a module's cumulative time includes the modules it imported first, so these
+    overlap)."""
     output = client.containers.run(
         tag,
         ["-X", "importtime", "-c", STARTUP_SCRIPT.format(package=package)],
@@ -143,14 +151,19 @@ def _startup_profile(client: Any, tag: str, package: str) -> dict[str, Any]:
         stdout=True,
         stderr=True,
     ).decode()
-    found: dict[str, float] = {}
+    self_us, cumulative_us = 0, {}
     for line in output.splitlines():
-        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|\s*(\S+)$", line)
-        if match and match.group(2) in WATCHED_IMPORTS:
-            found.setdefault(match.group(2), int(match.group(1)) / 1000)
+        match = IMPORT_LINE.match(line)
+        if match:
+            self_us += int(match.group(1))
+            cumulative_us.setdefault(match.group(3), int(match.group(2)))
     seconds = float(re.search(r"seconds ([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    ranked = sorted(found.items(), key=lambda item: -item[1])
-    return {"seconds": round(seconds, 2), "imports_ms": {name: round(ms) for name, ms in ranked}}
+    top = sorted(cumulative_us.items(), key=lambda item: -item[1])[:TOP_IMPORTS]
+    return {
+        "seconds": round(seconds, 2),
+        "import_ms": round(self_us / 1000),
+        "top_imports_ms": {name: round(us / 1000) for name, us in top},
+    }
 
 
 def build_floor(project: Path, base_image: str, tag: str, system_packages: str = "") -> None:
@@ -169,16 +182,26 @@ def build_floor(project: Path, base_image: str, tag: str, system_packages: str =
         )
 
 
-def code_rebuild(project: Path, tag: str) -> float:
+def code_rebuild(project: Path, tag: str, target: str = "runtime") -> float:
     """Seconds to rebuild after a code-only change: one more line in a source file, new on
     every run so that no earlier run's cached layer can answer for it."""
     source = project / "src" / project.name.replace("-", "_") / "features.py"
     original = source.read_text()
     try:
         source.write_text(original + f"\n# a code-only change, {time.time_ns()}\n")
-        return _build(project, tag)
+        return _build(project, tag, target=target)
     finally:
         source.write_text(original)
+
+
+def ready_figures(client: Any, tag: str, runs: int) -> dict[str, Any]:
+    """`docker run` to /readyz 200 and `docker stop`, the medians of `runs` runs."""
+    ready, stop = zip(*(_ready_and_stop(client, tag) for _ in range(runs)), strict=True)
+    return {
+        "ready_runs": runs,
+        "ready_s": round(float(np.median(ready)), 2),
+        "stop_s": round(float(np.median(stop)), 2),
+    }
 
 
 def build_figures(
@@ -204,18 +227,40 @@ def build_figures(
     results["base_mb"] = round(_size(client, base_image) / 1e6, 1)
     results["dependency_layer_mb"] = round(_venv_layer(client, tag) / 1e6, 1)
     results["floor_dependency_layer_mb"] = round((floor - _size(client, base_image)) / 1e6, 1)
-
-    ready, stop = zip(*(_ready_and_stop(client, tag) for _ in range(ready_runs)), strict=True)
-    results["ready_runs"] = ready_runs
-    results["ready_s"] = round(float(np.median(ready)), 2)
-    results["stop_s"] = round(float(np.median(stop)), 2)
-    return results
+    return {**results, **ready_figures(client, tag, ready_runs)}
 
 
-def measure(project: Path, base_image: str, predict_rows: int, cold: bool) -> dict[str, Any]:
+def serve_figures(client: Any, project: Path, tag: str, ready_runs: int = 3) -> dict[str, Any]:
+    """The slim serving image (the Dockerfile's `serve` stage), built once the runtime image
+    is (the stages they share come from the layer cache): its build, its rebuild after a
+    code-only change, its size, and `docker run` to ready."""
+    results: dict[str, Any] = {"build_s": round(_build(project, tag, target="serve"), 2)}
+    results["code_rebuild_s"] = round(code_rebuild(project, tag, target="serve"), 2)
+    results["image_mb"] = round(_size(client, tag) / 1e6, 1)
+    return {**results, **ready_figures(client, tag, ready_runs)}
+
+
+def batch_runtimes(client: Any, tag: str, rows: int, rounds: int) -> list[dict[str, Any]]:
+    """batch.py's comparison of `predict` in ONNX Runtime and natively, in this image."""
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder)
+        data.chmod(0o777)
+        return batch.runtimes(client, tag, data, rows, rounds)
+
+
+def measure(
+    project: Path, base_image: str, predict_rows: int, cold: bool, tag_prefix: str, rounds: int
+) -> dict[str, Any]:
+    """The default image (runtime) and the slim one (serve): build, size, start-up and its
+    import profile; batch scoring in the default image, in ONNX Runtime and natively
+    (`rounds` rounds)."""
     client = docker.from_env(version="auto", timeout=900)
-    tag = "bench-image:latest"
-    results = build_figures(client, project, base_image, cold, tag, "bench-floor:latest")
-    results["startup_profile"] = _startup_profile(client, tag, project.name.replace("-", "_"))
+    package = project.name.replace("-", "_")
+    tag, serve_tag = f"{tag_prefix}image:latest", f"{tag_prefix}serve:latest"
+    results = build_figures(client, project, base_image, cold, tag, f"{tag_prefix}floor:latest")
+    results["startup_profile"] = _startup_profile(client, tag, package)
     results["batch_predict"] = _batch_predict(client, tag, predict_rows)
+    results["batch_runtimes"] = batch_runtimes(client, tag, predict_rows, rounds)
+    results["serve"] = serve_figures(client, project, serve_tag)
+    results["serve"]["startup_profile"] = _startup_profile(client, serve_tag, package)
     return results

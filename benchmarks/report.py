@@ -4,8 +4,22 @@ import json
 from pathlib import Path
 from typing import Any
 
+from batch import RUNTIME_FORMATS, runtimes_report
+
 REFERENCE = ("ours", "default")
+NATIVE = ("ours", "native")
 HEADLINE_POINT = {"rows": 1, "connections": 16}
+
+# The ONNX fast path's targets. Ours is the reference configuration (ONNX Runtime, by
+# default); a peer is its faster configuration at the point compared.
+READY_S = 1.0  # `docker run` to /readyz 200, the median
+SINGLE_ROW_P50_MS = 0.5  # 1 row per request, 1 connection
+# 100 rows per request: ours' rows/s over MLServer's, by connections.
+HUNDRED_ROWS_VS_MLSERVER = {1: 2.5, 16: 4.0}
+# 1 row per request at 16 connections: ours' requests/s over each peer's.
+SINGLE_ROW_16_VS_PEER = {"mlserver": 5.0, "bentoml": 14.0}
+SERVE_IMAGE_MB = 350.0
+BATCH_ONNX_OVER_NATIVE = 1.0  # rows/s in ONNX Runtime over the native model's, per format
 
 
 def ratio(ours: float, peer: float) -> str:
@@ -22,6 +36,136 @@ def find(load: list[dict[str, Any]], server: str, configuration: str, **point: i
         ),
         None,
     )
+
+
+def fastest(load: list[dict[str, Any]], server: str, **point: int) -> dict | None:
+    """The configuration of `server` that answered the most requests/s at `point`."""
+    runs = [
+        r
+        for r in load
+        if r["server"] == server and all(r[name] == value for name, value in point.items())
+    ]
+    return max(runs, key=lambda r: r["requests_per_s"], default=None)
+
+
+def target(name: str, value: float | None, unit: str, bound: str, limit: float) -> dict:
+    """One target: what this run measured (None: not measured), its bound ("at most" or
+    "at least") and limit, and whether it is met (None: not measured)."""
+    met = None if value is None else (value <= limit if bound == "at most" else value >= limit)
+    return {
+        "target": name,
+        "value": value,
+        "unit": unit,
+        "bound": bound,
+        "limit": limit,
+        "met": met,
+    }
+
+
+def versus(
+    load: list[dict[str, Any]], peer: str, rows: int, connections: int
+) -> tuple[str, float | None]:
+    """Ours' requests/s over the peer's faster configuration at a point, and which it was."""
+    ours = find(load, *REFERENCE, rows=rows, connections=connections)
+    theirs = fastest(load, peer, rows=rows, connections=connections)
+    if ours is None or theirs is None or not theirs["requests_per_s"]:
+        return peer, None
+    return f"{peer}-{theirs['configuration']}", ours["requests_per_s"] / theirs["requests_per_s"]
+
+
+def onnx_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target of the ONNX fast path, with this run's figure for it."""
+    load = results["load"]
+    image = results.get("image", {})
+    serve = image.get("serve", {})
+    ready = "`docker run` to `/readyz` 200, median"
+    rows = [
+        target(f"{ready}, default image (runtime)", image.get("ready_s"), "s", "at most", READY_S),
+        target(f"{ready}, slim image (serve)", serve.get("ready_s"), "s", "at most", READY_S),
+    ]
+    single = find(load, *REFERENCE, rows=1, connections=1)
+    p50 = single["p50_ms"] if single else None
+    rows.append(target("1 row, 1 connection: p50", p50, "ms", "at most", SINGLE_ROW_P50_MS))
+    for connections, limit in HUNDRED_ROWS_VS_MLSERVER.items():
+        peer, value = versus(load, "mlserver", 100, connections)
+        plural = "s" if connections > 1 else ""
+        name = f"100 rows, {connections} connection{plural}: rows/s over {peer}'s"
+        rows.append(target(name, value, "x", "at least", limit))
+    for server, limit in SINGLE_ROW_16_VS_PEER.items():
+        peer, value = versus(load, server, 1, 16)
+        name = f"1 row, 16 connections: requests/s over {peer}'s"
+        rows.append(target(name, value, "x", "at least", limit))
+    rows.append(
+        target("slim image (serve) size", serve.get("image_mb"), "MB", "at most", SERVE_IMAGE_MB)
+    )
+    batch = {row["format"]: row for row in image.get("batch_runtimes", [])}
+    for kind in RUNTIME_FORMATS:
+        value = batch[kind]["onnx_over_native"] if kind in batch else None
+        name = f"batch `predict`, {kind}: rows/s in ONNX Runtime over the native model's"
+        rows.append(target(name, value, "x", "at least", BATCH_ONNX_OVER_NATIVE))
+    return rows
+
+
+def targets_table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "## ONNX fast path targets",
+        "",
+        "Ours is the default configuration (ONNX Runtime); a peer is its faster "
+        "configuration at the point compared.",
+        "",
+        "| target | measured | target | met |",
+        "|---|---:|---:|---|",
+    ]
+    for row in results["targets"]:
+        value, unit = row["value"], row["unit"]
+        if value is None:
+            measured, met = "not measured", "not measured"
+        else:
+            measured, met = quantity(value, unit), "yes" if row["met"] else "**no**"
+        bound = ("≤ " if row["bound"] == "at most" else "≥ ") + quantity(row["limit"], unit, "g")
+        lines.append(f"| {row['target']} | {measured} | {bound} | {met} |")
+    return lines
+
+
+def quantity(value: float, unit: str, spec: str = ",.2f") -> str:
+    return f"{value:{spec}}x" if unit == "x" else f"{value:{spec}} {unit}"
+
+
+def runtimes_section(results: dict[str, Any]) -> list[str]:
+    """Ours in ONNX Runtime (the default) against ours with the native model, at every
+    point, and the check training made of the ONNX model."""
+    load = results["load"]
+    lines = [
+        "## ONNX Runtime against the native model",
+        "",
+        "| rows | connections | ONNX req/s | native req/s | ONNX / native | p50 ms ONNX / native "
+        "| p99 ms ONNX / native |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for point in sorted({(r["rows"], r["connections"]) for r in load}):
+        where = {"rows": point[0], "connections": point[1]}
+        onnx, native = find(load, *REFERENCE, **where), find(load, *NATIVE, **where)
+        if onnx is None or native is None:
+            continue
+        lines.append(
+            f"| {point[0]} | {point[1]} | {onnx['requests_per_s']:,.0f} | "
+            f"{native['requests_per_s']:,.0f} | "
+            f"{ratio(onnx['requests_per_s'], native['requests_per_s'])} | "
+            f"{onnx['p50_ms']:.2f} / {native['p50_ms']:.2f} | "
+            f"{onnx['p99_ms']:.2f} / {native['p99_ms']:.2f} |"
+        )
+    check = results["onnx_check"]
+    lines += [
+        "",
+        f"Training's ONNX check (metadata.json): {check['converter']} "
+        f"{check['converter_version']}, opset {check['opset']}, ONNX Runtime "
+        f"{check['onnxruntime']}; verified: {check['verified']}; largest probability "
+        f"difference from the native model {check['max_abs_difference']:.2g} (tolerance "
+        f"{check['tolerance']:g}) on "
+        + ", ".join(f"{count} {name}" for name, count in check["rows_checked"].items())
+        + " rows.",
+    ]
+    return lines
 
 
 def method(results: dict[str, Any]) -> str:
@@ -119,6 +263,7 @@ def configurations(results: dict[str, Any]) -> list[str]:
 
 def image_lines(image: dict[str, Any]) -> list[str]:
     batch = image["batch_predict"]
+    serve = image["serve"]
     lines = [
         "## Image",
         "",
@@ -132,19 +277,32 @@ def image_lines(image: dict[str, Any]) -> list[str]:
         f"| cold build{' (no cache)' if image['cold_build_no_cache'] else ''} | "
         f"{image['cold_build_s']} s |",
         f"| code-only rebuild | {image['code_rebuild_s']} s |",
-        f"| `docker run` to `/readyz` 200 | {image['ready_s']} s |",
+        f"| `docker run` to `/readyz` 200 (median of {image['ready_runs']}) | "
+        f"{image['ready_s']} s |",
         f"| `docker stop` (serve) | {image['stop_s']} s |",
         f"| batch predict, {batch['rows']:,} rows CSV | {batch['seconds']} s, "
         f"{batch['rows_per_s']:,} rows/s, peak {batch['peak_memory_mb']:.0f} MB |",
+        f"| slim image (`--target serve`) | {serve['image_mb']} MB |",
+        f"| slim image: build after the runtime image | {serve['build_s']} s |",
+        f"| slim image: code-only rebuild | {serve['code_rebuild_s']} s |",
+        f"| slim image: `docker run` to `/readyz` 200 (median of {serve['ready_runs']}) | "
+        f"{serve['ready_s']} s |",
+        f"| slim image: `docker stop` (serve) | {serve['stop_s']} s |",
+        "",
+        "Start-up profile: in each image, `python -X importtime` over the server's imports, "
+        "its app and its model load, as the server makes them. Imports: every module's own "
+        "time, summed. The modules of largest cumulative time (which includes the modules "
+        "each imported first, so these overlap):",
+        "",
     ]
-    if "startup_profile" in image:
-        profile = image["startup_profile"]
-        imports = ", ".join(f"{name} {ms} ms" for name, ms in profile["imports_ms"].items())
-        lines += [
-            "",
-            f"Start-up profile (imports and model load in the image, {profile['seconds']} s "
-            f"with `-X importtime`): {imports}.",
-        ]
+    for name, found in (("runtime image", image), ("slim image", serve)):
+        profile = found["startup_profile"]
+        largest = ", ".join(f"{module} {ms} ms" for module, ms in profile["top_imports_ms"].items())
+        lines.append(
+            f"- {name}: {profile['seconds']} s in all, imports {profile['import_ms']} ms; "
+            f"{largest}."
+        )
+    lines += ["", *runtimes_report(image["batch_runtimes"], "Batch scoring in the runtime image:")]
     return lines
 
 
@@ -153,8 +311,10 @@ def markdown(results: dict[str, Any]) -> str:
     sections = [
         [method(results)],
         [f"Versions: {versions}."],
+        targets_table(results),
         headline(results),
         load_table(results),
+        runtimes_section(results),
     ]
     if "livez_under_load" in results:
         live = results["livez_under_load"]

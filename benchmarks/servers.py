@@ -105,6 +105,9 @@ class Server:
     # Options of `pip install -r requirements`: --no-deps installs a complete frozen list as
     # it is, when a package's declared dependency is met by another distribution.
     pip_options: tuple[str, ...] = ()
+    # The runtime ours must say it serves with (GET /metadata), checked before any timing:
+    # "onnx" or "native"; None for a configuration whose runtime is not checked.
+    runtime: str | None = None
 
     @property
     def key(self) -> str:
@@ -182,6 +185,13 @@ class Server:
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             return self.read_answer(json.load(response))
+
+    def served_runtime(self) -> str:
+        """The runtime ours says serves the model: /metadata's runtime name."""
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.port}/metadata", timeout=10
+        ) as response:
+            return str(json.load(response)["runtime"]["name"])
 
 
 def read_predict_response(body: dict) -> Answer:
@@ -266,7 +276,16 @@ SKLEARN_RUNTIME = MLServerRuntime(
 )
 
 
-def ours(root: Path, project: Path, configuration: str, env: dict[str, str], port: int) -> Server:
+def ours(
+    root: Path,
+    project: Path,
+    configuration: str,
+    env: dict[str, str],
+    port: int,
+    runtime: str | None = None,
+) -> Server:
+    """The project's `serve` with `env` set; `runtime`, when given, is the runtime it must
+    serve with."""
     env = {"LOG_LEVEL": "warning", **env}
     return Server(
         "ours",
@@ -288,6 +307,7 @@ def ours(root: Path, project: Path, configuration: str, env: dict[str, str], por
             "MODEL_DIR": str(root / "model"),
             "PYTHONPATH": str(project / "src"),
         },
+        runtime=runtime,
     )
 
 
@@ -389,11 +409,14 @@ def bentoml(
 
 
 def servers(root: Path, project: Path) -> list[Server]:
-    """Every configuration measured; the first, ours by default, is the reference."""
+    """Every configuration measured; the first, ours by default, is the reference. Ours by
+    default serves the verified ONNX model in ONNX Runtime (MODEL_RUNTIME=auto); ours native
+    serves the same model with scikit-learn, as the peers do."""
     ports = iter(range(FIRST_PORT, FIRST_PORT + 100, 10))
     return [
-        ours(root, project, "default", {}, next(ports)),
-        ours(root, project, "batching-off", {"BATCHING": "false"}, next(ports)),
+        ours(root, project, "default", {}, next(ports), runtime="onnx"),
+        ours(root, project, "batching-off", {"BATCHING": "false"}, next(ports), runtime="onnx"),
+        ours(root, project, "native", {"MODEL_RUNTIME": "native"}, next(ports), runtime="native"),
         mlserver(root, "default", {}, next(ports)),
         mlserver(root, "best", MLSERVER_BATCHING, next(ports)),
         bentoml(root, "default", "IrisClassifier", read_predict_response, next(ports)),

@@ -13,6 +13,7 @@ from .conftest import PYTHON, ROOT
 CONFIGURATIONS = {
     ("ours", "default"),
     ("ours", "batching-off"),
+    ("ours", "native"),
     ("mlserver", "default"),
     ("mlserver", "best"),
     ("bentoml", "default"),
@@ -36,6 +37,7 @@ def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     load = data["load"]
     assert {(r["server"], r["configuration"]) for r in load} == CONFIGURATIONS
     assert {r["rows"] for r in load} == {1, 100}
+    assert {r["connections"] for r in load} == {1, 16}
     assert all(r["requests"] > 0 and r["errors"] == 0 for r in load), load
     assert data["rounds"] == 2 and all(r["rounds"] == 2 for r in load)
     assert len(data["measurements"]) == 2 * len(load)
@@ -44,23 +46,59 @@ def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     agreement = data["agreement"]
     keys = {f"{server}-{configuration}" for server, configuration in CONFIGURATIONS}
     assert agreement["reference"] == "ours-default" and agreement["rtol"] <= 1e-6
+    assert agreement["runtimes"] == {
+        "ours-default": "onnx",
+        "ours-batching-off": "onnx",
+        "ours-native": "native",
+    }
     assert set(agreement["max_abs_probability_difference"]) == keys
     for by_rows in agreement["max_abs_probability_difference"].values():
         assert set(by_rows) == {"1", "100"} and 0 <= max(by_rows.values()) < 1e-5
+    assert data["onnx_check"]["verified"] is True
     assert set(data["configurations"]) == keys
+    assert "MODEL_RUNTIME=native" in data["configurations"]["ours-native"]
     assert "parallel_workers" in data["configurations"]["mlserver-default"]
 
     assert data["livez_under_load"]["requests"] > 0
-    image = data["image"]
+    image, serve = data["image"], data["image"]["serve"]
     assert image["image_mb"] > image["base_mb"] > 0
     assert image["batch_predict"]["rows"] == 20_000 and image["batch_predict"]["peak_memory_mb"] > 0
-    assert "skops.io" in image["startup_profile"]["imports_ms"]
+    assert 0 < serve["image_mb"] < image["image_mb"]
+    assert serve["build_s"] > 0 and serve["code_rebuild_s"] > 0 and serve["ready_s"] > 0
+    for profile in (image["startup_profile"], serve["startup_profile"]):
+        assert profile["seconds"] > 0 and profile["import_ms"] > 0
+        assert len(profile["top_imports_ms"]) == 10
+        assert "iris_classifier.serve.app" in profile["top_imports_ms"]
+    assert [row["format"] for row in image["batch_runtimes"]] == ["csv", "parquet"]
+    for row in image["batch_runtimes"]:
+        assert row["same_answers"] is True, row
+        assert row["onnx_rows_per_s"] > 0 and row["native_rows_per_s"] > 0
+
+    # Every target is computed from this run's figures; whether a smoke run meets it means
+    # nothing.
+    targets = data["targets"]
+    assert len(targets) == 10
+    assert all(t["value"] is not None and t["met"] in (True, False) for t in targets), targets
+    assert sum("mlserver-" in t["target"] for t in targets) == 3
+    assert sum("bentoml-" in t["target"] for t in targets) == 1
 
     report = (results / "results.md").read_text()
-    for section in ("## Headline", "## Load", "## Agreement", "## Configurations", "image / floor"):
+    for section in (
+        "## ONNX fast path targets",
+        "## Headline",
+        "## Load",
+        "## ONNX Runtime against the native model",
+        "## Agreement",
+        "## Configurations",
+        "image / floor",
+        "slim image (`--target serve`)",
+    ):
         assert section in report
+    table = report.split("## ONNX fast path targets")[1].split("\n## ")[0]
+    assert table.count(" | yes |") + table.count(" | **no** |") == len(targets)
     assert "| mlserver | " in report.split("## Headline")[1].split("## Load")[0]
     assert "| bentoml | best | 1 | 16 |" in report
+    assert "| ours | native | 100 | 16 |" in report
     assert (results / "throughput.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -81,13 +119,19 @@ def test_batch_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
         assert row["rows"] == 20_000 and row["same_answers"] is True, row
         assert row["rows_per_s"] > 0 and row["baseline_rows_per_s"] > 0
         assert 0 < row["peak_memory_mb"] < 2_000
+    assert [row["format"] for row in data["runtimes"]] == ["csv", "parquet"]
+    for row in data["runtimes"]:
+        assert row["rows"] == 20_000 and row["same_answers"] is True, row
+        assert row["onnx_rows_per_s"] > 0 and row["native_rows_per_s"] > 0
     assert data["large_file"]["rows"] == 100_000
     assert [row["shards"] for row in data["shards"]] == [1, 2, 4]
     assert all(row["scoring_s"] > 0 for row in data["shards"])
     assert [row["cpus_per_shard"] for row in data["shards_one_cpu_each"]] == [1.0, 1.0, 1.0]
     assert data["dask"]["rows"] == 40_000 and data["dask"]["dask_scoring_s"] > 0
     assert 0 < data["image"]["dask_and_its_dependencies_mb"] < data["image"]["image_mb"]
-    assert "| csv | 20,000 |" in (results / "batch.md").read_text()
+    report = (results / "batch.md").read_text()
+    assert "| csv | 20,000 |" in report
+    assert "| format | rows | ONNX Runtime rows/s | native rows/s |" in report
 
 
 @pytest.mark.xdist_group("benchmark")

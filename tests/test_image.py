@@ -20,7 +20,6 @@ from docker.errors import BuildError
 
 from .conftest import PYTHON, Build, on_worker, render, run_in
 
-
 # The generated container tests for each image, as its Makefile runs them.
 FULL_IMAGE_TESTS = "container and not serving_image"
 SERVING_IMAGE_TESTS = "container and not full_image"
