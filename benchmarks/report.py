@@ -101,7 +101,7 @@ def onnx_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     batch = {row["format"]: row for row in image.get("batch_runtimes", [])}
     for kind in RUNTIME_FORMATS:
         value = batch[kind]["onnx_over_native"] if kind in batch else None
-        name = f"batch `predict`, {kind}: rows/s in ONNX Runtime over the native model's"
+        name = f"batch `predict`, {kind}: job rows/s in ONNX Runtime over the native model's"
         rows.append(target(name, value, "x", "at least", BATCH_ONNX_OVER_NATIVE))
     return rows
 

@@ -73,6 +73,7 @@ def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     for row in image["batch_runtimes"]:
         assert row["same_answers"] is True, row
         assert row["onnx_rows_per_s"] > 0 and row["native_rows_per_s"] > 0
+        assert row["onnx_job_rows_per_s"] > 0 and row["native_job_rows_per_s"] > 0
 
     # Every target is computed from this run's figures; whether a smoke run meets it means
     # nothing.
@@ -123,6 +124,7 @@ def test_batch_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     for row in data["runtimes"]:
         assert row["rows"] == 20_000 and row["same_answers"] is True, row
         assert row["onnx_rows_per_s"] > 0 and row["native_rows_per_s"] > 0
+        assert row["onnx_job_rows_per_s"] > 0 and row["native_job_rows_per_s"] > 0
     assert data["large_file"]["rows"] == 100_000
     assert [row["shards"] for row in data["shards"]] == [1, 2, 4]
     assert all(row["scoring_s"] > 0 for row in data["shards"])
