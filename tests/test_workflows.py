@@ -67,7 +67,16 @@ def test_generated_workflow_runs_the_makefile_targets(default_project: Path) -> 
     for command in runs:
         assert command.startswith(("make ", "pip install ")), command
     targets = {command.split()[1] for command in runs if command.startswith("make ")}
-    assert targets == {"lint", "test", "build", "test-container", "sbom", "lock-check"}
+    assert targets == {
+        "lint",
+        "test",
+        "build",
+        "test-container",
+        "build-serve",
+        "test-container-serve",
+        "sbom",
+        "lock-check",
+    }
     makefile = (default_project / "Makefile").read_text()
     for target in targets:
         assert re.search(rf"^{target}:", makefile, re.MULTILINE), target
