@@ -361,11 +361,12 @@ def test_compose_serves_the_settings_port(default_project: Path) -> None:
     assert f"127.0.0.1:{ports[0]}/readyz" in " ".join(server["healthcheck"]["test"])
 
 
-def test_the_runtime_image_exposes_the_settings_ports(default_project: Path) -> None:
+def test_the_images_expose_the_settings_ports(default_project: Path) -> None:
+    """The `system` stage, which both the full and the serving image are built on."""
     dockerfile = (default_project / "Dockerfile").read_text()
-    runtime = dockerfile.split("AS runtime", 1)[1]
-    exposed = re.search(r"^EXPOSE (.+)$", runtime, re.M)
-    assert exposed is not None, "the runtime stage has no EXPOSE"
+    system = dockerfile.split("AS system", 1)[1].split("\nFROM ", 1)[0]
+    exposed = re.search(r"^EXPOSE (.+)$", system, re.M)
+    assert exposed is not None, "the system stage has no EXPOSE"
     ports = [settings_port(default_project, name) for name in ("port", "grpc_port")]
     assert exposed.group(1).split() == [str(p) for p in ports]
 
