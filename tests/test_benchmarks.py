@@ -133,7 +133,7 @@ def test_batch_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     assert 0 < data["image"]["dask_and_its_dependencies_mb"] < data["image"]["image_mb"]
     report = (results / "batch.md").read_text()
     assert "| csv | 20,000 |" in report
-    assert "| format | rows | ONNX Runtime rows/s | native rows/s |" in report
+    assert "| format | rows | job rows/s ONNX / native | ONNX / native |" in report
 
 
 @pytest.mark.xdist_group("benchmark")
