@@ -62,7 +62,7 @@ lint: venv ## ruff on the template's own Python (the generated project is linted
 	$(BIN)/ruff check tests benchmarks
 	$(BIN)/ruff format --check tests benchmarks
 
-bench: venv base-images wrk ## the fair benchmark beside MLServer and BentoML, then the images (~15 min)
+bench: venv base-images wrk ## the fair benchmark beside MLServer and BentoML, then the images (~20 min)
 	$(BIN)/python benchmarks/bench.py
 
 bench-smoke: venv base-images wrk ## the same, 2 short rounds: proves the benchmark runs (~3 min)
