@@ -3,6 +3,7 @@ server, and checks that every prediction body must pass."""
 
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,6 +20,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from {{ cookiecutter.package_name }}.artifact import METADATA_FILE
 from {{ cookiecutter.package_name }}.config import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.features import FEATURES, load_sample
 from {{ cookiecutter.package_name }}.model import build_model, library_versions
@@ -92,6 +94,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = make_settings(tmp_path_factory.mktemp("trained"))
     train(settings)
     return settings
+
+
+@pytest.fixture
+def copied(trained: Settings, tmp_path: Path) -> Path:
+    """A copy of the trained artifact, free to damage."""
+    return Path(shutil.copytree(trained.model_dir, tmp_path / "model"))
+
+
+def edit_metadata(model_dir: Path, **changes: object) -> None:
+    path = model_dir / METADATA_FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 of another format. Each refusal says why."""
 
 import json
-import shutil
 import zipfile
 from io import BytesIO
 from pathlib import Path
@@ -21,11 +20,7 @@ from {{ cookiecutter.package_name }}.features import FEATURES, load_sample
 from {{ cookiecutter.package_name }}.model import MODEL_FILE, build_model, read_model, write_model
 from {{ cookiecutter.package_name }}.train import DEFAULT_HYPERPARAMETERS
 
-
-@pytest.fixture
-def copied(trained: Settings, tmp_path: Path) -> Path:
-    """A copy of the trained artifact, free to damage."""
-    return Path(shutil.copytree(trained.model_dir, tmp_path / "model"))
+from .conftest import edit_metadata
 
 
 def test_a_written_model_reads_back_answering_the_same(tmp_path: Path) -> None:
@@ -45,11 +40,6 @@ def test_a_written_model_reads_back_answering_the_same(tmp_path: Path) -> None:
     assert list(again.classes_) == ["setosa", "versicolor", "virginica"]
     np.testing.assert_array_equal(again.predict_proba(rows), model.predict_proba(rows))
     np.testing.assert_array_equal(again.predict(rows), model.predict(rows))
-
-
-def edit_metadata(model_dir: Path, **changes: object) -> None:
-    path = model_dir / METADATA_FILE
-    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
 
 
 def test_the_trained_artifact_loads_and_names_its_framework(copied: Path) -> None:

@@ -4,7 +4,6 @@ cannot be used."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ from {{ cookiecutter.package_name }}.train import DEFAULT_HYPERPARAMETERS, train
 
 from .conftest import (
     EXAMPLE,
+    edit_metadata,
     make_settings,
     metric,
     training_libraries,
@@ -44,17 +44,6 @@ SOURCE_DIR = Path(__file__).resolve().parents[1] / "src"
 def read_metadata(model_dir: Path) -> dict[str, object]:
     metadata: dict[str, object] = json.loads((model_dir / METADATA_FILE).read_text())
     return metadata
-
-
-def edit_metadata(model_dir: Path, **changes: object) -> None:
-    path = model_dir / METADATA_FILE
-    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
-
-
-@pytest.fixture
-def copied(trained: Settings, tmp_path: Path) -> Path:
-    """A copy of the trained artifact, free to damage."""
-    return Path(shutil.copytree(trained.model_dir, tmp_path / "model"))
 
 
 @pytest.fixture
