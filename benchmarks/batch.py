@@ -7,18 +7,17 @@ Every figure comes from inside the container: the rows/s of the read → predict
 (after the model is loaded, as the baseline's), and the peak resident memory of the process.
 Shard scaling and Dask are wall-clock: from the first container's start to the last one's end.
 
-    python benchmarks/batch.py [--smoke] [--results FOLDER]
+    python -m benchmarks.batch [--smoke] [--results FOLDER]
 """
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from cookiecutter.main import cookiecutter
 
-HERE = Path(__file__).resolve().parent
-TEMPLATE = HERE.parent
+from benchmarks.run import TAG_PREFIX, TEMPLATE, free_port, header, results_folder
+
 PACKAGE = "iris_classifier"
 FORMATS = ("csv", "parquet", "jsonl")
 # The runtimes `predict` is compared in (MODEL_RUNTIME), and the formats it is compared on.
@@ -44,10 +43,10 @@ RUNTIME_FORMATS = ("csv", "parquet")
 BASELINE = """
 import json, resource, sys, time
 import numpy as np, pyarrow as pa
-from {package}.config import get_settings
-from {package}.features import FEATURE_NAMES
-from {package}.artifact import load_artifact
-from {package}.scoring import predict_matrix
+from {package}.core.settings import get_settings
+from {package}.core.schema import FEATURE_NAMES
+from {package}.core.artifact import load_artifact
+from {package}.core.predict import predict_matrix
 
 kind, source, target = sys.argv[1:]
 artifact = load_artifact(get_settings().model_dir)
@@ -80,12 +79,6 @@ seconds = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({{"rows": table.num_rows, "seconds": seconds, "peak_memory_mb": peak}}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_rows(count: int) -> pd.DataFrame:
@@ -603,9 +596,6 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="small files: proves it runs")
     parser.add_argument("--results", type=Path, help="default: benchmarks/results/<date>")
     parser.add_argument("--root", type=Path, default=TEMPLATE / "build" / "bench-batch")
-    sys.path.insert(0, str(HERE))
-    from bench import TAG_PREFIX, machine
-
     parser.add_argument(
         "--tag-prefix", default=TAG_PREFIX, help="of the image built: <prefix>batch:latest"
     )
@@ -626,11 +616,7 @@ def main() -> int:
         capture_output=True,
     )
     client = docker.from_env(version="auto", timeout=1800)
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine(),
-        "smoke": args.smoke,
-    }
+    results = header(args.smoke)
     with tempfile.TemporaryDirectory(dir=args.root) as folder:
         data = Path(folder)
         data.chmod(0o777)
@@ -642,9 +628,7 @@ def main() -> int:
         results["shards_one_cpu_each"] = shards(client, tag, data, (1, 2, 4), cpus=1.0)
         results["dask"] = dask(client, tag, data, rows * 2, parts=8)
     results["image"] = image_sizes(client, tag)
-    folder = args.results or (
-        args.root / "results" if args.smoke else HERE / "results" / results["date"]
-    )
+    folder = results_folder(args.results, args.root, args.smoke, results["date"])
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "batch.json").write_text(json.dumps(results, indent=2) + "\n")
     (folder / "batch.md").write_text(markdown(results))

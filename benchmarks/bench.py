@@ -1,7 +1,7 @@
 """Benchmark the generated server beside MLServer and BentoML, and measure its image.
 
-    python benchmarks/bench.py            # the full run (about 15 minutes on 2 cores)
-    python benchmarks/bench.py --smoke    # a short run that only proves everything works
+    python -m benchmarks.bench            # the full run (about 15 minutes on 2 cores)
+    python -m benchmarks.bench --smoke    # a short run that only proves everything works
 
 Renders the default project, trains the reference model (StandardScaler + LogisticRegression
 on iris) and serves it in seven configurations (servers.py): ours by default (ONNX Runtime),
@@ -18,29 +18,23 @@ against this run's figures; it is written as JSON, Markdown and a PNG chart.
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from cookiecutter.main import cookiecutter
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks import image, report
+from benchmarks.load import LOAD_CPU, run_wrk
+from benchmarks.run import BENCHMARKS, TAG_PREFIX, TEMPLATE, header, results_folder
+from benchmarks.servers import SERVER_CPU, Server, iris_rows, metadata_file, servers
 
-import image
-import report
-from load import LOAD_CPU, run_wrk
-from servers import SERVER_CPU, Server, iris_rows, metadata_file, servers
-
-HERE = Path(__file__).resolve().parent
-TEMPLATE = HERE.parent
 ROWS_PER_REQUEST = [1, 100]
 AGREEMENT_RTOL = 1e-6
 
@@ -59,20 +53,6 @@ SMOKE = Plan(rounds=2, seconds=1, warmup_seconds=0, connections=[16])
 # This script's smoke run loads at both connection counts, so that it computes every target
 # its report states.
 SMOKE_ALL_POINTS = replace(SMOKE, connections=FULL.connections)
-# The images a run builds are named <prefix><name>: another prefix keeps two runs on one
-# Docker engine from replacing each other's images.
-TAG_PREFIX = os.environ.get("BENCH_TAG_PREFIX", "bench-")
-
-
-def machine() -> str:
-    model_names = [
-        line.split(":", 1)[1].strip()
-        for line in Path("/proc/cpuinfo").read_text().splitlines()
-        if line.startswith("model name")
-    ]
-    cpu = model_names[0] if model_names else platform.processor()
-    memory = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
-    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, {platform.system()} {platform.release()}"
 
 
 def render_project(root: Path, **context: str) -> Path:
@@ -106,7 +86,7 @@ def export_reference(root: Path, mlserver: Server) -> None:
     subprocess.run(
         [
             str(mlserver.venv(root) / "bin/python"),
-            str(HERE / "peers/export_reference.py"),
+            str(BENCHMARKS / "peers/export_reference.py"),
             *export,
             str(root / "model.classes.json"),
         ],
@@ -305,11 +285,10 @@ def livez_under_load(ours: Server, root: Path, seconds: int) -> dict[str, float]
 
 
 def run_header(plan: Plan, smoke: bool) -> dict[str, Any]:
-    """What every benchmark's results say of the run: when, where, and how it loaded."""
+    """What the results of a benchmark under load say of the run: the header of every
+    benchmark's, and how it loaded."""
     return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine(),
-        "smoke": smoke,
+        **header(smoke),
         "rounds": plan.rounds,
         "seconds": plan.seconds,
         "warmup_seconds": plan.warmup_seconds,
@@ -360,10 +339,7 @@ def main() -> int:
             rounds=1 if args.smoke else 3,
         )
     results["targets"] = report.onnx_targets(results)
-    folder = args.results or (
-        args.root / "results" if args.smoke else HERE / "results" / results["date"]
-    )
-    report.write(results, folder)
+    report.write(results, results_folder(args.results, args.root, args.smoke, results["date"]))
     return 0
 
 

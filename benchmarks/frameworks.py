@@ -1,7 +1,7 @@
 """Per-framework figures: ours beside MLServer's runtime for the same framework, and the image.
 
-    python benchmarks/frameworks.py            # the full run (about 40 minutes on 2 cores)
-    python benchmarks/frameworks.py --smoke    # a short run that only proves everything works
+    python -m benchmarks.frameworks            # the full run (about 40 minutes on 2 cores)
+    python -m benchmarks.frameworks --smoke    # a short run that only proves everything works
 
 For each framework (scikit-learn, XGBoost, LightGBM, PyTorch) the template is rendered with
 it, the project's own `train` fits the reference model on the bundled sample, and two servers
@@ -26,9 +26,8 @@ from typing import Any
 
 import docker
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench import (
+from benchmarks import image
+from benchmarks.bench import (
     AGREEMENT_RTOL,
     FULL,
     ROWS_PER_REQUEST,
@@ -44,10 +43,9 @@ from bench import (
     summarize,
     train_reference,
 )
-
-import image
-from report import find, ratio
-from servers import (
+from benchmarks.report import find, ratio
+from benchmarks.run import BENCHMARKS, TEMPLATE, results_folder
+from benchmarks.servers import (
     MLSERVER_BATCHING,
     SKLEARN_RUNTIME,
     Answer,
@@ -62,11 +60,9 @@ from servers import (
     v2_outputs,
 )
 
-HERE = Path(__file__).resolve().parent
-TEMPLATE = HERE.parent
 BASE_IMAGE = "python:3.11-slim"
 FIRST_PORT = 18400
-PYTORCH_SERVICE = HERE / "peers" / "pytorch_service.py"
+PYTORCH_SERVICE = BENCHMARKS / "peers" / "pytorch_service.py"
 HEADLINE = {"rows": 1, "connections": 16}
 # The issue's target at the headline point: this many times the peer's requests/s, with a
 # p99 no worse.
@@ -91,7 +87,7 @@ def read_lightgbm_answer(root: Path, body: dict) -> Answer:
 XGBOOST_RUNTIME = MLServerRuntime(
     "mlserver_xgboost.XGBoostModel",
     "xgboost-classifier.json",
-    HERE / "requirements-mlserver-xgboost.txt",
+    BENCHMARKS / "requirements-mlserver-xgboost.txt",
     ("predict", "predict_proba"),
     read_xgboost_answer,
     "The project's model.json is a Booster saved by xgboost.train: the runtime would load it "
@@ -106,7 +102,7 @@ XGBOOST_RUNTIME = MLServerRuntime(
 LIGHTGBM_RUNTIME = MLServerRuntime(
     "mlserver_lightgbm.LightGBMModel",
     "model/model.txt",
-    HERE / "requirements-mlserver-lightgbm.txt",
+    BENCHMARKS / "requirements-mlserver-lightgbm.txt",
     (),
     read_lightgbm_answer,
     "The runtime serves the project's model.txt as written and answers one output, predict: "
@@ -160,7 +156,7 @@ def export_xgboost(root: Path, peer: Server) -> None:
     subprocess.run(
         [
             str(peer.venv(root) / "bin/python"),
-            str(HERE / "peers/export_xgboost.py"),
+            str(BENCHMARKS / "peers/export_xgboost.py"),
             str(root / "model/model.json"),
             str(root / XGBOOST_RUNTIME.model_file),
             str(metadata_file(root)),
@@ -494,9 +490,7 @@ def main() -> int:
         results["frameworks"][framework.name] = measure_framework(
             framework, plan, args.root / framework.name, args.skip_image, args.tag_prefix
         )
-    folder = args.results or (
-        args.root / "results" if args.smoke else HERE / "results" / results["date"]
-    )
+    folder = results_folder(args.results, args.root, args.smoke, results["date"])
     write(results, folder)
     return 0
 

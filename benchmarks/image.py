@@ -14,8 +14,9 @@ from typing import Any
 import docker
 import numpy as np
 
-import batch
-from servers import wait_until_ok
+from benchmarks import batch
+from benchmarks.run import free_port
+from benchmarks.servers import wait_until_ok
 
 # The base image with the locked packages installed plainly, and the system packages the
 # model's library needs: what any image of this project must hold at least. The packages
@@ -72,16 +73,8 @@ def _venv_layer(client: Any, tag: str) -> int:
     raise RuntimeError("no /opt/venv layer found in the image history")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _ready_and_stop(client: Any, tag: str) -> tuple[float, float]:
-    port = _free_port()
+    port = free_port()
     started = time.perf_counter()
     container = client.containers.run(tag, detach=True, ports={"8080/tcp": ("127.0.0.1", port)})
     try:
@@ -123,8 +116,8 @@ STARTUP_SCRIPT = """
 import time
 started = time.perf_counter()
 from {package}.serve.app import create_app
-from {package}.config import get_settings
-from {package}.artifact import load_artifact
+from {package}.core.settings import get_settings
+from {package}.core.artifact import load_artifact
 settings = get_settings()
 create_app(settings)
 load_artifact(settings.model_dir, settings.model_runtime)

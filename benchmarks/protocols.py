@@ -2,8 +2,8 @@
 server on the same model, and our HTTP route with binary tensors against the same route
 with JSON.
 
-    python benchmarks/protocols.py            # the full run (about 8 minutes on 2 cores)
-    python benchmarks/protocols.py --smoke    # a short run that only proves everything works
+    python -m benchmarks.protocols            # the full run (about 8 minutes on 2 cores)
+    python -m benchmarks.protocols --smoke    # a short run that only proves everything works
 
 The method is bench.py's: the same rendered project, reference model and peer environments;
 each server runs alone, pinned to one core, with h2load (one thread) on the other; rounds in
@@ -28,21 +28,25 @@ from typing import Any
 import grpc
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks.bench import (
+    AGREEMENT_RTOL,
+    FULL,
+    ROWS_PER_REQUEST,
+    SMOKE,
+    Plan,
+    prepare,
+    round_order,
+    run_header,
+)
+from benchmarks.load import LoadResult, run_h2load
+from benchmarks.run import TEMPLATE, results_folder
+from benchmarks.servers import MLSERVER_BATCHING, Server, feature_names, iris_rows, mlserver
+from benchmarks.servers import ours as ours_server
 
-from bench import FULL, ROWS_PER_REQUEST, SMOKE, Plan, prepare, round_order, run_header
-
-from load import LoadResult, run_h2load
-from servers import MLSERVER_BATCHING, Server, feature_names, iris_rows, mlserver
-from servers import ours as ours_server
-
-HERE = Path(__file__).resolve().parent
-TEMPLATE = HERE.parent
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 GRPC_HEADERS = {"content-type": "application/grpc", "te": "trailers"}
 BINARY_HEADER = "Inference-Header-Content-Length"
 OUTPUTS = ["predict", "predict_proba"]
-AGREEMENT_RTOL = 1e-6
 
 
 @dataclass
@@ -388,9 +392,7 @@ def main() -> int:
     results["agreement"] = check_agreement(found, args.root, pb)
     results["measurements"] = measure(found, plan, args.root, pb)
     results["load"] = summarize(results["measurements"])
-    folder = args.results or (
-        args.root / "results" if args.smoke else HERE / "results" / results["date"]
-    )
+    folder = results_folder(args.results, args.root, args.smoke, results["date"])
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "protocols.json").write_text(json.dumps(results, indent=2) + "\n")
     (folder / "protocols.md").write_text(markdown(results))

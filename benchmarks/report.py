@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from batch import RUNTIME_FORMATS, runtimes_report
+from benchmarks.batch import RUNTIME_FORMATS, runtimes_report
 
 REFERENCE = ("ours", "default")
 NATIVE = ("ours", "native")

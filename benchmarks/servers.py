@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 from sklearn.datasets import load_iris
 
-HERE = Path(__file__).resolve().parent
-BENTOML_SERVICE = HERE / "peers" / "bentoml_service.py"
+from benchmarks.run import BENCHMARKS
+
+BENTOML_SERVICE = BENCHMARKS / "peers" / "bentoml_service.py"
 SERVER_CPU = "0"
 FIRST_PORT = 18100
 
@@ -269,7 +270,7 @@ class MLServerRuntime:
 SKLEARN_RUNTIME = MLServerRuntime(
     "mlserver_sklearn.SKLearnModel",
     "model.joblib",
-    HERE / "requirements-mlserver.txt",
+    BENCHMARKS / "requirements-mlserver.txt",
     BOTH_OUTPUTS,
     read_v2_response,
     MLSERVER_NOTES,
@@ -393,7 +394,7 @@ def bentoml(
         "no warning level: its logger stays at INFO, which logs nothing per request once the "
         "access log is off.",
         port,
-        HERE / "requirements-bentoml.txt",
+        BENCHMARKS / "requirements-bentoml.txt",
         "/readyz",
         "/predict",
         lambda rows: {"rows": rows},

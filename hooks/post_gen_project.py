@@ -3,8 +3,9 @@
 import shutil
 from pathlib import Path
 
-# Each framework's own files (model.py, its test, the lock files) sit side by side under
-# frameworks/<name>/, laid out as in the project: the chosen one's take their places.
+# Each framework's own files (core/model.py, training/onnx_convert.py, its test, the lock
+# files) sit side by side under frameworks/<name>/, laid out as in the project: the chosen
+# one's take their places.
 FRAMEWORKS = Path("frameworks")
 shutil.copytree(FRAMEWORKS / {{ cookiecutter.framework | tojson }}, ".", dirs_exist_ok=True)
 shutil.rmtree(FRAMEWORKS)

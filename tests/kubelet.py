@@ -12,10 +12,11 @@ manifests cannot grow a setting that the container tests silently ignore.
 """
 
 import re
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .conftest import docker_support
 
 # Pod and container fields that change nothing a container sees here: scheduling, probes
 # (tested through their URLs), metadata, Kubernetes-only behaviour.
@@ -113,12 +114,6 @@ def quantity(text: str | int) -> float:
     return number * UNITS.get(unit or "", 1)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def expand(text: str, env: dict[str, str]) -> str:
     """Kubernetes' $(VAR) expansion; a reference to an unknown variable stays as written."""
     return re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), text)
@@ -185,7 +180,7 @@ def docker_options(
     host_ports: dict[str, int] = {}
     published: dict[str, tuple[str, int]] = {}
     for port in spec.get("ports", []):
-        host = free_port()
+        host = docker_support.free_port()
         published[f"{port['containerPort']}/tcp"] = ("127.0.0.1", host)
         host_ports[str(port["containerPort"])] = host
         if "name" in port:

@@ -25,7 +25,7 @@ CONFIGURATIONS = {
 def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     results = tmp_path / "results"
     run = subprocess.run(
-        [PYTHON, str(ROOT / "benchmarks/bench.py"), "--smoke", "--results", str(results)],
+        [PYTHON, "-m", "benchmarks.bench", "--smoke", "--results", str(results)],
         capture_output=True,
         text=True,
         timeout=1800,
@@ -107,7 +107,7 @@ def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
 def test_batch_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     results = tmp_path / "results"
     run = subprocess.run(
-        [PYTHON, str(ROOT / "benchmarks/batch.py"), "--smoke", "--results", str(results)],
+        [PYTHON, "-m", "benchmarks.batch", "--smoke", "--results", str(results)],
         capture_output=True,
         text=True,
         timeout=1800,
@@ -140,7 +140,7 @@ def test_batch_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
 def test_protocols_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     results = tmp_path / "results"
     run = subprocess.run(
-        [PYTHON, str(ROOT / "benchmarks/protocols.py"), "--smoke", "--results", str(results)],
+        [PYTHON, "-m", "benchmarks.protocols", "--smoke", "--results", str(results)],
         capture_output=True,
         text=True,
         timeout=1800,
@@ -183,11 +183,7 @@ def test_frameworks_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     results = tmp_path / "results"
     # The images are measured by the full run only: the template's image tests build every
     # framework's image, and bench.py's smoke run covers the image measurements.
-    script = [
-        str(ROOT / "benchmarks/frameworks.py"),
-        "--smoke",
-        "--skip-image",
-    ]
+    script = ["-m", "benchmarks.frameworks", "--smoke", "--skip-image"]
     run = subprocess.run(
         [PYTHON, *script, "--results", str(results)],
         capture_output=True,

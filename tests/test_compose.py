@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Build, on_worker
-from .kubelet import free_port
+from .conftest import Build, docker_support, on_worker
 
 pytestmark = on_worker("3.11")  # the 3.11 image is built once, on one worker
 
@@ -34,8 +33,8 @@ class Stack:
         self.env = {
             "IMAGE": image,
             "PORT": str(port),
-            "GRPC_PORT": str(free_port()),
-            "DASK_DASHBOARD_PORT": str(free_port()),
+            "GRPC_PORT": str(docker_support.free_port()),
+            "DASK_DASHBOARD_PORT": str(docker_support.free_port()),
             "PATH": "/usr/local/bin:/usr/bin:/bin",
         }
         self.timings: dict[str, float] = {}
@@ -94,7 +93,7 @@ def test_the_compose_stack_serves_trains_and_leaves_nothing_behind(
 ) -> None:
     project, tag = build("3.11")
     name = f"compose-test-{time.time_ns()}"
-    stack = Stack(project, name, tag, free_port())
+    stack = Stack(project, name, tag, docker_support.free_port())
     labelled = project / "data" / "train"
     labelled.mkdir(exist_ok=True)
     (labelled / "iris.csv").write_text(
@@ -132,7 +131,7 @@ def test_the_dask_profile_scores_the_data_folder_on_a_local_cluster(
 
     project, tag = build("3.11")
     name = f"compose-dask-{time.time_ns()}"
-    stack = Stack(project, name, tag, free_port())
+    stack = Stack(project, name, tag, docker_support.free_port())
     data = project / "data"
     (data / "input").mkdir(exist_ok=True)
     rows = pd.read_csv(data / "sample.csv")

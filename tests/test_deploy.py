@@ -141,8 +141,8 @@ def job_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def settings_port(project: Path, name: str = "port") -> int:
-    """The default of `port` (or `grpc_port`) in config.py's Settings, read from the source."""
-    source = (project / "src/iris_classifier/config.py").read_text()
+    """The default of `port` (or `grpc_port`) in core/settings.py's Settings, read from the source."""
+    source = (project / "src/iris_classifier/core/settings.py").read_text()
     settings = next(
         node
         for node in ast.walk(ast.parse(source))
@@ -152,11 +152,11 @@ def settings_port(project: Path, name: str = "port") -> int:
         if isinstance(statement, ast.AnnAssign) and ast.unparse(statement.target) == name:
             assert isinstance(statement.value, ast.Call)
             return int(ast.literal_eval(statement.value.args[0]))
-    raise AssertionError(f"config.py's Settings has no `{name}`")
+    raise AssertionError(f"core/settings.py's Settings has no `{name}`")
 
 
 def settings_fields(project: Path) -> set[str]:
-    source = (project / "src/iris_classifier/config.py").read_text()
+    source = (project / "src/iris_classifier/core/settings.py").read_text()
     return {name.upper() for name in re.findall(r"^    (\w+): .*= Field\(", source, re.M)}
 
 
@@ -195,6 +195,47 @@ def test_make_k8s_prints_the_command_and_the_manifests(
     command, manifests = result.stdout.split("\n", 1)
     assert command == f"{KUBECTL} kustomize deploy/kubernetes/overlays/prod"
     assert [d for d in yaml.safe_load_all(manifests) if d] == rendered["prod"]
+
+
+def fake_tool(folder: Path, name: str, script: str) -> None:
+    (folder / name).write_text(f"#!/bin/sh\n{script}\n")
+    (folder / name).chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("plugin", "standalone", "compose"),
+    [(True, True, "docker compose"), (False, True, "docker-compose"), (False, False, None)],
+    ids=["plugin", "standalone", "none"],
+)
+def test_make_compose_runs_the_compose_there_is_or_says_how_to_get_one(
+    default_project: Path, tmp_path: Path, plugin: bool, standalone: bool, compose: str | None
+) -> None:
+    """The `docker compose` plugin when it answers, else `docker-compose`; without either, one
+    line saying how to get one, not Docker's "unknown shorthand flag: 'p' in -p"."""
+    tools = tmp_path / "bin"  # the whole PATH: only these tools, faked, and `id`
+    tools.mkdir()
+    (tools / "id").symlink_to(shutil.which("id") or "/usr/bin/id")
+    answers = "" if plugin else '[ "$1" = compose ] && exit 1'
+    fake_tool(tools, "docker", f'{answers}\necho "ran docker $*"')
+    if standalone:
+        fake_tool(tools, "docker-compose", 'echo "ran docker-compose $*"')
+    make = shutil.which("make") or "make"
+    result = run_in(
+        default_project, make, "--no-print-directory", "compose-down", env={"PATH": str(tools)}
+    )
+    if compose is None:
+        assert result.returncode != 0
+        assert result.stderr.splitlines()[0] == (
+            "no Docker Compose: install the Compose plugin (`docker compose`) or the standalone "
+            "docker-compose: https://docs.docker.com/compose/install/"
+        )
+        assert "ran " not in result.stdout
+        return
+    assert result.returncode == 0, result.stdout + result.stderr
+    arguments = f"-p {SLUG} -f deploy/compose.yaml down --remove-orphans"
+    echoed, ran = result.stdout.splitlines()
+    assert echoed.endswith(f" {compose} {arguments}"), echoed  # the Makefile shows the command
+    assert ran == f"ran {compose} {arguments}"
 
 
 # --- Schemas ------------------------------------------------------------------------------
@@ -371,7 +412,7 @@ def test_the_images_expose_the_settings_ports(default_project: Path) -> None:
     assert exposed.group(1).split() == [str(p) for p in ports]
 
 
-def test_settings_in_the_configmap_are_settings_of_config_py(
+def test_settings_in_the_configmap_are_settings_of_the_project(
     rendered: dict[str, list[dict[str, Any]]], default_project: Path
 ) -> None:
     settings = find(rendered["prod"], "ConfigMap")["data"]

@@ -75,7 +75,7 @@ def test_data_folder_is_kept_but_its_files_are_ignored(tmp_path: Path) -> None:
     assert not ignored("data/.gitkeep")
     assert ignored("data/input.csv") and ignored("data/train/part.parquet")
     assert ignored("artifacts/model/metadata.json")
-    assert not ignored("src/iris_classifier/model.py")
+    assert not ignored("src/iris_classifier/core/model.py")
 
 
 def test_pre_commit_passes_on_a_fresh_render(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from .conftest import Build, on_worker
-from .kubelet import Cluster, docker_options, free_port
+from .conftest import Build, docker_support, on_worker
+from .kubelet import Cluster, docker_options
 from .test_deploy import SLUG, find, kustomize, overlay_dir, pod_specs
 
 pytestmark = on_worker("3.11")
@@ -58,7 +58,7 @@ def rabbitmq(docker: Any) -> Iterator[tuple[str, str, str]]:
     on the host and the broker's name on the network."""
     build_rabbitmq(docker)
     network = docker.networks.create(f"keda-test-{time.time_ns()}")
-    port = free_port()
+    port = docker_support.free_port()
     broker = docker.containers.run(
         RABBITMQ_IMAGE,
         detach=True,

@@ -73,7 +73,7 @@ def pod_of(objects: list[dict[str, Any]], kind: str, name: str | None = None) ->
 
 
 def iris_dataset(folder: Path, parts: int = 3, rows: int = 4_000) -> pd.DataFrame:
-    from iris_classifier.features import load_sample  # the rendered project's, on sys.path
+    from iris_classifier.core.schema import load_sample  # the rendered project's, on sys.path
 
     features, _ = load_sample()
     frame = pd.concat([features] * (rows // len(features) + 1), ignore_index=True)[:rows]
@@ -193,7 +193,7 @@ def test_the_indexed_job_run_once_per_index_adds_up_to_a_single_run(
 def test_the_retraining_cronjob_trains_into_the_volume_the_deployment_serves(
     docker: Any, image_3_11: tuple[Path, str], tmp_path: Path
 ) -> None:
-    from iris_classifier.features import TARGET, load_sample
+    from iris_classifier.core.schema import TARGET, load_sample
 
     project, tag = image_3_11
     objects = kustomize(overlay_dir(project, "scheduled"))

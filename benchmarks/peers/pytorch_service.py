@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from fastapi import FastAPI
-from iris_classifier.model import MODEL_FILE, read_model
+from iris_classifier.core.model import MODEL_FILE, read_model
 
 MODEL_DIR = Path(os.environ["BENCH_MODEL_DIR"])
 METADATA = json.loads((MODEL_DIR / "metadata.json").read_text())

@@ -20,12 +20,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from {{ cookiecutter.package_name }}.artifact import METADATA_FILE
-from {{ cookiecutter.package_name }}.config import PROJECT_NAME, Settings
-from {{ cookiecutter.package_name }}.features import FEATURES, load_sample
-from {{ cookiecutter.package_name }}.model import build_model, library_versions
+from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE
+from {{ cookiecutter.package_name }}.core.model import build_model, library_versions
+from {{ cookiecutter.package_name }}.core.schema import FEATURES, load_sample
+from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
-from {{ cookiecutter.package_name }}.train import DEFAULT_HYPERPARAMETERS, train
+from {{ cookiecutter.package_name }}.training.train import DEFAULT_HYPERPARAMETERS, train
 
 from .docker_support import (
     MODEL_MOUNT,
@@ -62,7 +62,7 @@ class OverflowingModel:
 
 
 def training_libraries() -> set[str]:
-    """Import names of the libraries that train: the framework's (model.py) and
+    """Import names of the libraries that train: the framework's (core/model.py) and
     scikit-learn's (the held-out split and the metrics)."""
     distributions = {*library_versions(), "scikit-learn"}
     return {name for name, owners in packages_distributions().items() if distributions & {*owners}}

@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from {{ cookiecutter.package_name }}.artifact import load_artifact
-from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.features import load_sample
-from {{ cookiecutter.package_name }}.model import MODEL_FILE
+from {{ cookiecutter.package_name }}.core.artifact import load_artifact
+from {{ cookiecutter.package_name }}.core.model import MODEL_FILE
+from {{ cookiecutter.package_name }}.core.schema import load_sample
+from {{ cookiecutter.package_name }}.core.settings import Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
 from .conftest import (

@@ -10,11 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from {{ cookiecutter.package_name }}.batch.dataset import Shard, find_dataset, plan, resolve_shard
+from {{ cookiecutter.package_name }}.batch.job import BatchJob, predict
+from {{ cookiecutter.package_name }}.batch.output import SUCCESS_FILE
 from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.config import Settings, get_settings
-from {{ cookiecutter.package_name }}.dataset import Shard, find_dataset, plan, resolve_shard
-from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, InputError, load_sample
-from {{ cookiecutter.package_name }}.predict import SUCCESS_FILE, BatchJob, predict
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, InputError, load_sample
+from {{ cookiecutter.package_name }}.core.settings import Settings, get_settings
 
 
 def keyed_rows(count: int) -> pd.DataFrame:
@@ -348,7 +349,7 @@ def test_the_dask_engine_scores_like_the_local_one(
 ) -> None:
     from distributed import LocalCluster
 
-    from {{ cookiecutter.package_name }}.engines.dask import predict_on_dask
+    from {{ cookiecutter.package_name }}.batch.engines.dask import predict_on_dask
 
     data = tmp_path / "data"
     data.mkdir()

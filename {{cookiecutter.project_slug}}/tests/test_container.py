@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import PROJECT_NAME, Settings
-from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, load_sample
-from {{ cookiecutter.package_name }}.model import MODEL_FILE
+from {{ cookiecutter.package_name }}.core.model import MODEL_FILE
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, load_sample
+from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
 
 from .conftest import EXAMPLE, v2_body, varied_rows
 from .docker_support import (

@@ -16,8 +16,8 @@ import grpc
 import numpy as np
 import pytest
 
-from {{ cookiecutter.package_name }}.config import PROJECT_NAME
-from {{ cookiecutter.package_name }}.features import FEATURE_NAMES
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES
+from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME
 
 from .docker_support import CONTAINER_PORT, free_port, wait_for
 

@@ -16,9 +16,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.features import load_sample
-from {{ cookiecutter.package_name }}.onnx_export import TOLERANCE
-from {{ cookiecutter.package_name }}.runtime import ONNX_FILE
+from {{ cookiecutter.package_name }}.core.runtime import ONNX_FILE
+from {{ cookiecutter.package_name }}.core.schema import load_sample
+from {{ cookiecutter.package_name }}.training.onnx_check import TOLERANCE
 
 from .conftest import EXAMPLE, training_libraries
 from .docker_support import MODEL_MOUNT, bind, run_job, serving, shared_dir

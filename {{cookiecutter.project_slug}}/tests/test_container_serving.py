@@ -12,8 +12,8 @@ import httpx
 import numpy as np
 import pytest
 
-from {{ cookiecutter.package_name }}.config import PROJECT_NAME
-from {{ cookiecutter.package_name }}.features import FEATURE_NAMES
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES
+from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME
 
 from .conftest import (
     EXAMPLE,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.cpus import available_cpus, cgroup_cpu_limit
+from {{ cookiecutter.package_name }}.core.cpus import available_cpus, cgroup_cpu_limit
 
 
 def cgroup_v2(root: Path, cpu_max: str) -> Path:

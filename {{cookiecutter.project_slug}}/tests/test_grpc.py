@@ -21,8 +21,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from {{ cookiecutter.package_name }}.config import PROJECT_NAME, Settings
-from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, FEATURES
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, FEATURES
+from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
 from .conftest import make_settings, metric, v2_body, varied_rows, wait_until_ready
@@ -97,15 +97,15 @@ def matrix_request(pb: Any, rows: list[list[float]], raw: bool, **fields: Any) -
 
 def labels_and_proba(pb: Any, response: Any) -> tuple[list[str], np.ndarray]:
     """The `predict` and `predict_proba` outputs, from raw or typed contents."""
-    from {{ cookiecutter.package_name }}.serve import tensors
+    from {{ cookiecutter.package_name }}.serve import v2_codec
 
     outputs = {o.name: (i, o) for i, o in enumerate(response.outputs)}
     (i, labels), (j, proba) = outputs["predict"], outputs["predict_proba"]
     if response.raw_output_contents:
-        label_array = tensors.decode(
+        label_array = v2_codec.decode(
             "x", "BYTES", list(labels.shape), response.raw_output_contents[i]
         )
-        proba_array = tensors.decode(
+        proba_array = v2_codec.decode(
             "y", "FP64", list(proba.shape), response.raw_output_contents[j]
         )
         return [v.decode() for v in label_array], proba_array

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
 from pydantic import SecretStr
 
-from {{ cookiecutter.package_name }}.config import PROJECT_NAME, Settings
+from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
 from .conftest import EXAMPLE, v2_body, wait_until_ready

@@ -5,10 +5,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.batch.job import BatchJob, predict
 from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.features import FEATURE_NAMES, InputError, load_sample
-from {{ cookiecutter.package_name }}.predict import BatchJob, predict
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, InputError, load_sample
+from {{ cookiecutter.package_name }}.core.settings import Settings
 
 WRITERS = {
     "csv": lambda frame, path: frame.to_csv(path, index=False),
@@ -80,7 +80,7 @@ def test_cli_exits_1_with_the_reason(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("MODEL_DIR", str(trained.model_dir))
-    from {{ cookiecutter.package_name }}.config import get_settings
+    from {{ cookiecutter.package_name }}.core.settings import get_settings
 
     get_settings.cache_clear()
     (tmp_path / "in.csv").write_text(
@@ -130,7 +130,7 @@ def test_json_lines_output_has_no_blank_lines(tmp_path: Path, trained: Settings)
 def test_bad_setting_is_named_without_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from {{ cookiecutter.package_name }}.config import get_settings
+    from {{ cookiecutter.package_name }}.core.settings import get_settings
 
     monkeypatch.setenv("PORT", "eighty")
     get_settings.cache_clear()

@@ -1,8 +1,8 @@
-"""The README's settings table is the handoff to engineering: it must match config.py."""
+"""The README's settings table is the handoff to engineering: it must match core/settings.py."""
 
 from pathlib import Path
 
-from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.core.settings import Settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -12,21 +12,16 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from {{ cookiecutter.package_name }} import export
-from {{ cookiecutter.package_name }}.artifact import (
-    METADATA_FILE,
-    ArtifactError,
-    load_artifact,
-    sha256_file,
-)
+from {{ cookiecutter.package_name }}.training import onnx_convert
 from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.config import FRAMEWORK, PROJECT_NAME, Settings
-from {{ cookiecutter.package_name }}.features import load_sample
-from {{ cookiecutter.package_name }}.model import build_model
-from {{ cookiecutter.package_name }}.onnx_export import TOLERANCE, opsets
-from {{ cookiecutter.package_name }}.runtime import ONNX_FILE, OnnxModel, RuntimeSettingError
+from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE, ArtifactError, load_artifact, sha256_file
+from {{ cookiecutter.package_name }}.core.model import build_model
+from {{ cookiecutter.package_name }}.core.runtime import ONNX_FILE, OnnxModel, RuntimeSettingError
+from {{ cookiecutter.package_name }}.core.schema import load_sample
+from {{ cookiecutter.package_name }}.core.settings import FRAMEWORK, PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
-from {{ cookiecutter.package_name }}.train import DEFAULT_HYPERPARAMETERS, train
+from {{ cookiecutter.package_name }}.training.onnx_check import TOLERANCE, opsets
+from {{ cookiecutter.package_name }}.training.train import DEFAULT_HYPERPARAMETERS, train
 
 from .conftest import (
     EXAMPLE,
@@ -55,7 +50,7 @@ def unconvertible(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
     settings = make_settings(tmp_path_factory.mktemp("unconvertible"))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(export, "convert", refuse)
+        patch.setattr(onnx_convert, "convert", refuse)
         train(settings)
     return settings
 
@@ -68,8 +63,8 @@ def test_training_records_a_verified_onnx_model_and_its_check(trained: Settings)
     report = metadata["onnx"]
     assert isinstance(report, dict) and isinstance(metadata["metrics"], dict)
     assert report["verified"] is True and report["reason"] is None
-    assert report["converter"] == export.CONVERTER
-    assert report["converter_version"] == export.converter_version()
+    assert report["converter"] == onnx_convert.CONVERTER
+    assert report["converter_version"] == onnx_convert.converter_version()
     content = (trained.model_dir / ONNX_FILE).read_bytes()
     assert report["opset"] == opsets(content) != {}
     assert report["sha256"] == sha256_file(trained.model_dir / ONNX_FILE)
@@ -109,11 +104,11 @@ def test_an_onnx_model_that_disagrees_with_the_model_is_not_used(
 ) -> None:
     """A wrong conversion, here another model's (fitted on shuffled labels), fails the
     check: its labels differ, and the reason names a row."""
-    convert = export.convert
+    convert = onnx_convert.convert
     features, target = load_sample()
     shuffled = np.random.default_rng(0).permutation(target.to_numpy())
     other = build_model(DEFAULT_HYPERPARAMETERS).fit(features.to_numpy(), shuffled)
-    monkeypatch.setattr(export, "convert", lambda _model, width: convert(other, width))
+    monkeypatch.setattr(onnx_convert, "convert", lambda _model, width: convert(other, width))
     settings = make_settings(tmp_path)
     train(settings)
     report = read_metadata(settings.model_dir)["onnx"]
@@ -164,7 +159,7 @@ def test_forcing_onnx_without_a_verified_model_is_a_configuration_error(
 ) -> None:
     # Imported here: the server module loads the gRPC code, which a container test run must
     # not (see test_container_grpc.py), and this module's helpers serve those tests too.
-    from {{ cookiecutter.package_name }}.serve.server import run
+    from {{ cookiecutter.package_name }}.serve.run import run
 
     forced = unconvertible.model_copy(update={"model_runtime": "onnx"})
     with pytest.raises(RuntimeSettingError, match="MODEL_RUNTIME=onnx, but this model has no"):
@@ -179,7 +174,7 @@ def test_predict_forced_onto_onnx_without_a_verified_model_exits_2(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from {{ cookiecutter.package_name }}.config import get_settings
+    from {{ cookiecutter.package_name }}.core.settings import get_settings
 
     monkeypatch.setenv("MODEL_DIR", str(unconvertible.model_dir))
     monkeypatch.setenv("MODEL_RUNTIME", "onnx")

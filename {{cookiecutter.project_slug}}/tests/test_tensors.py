@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
-from {{ cookiecutter.package_name }}.features import InputError
-from {{ cookiecutter.package_name }}.serve.tensors import FIXED_SIZE, decode, encode
+from {{ cookiecutter.package_name }}.core.schema import InputError
+from {{ cookiecutter.package_name }}.serve.v2_codec import FIXED_SIZE, decode, encode
 
 
 @pytest.mark.parametrize("datatype", list(FIXED_SIZE))
@@ -115,6 +115,6 @@ def test_the_documented_datatypes_are_the_ones_the_route_reads() -> None:
     from typing import get_args
 
     from {{ cookiecutter.package_name }}.serve.schemas import NumericDatatype
-    from {{ cookiecutter.package_name }}.serve.tensors import FIXED_SIZE
+    from {{ cookiecutter.package_name }}.serve.v2_codec import FIXED_SIZE
 
     assert set(get_args(NumericDatatype)) == set(FIXED_SIZE)

@@ -4,7 +4,7 @@ import json
 
 from fastapi.testclient import TestClient
 
-from {{ cookiecutter.package_name }}.config import PROJECT_NAME
+from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME
 
 from .conftest import EXAMPLE
 

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from tritonclient.utils import deserialize_bytes_tensor
 
-from {{ cookiecutter.package_name }}.config import PROJECT_NAME, Settings
-from {{ cookiecutter.package_name }}.features import FEATURE_NAMES
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES
+from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
 from .conftest import v2_body, varied_rows

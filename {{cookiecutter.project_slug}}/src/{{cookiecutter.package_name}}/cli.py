@@ -16,7 +16,7 @@ from types import FrameType
 from pydantic import ValidationError
 
 from . import __version__
-from .config import get_settings
+from .core.settings import get_settings
 
 
 class Interrupted(BaseException):
@@ -41,7 +41,7 @@ def stop_on_signals() -> None:
 
 def run_train(_args: argparse.Namespace) -> int:
     try:
-        from .train import train, write_failure
+        from .training.train import train, write_failure
     except ModuleNotFoundError as error:
         print(
             f"train: not in this image: it has no {error.name}. This is the serving image, "
@@ -67,12 +67,12 @@ def run_train(_args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from .artifact import ArtifactError
-    from .dataset import resolve_shard
-    from .engines import ClusterError
-    from .features import InputError
-    from .predict import BatchJob, predict
-    from .runtime import RuntimeSettingError
+    from .batch.dataset import resolve_shard
+    from .batch.engines import ClusterError
+    from .batch.job import BatchJob, predict
+    from .core.artifact import ArtifactError
+    from .core.runtime import RuntimeSettingError
+    from .core.schema import InputError
 
     settings = get_settings()
     try:
@@ -90,7 +90,7 @@ def run_predict(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
         if args.engine == "dask":
-            from .engines.dask import predict_on_dask
+            from .batch.engines.dask import predict_on_dask
 
             if importlib.util.find_spec("distributed") is None:
                 print(
@@ -115,7 +115,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_serve(_args: argparse.Namespace) -> int:
-    from .serve.server import run
+    from .serve.run import run
 
     return run(get_settings())
 

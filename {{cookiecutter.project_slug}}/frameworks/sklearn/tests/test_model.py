@@ -10,16 +10,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from {{ cookiecutter.package_name }}.artifact import load_artifact
-from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.features import load_sample
-from {{ cookiecutter.package_name }}.model import (
-    HYPERPARAMETERS,
-    MODEL_FILE,
-    ZIP_EPOCH,
-)
-from {{ cookiecutter.package_name }}.runtime import ONNX_FILE
-from {{ cookiecutter.package_name }}.train import train
+from {{ cookiecutter.package_name }}.core.artifact import load_artifact
+from {{ cookiecutter.package_name }}.core.model import HYPERPARAMETERS, MODEL_FILE, ZIP_EPOCH
+from {{ cookiecutter.package_name }}.core.runtime import ONNX_FILE
+from {{ cookiecutter.package_name }}.core.schema import load_sample
+from {{ cookiecutter.package_name }}.core.settings import Settings
+from {{ cookiecutter.package_name }}.training.train import train
 
 from .conftest import fitted, make_settings
 
@@ -48,7 +44,7 @@ def test_a_pipeline_skl2onnx_cannot_convert_trains_and_serves_natively(
         classify = LogisticRegression(max_iter=1000, random_state=0)
         return Pipeline([("log", FunctionTransformer(np.log1p)), ("classify", classify)])
 
-    monkeypatch.setattr("{{ cookiecutter.package_name }}.train.build_model", with_a_log_step)
+    monkeypatch.setattr("{{ cookiecutter.package_name }}.training.train.build_model", with_a_log_step)
     settings = make_settings(tmp_path)
     report = train(settings)["onnx"]
     assert report["verified"] is False

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from {{ cookiecutter.package_name }}.artifact import METADATA_FILE, ArtifactError, load_artifact
-from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.features import load_sample
-from {{ cookiecutter.package_name }}.model import HYPERPARAMETERS, MODEL_FILE
+from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE, ArtifactError, load_artifact
+from {{ cookiecutter.package_name }}.core.model import HYPERPARAMETERS, MODEL_FILE
+from {{ cookiecutter.package_name }}.core.schema import load_sample
+from {{ cookiecutter.package_name }}.core.settings import Settings
 
 from .conftest import fitted
 

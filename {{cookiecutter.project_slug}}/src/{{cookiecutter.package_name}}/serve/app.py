@@ -12,17 +12,17 @@ from fastapi.encoders import jsonable_encoder
 from starlette.exceptions import HTTPException
 
 from .. import __version__
-from ..config import PROJECT_NAME, Settings, get_settings
-from ..features import InputError
+from ..core.schema import InputError
+from ..core.settings import PROJECT_NAME, Settings, get_settings
+from .access_log import AccessLog
 from .errors import error_body
-from .logs import AccessLog
 from .metrics import Metrics
 from .middleware import RequestMiddleware
+from .model_holder import ModelHolder
 from .openapi import openapi_document
+from .prediction_service import NotReady, PredictionService, TooManyRows
 from .responses import FastJSONResponse
 from .routes import health, metrics, predict, sagemaker, v2
-from .service import NotReady, PredictionService, TooManyRows
-from .state import ModelHolder
 
 log = logging.getLogger(__name__)
 

@@ -1,18 +1,18 @@
 """What the HTTP routes take and answer, for the OpenAPI document only.
 
-The routes read raw bodies and write their answers themselves, for speed (see routing.py), so
+The routes read raw bodies and write their answers themselves, for speed (see routes/lean_route.py), so
 nothing here parses or serialises a request at run time. Response bodies are pydantic models
 that the routes name in `response_model` and `responses`; request bodies are JSON Schemas
-derived from the feature schema, as the validators in features.py are, and the routes refer to
+derived from the feature schema, as the validators in json_codec.py and v2_codec.py are, and the routes refer to
 them from `openapi_extra`. The OpenAPI fuzz test run against the image keeps both honest.
 """
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, create_model
 from pydantic.json_schema import models_json_schema
 
-from ..features import FEATURE_NAMES, FEATURES, Record
+from ..core.schema import FEATURE_NAMES, FEATURES, Feature, FeatureType
 
 REF = "#/components/schemas/{model}"
 JSON_TYPES = {"float": "number", "int": "integer"}
@@ -20,6 +20,32 @@ JSON_TYPES = {"float": "number", "int": "integer"}
 
 def ref(name: str) -> dict[str, str]:
     return {"$ref": REF.format(model=name)}
+
+
+PYTHON_TYPES: dict[FeatureType, type] = {"float": float, "int": int}
+
+
+def _field(feature: Feature) -> Any:
+    return (
+        PYTHON_TYPES[feature.type],
+        Field(
+            description=feature.description,
+            examples=[feature.example],
+            allow_inf_nan=False,
+            strict=False,
+        ),
+    )
+
+
+# The request record, generated from FEATURES so OpenAPI shows the real names and types.
+Record: type[BaseModel] = create_model(
+    "Record",
+    __config__=ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{f.name: f.example for f in FEATURES}]},
+    ),
+    **{f.name: _field(f) for f in FEATURES},
+)
 
 
 # --- errors: {"detail"} outside /v2, {"error"} under /v2 (errors.py) ------------------
@@ -39,6 +65,21 @@ class FieldProblem(BaseModel):
 
 class InvalidInput(BaseModel):
     detail: list[FieldProblem]
+
+
+# What the prediction routes answer besides 200. The middleware's own answers (401, and 413
+# while the body is read) are declared for every route in openapi.py.
+PREDICTION_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {
+        "model": ProblemDetail,
+        "description": "Body over MAX_REQUEST_BYTES or rows over MAX_BATCH_ROWS",
+    },
+    422: {
+        "model": InvalidInput,
+        "description": "Invalid input: `detail[].loc` is the path of the wrong field",
+    },
+    503: {"model": ProblemDetail, "description": "No model loaded"},
+}
 
 
 class V2Error(BaseModel):

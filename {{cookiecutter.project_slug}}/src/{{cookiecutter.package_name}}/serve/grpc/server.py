@@ -14,9 +14,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from ...config import Settings
+from ...core.settings import Settings
 from ..auth import authorized
-from ..service import PredictionService
+from ..prediction_service import PredictionService
 from . import inference_pb2_grpc
 from .servicer import InferenceServicer
 

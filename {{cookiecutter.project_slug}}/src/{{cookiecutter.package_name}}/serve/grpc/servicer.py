@@ -1,7 +1,7 @@
 """inference.GRPCInferenceService: the Open Inference Protocol's RPCs over the shared
 PredictionService.
 
-Inputs are parsed exactly as on HTTP (routes/v2.py): one tensor per feature or one [N, F]
+Inputs are decoded exactly as on HTTP, by the shared V2 codec (serve/v2_codec.py): one tensor per feature or one [N, F]
 tensor. Values come from `raw_input_contents` or from each tensor's `contents`. Outputs are
 raw (`raw_output_contents`) when the request's inputs were, as Triton answers, or when the
 request's `binary_data_output` parameter says so; typed `contents` otherwise.
@@ -12,11 +12,11 @@ from typing import Any, NoReturn
 import grpc
 import numpy as np
 
-from ...config import PROJECT_NAME, PROJECT_VERSION
-from ...features import InputError
-from .. import tensors
-from ..routes.v2 import model_metadata, request_matrix, unknown_model_message
-from ..service import NotReady, PredictionService, TooManyRows
+from ...core.schema import InputError
+from ...core.settings import PROJECT_NAME, PROJECT_VERSION
+from .. import v2_codec
+from ..prediction_service import NotReady, PredictionService, TooManyRows
+from ..v2_codec import OUTPUTS, model_metadata, request_matrix, unknown_model_message
 from . import inference_pb2 as pb
 
 # Which InferTensorContents field holds each datatype's values (FP16 has none: raw only).
@@ -34,7 +34,6 @@ CONTENTS_FIELD = {
     "FP64": "fp64_contents",
     "BYTES": "bytes_contents",
 }
-OUTPUTS = ("predict", "predict_proba")
 
 
 async def _abort(
@@ -45,14 +44,14 @@ async def _abort(
 
 
 def _tensor(tensor: Any, raw_contents: bytes | None) -> dict[str, Any]:
-    """One input as the tensor object routes/v2.py validates."""
+    """One input as the tensor object the V2 codec validates."""
     name, datatype, shape = tensor.name, tensor.datatype, [int(d) for d in tensor.shape]
     if not name:
         raise InputError(["inputs"], "every input tensor needs a name")
     if raw_contents is not None:
         if tensor.HasField("contents"):
             raise InputError([name], "has both contents and raw_input_contents; send one")
-        data: Any = tensors.decode(name, datatype, shape, raw_contents)
+        data: Any = v2_codec.decode(name, datatype, shape, raw_contents)
     else:
         field = CONTENTS_FIELD.get(datatype)
         if field is None:
@@ -141,7 +140,7 @@ class InferenceServicer:
         for name, datatype, array in arrays:
             output = response.outputs.add(name=name, datatype=datatype, shape=list(array.shape))
             if as_raw:
-                response.raw_output_contents.append(tensors.encode(array, datatype))
+                response.raw_output_contents.append(v2_codec.encode(array, datatype))
             elif datatype == "BYTES":
                 output.contents.bytes_contents.extend(str(v).encode() for v in array.ravel())
             else:

@@ -5,7 +5,6 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from ..responses import FastJSONResponse
-from ..routing import LeanRoute, service_of
 from ..schemas import (
     Liveness,
     NotReadyYet,
@@ -13,6 +12,7 @@ from ..schemas import (
     ServerLiveResponse,
     ServerReadyResponse,
 )
+from .lean_route import LeanRoute, service_of
 
 router = APIRouter(tags=["health"], route_class=LeanRoute)
 

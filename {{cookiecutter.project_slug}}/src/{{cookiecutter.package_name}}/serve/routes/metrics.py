@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..routing import LeanRoute
+from .lean_route import LeanRoute
 
 router = APIRouter(tags=["metrics"], route_class=LeanRoute)
 

@@ -20,21 +20,20 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from ...cpus import available_cpus
-from ...features import (
-    FEATURE_NAMES,
-    FEATURES,
-    InputError,
+from ...core.cpus import available_cpus
+from ...core.schema import FEATURE_NAMES, FEATURES, InputError
+from ..json_codec import (
     columns_to_matrix,
     lists_to_matrix,
     mappings_to_matrix,
+    parse_json,
+    prediction_body,
+    records_matrix,
 )
+from ..prediction_service import Prediction, PredictionService
 from ..responses import FastJSONResponse
-from ..routing import LeanRoute, service_of
-from ..schemas import ExecutionParameters, PredictResponse, ProblemDetail, ref
-from ..service import Prediction, PredictionService
-from .common import prediction_body
-from .predict import ERRORS, parse_json, records_matrix
+from ..schemas import PREDICTION_ERRORS, ExecutionParameters, PredictResponse, ProblemDetail, ref
+from .lean_route import LeanRoute, service_of
 
 router = APIRouter(tags=["sagemaker"], route_class=LeanRoute)
 
@@ -226,7 +225,7 @@ _TEXT = {"type": "string"}
     "/invocations",
     response_model=PredictResponse,
     responses={
-        **ERRORS,
+        **PREDICTION_ERRORS,
         200: {
             "description": "The predictions, as `Accept` asks: JSON, or one line per record "
             "(CSV: the label, then each class's probability; JSON Lines: `prediction` and "

@@ -1,9 +1,7 @@
 """Open Inference Protocol (KServe V2) over REST, with the binary tensor data extension.
 
-Inputs are either one tensor per feature, named after it (shape [N] or [N, 1]), or a single
-tensor of shape [N, F] with the features in schema order, in any numeric datatype. Outputs are
-`predict` (BYTES, the class labels) and, for classifiers, `predict_proba` (FP64, [N, classes]);
-a request that names `outputs` gets those only. Errors use the protocol's shape,
+Inputs and outputs are decoded and encoded by the V2 codec (serve/v2_codec.py), which gRPC
+shares; a request that names `outputs` gets those only. Errors use the protocol's shape,
 `{"error": "..."}`, with 400 for bad requests and 404 for unknown models.
 
 Binary tensor data: with an `Inference-Header-Content-Length: N` header, the first N bytes of
@@ -13,10 +11,9 @@ back as binary data when its `binary_data` parameter is true, or when the reques
 `binary_data_output` parameter is true and the output does not say otherwise. The answer is
 then the JSON response followed by those outputs' bytes, as `application/octet-stream`, with
 the JSON's length in `Inference-Header-Content-Length`. The bytes themselves are read and
-written by `serve.tensors`, which the other transports share.
+written by the V2 codec.
 """
 
-import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -25,11 +22,11 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from ...config import PROJECT_NAME, PROJECT_VERSION
-from ...features import FEATURE_NAMES, FEATURES, InputError
+from ...core.schema import FEATURES, InputError
+from ...core.settings import PROJECT_NAME, PROJECT_VERSION
 from ..errors import V2_PREFIX, error_body
+from ..prediction_service import PredictionService
 from ..responses import FastJSONResponse
-from ..routing import Endpoint, LeanRoute, service_of
 from ..schemas import (
     InferenceResponse,
     ModelMetadataResponse,
@@ -38,13 +35,11 @@ from ..schemas import (
     V2Error,
     ref,
 )
-from ..service import PredictionService
-from ..tensors import FIXED_SIZE, decode, encode
+from ..v2_codec import OUTPUTS, encode, model_metadata, request_matrix, unknown_model_message
+from .lean_route import Endpoint, LeanRoute, service_of
 
 router = APIRouter(tags=["open inference protocol"], route_class=LeanRoute)
 
-FEATURE_DATATYPE = {"float": "FP64", "int": "INT64"}
-OUTPUTS = ("predict", "predict_proba")
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
@@ -52,35 +47,9 @@ def error(status: int, message: str) -> Response:
     return FastJSONResponse(error_body(V2_PREFIX, message), status_code=status)
 
 
-def unknown_model_message(name: str, version: str | None, service: PredictionService) -> str | None:
-    """Why `name` (and `version`, when given) is not this server's model; None when it is."""
-    if name != PROJECT_NAME:
-        return f"unknown model {name!r}; this server has {PROJECT_NAME!r}"
-    if version is not None and service.holder.ready and version != service.model_version:
-        return f"unknown version {version!r} of {name!r}; loaded: {service.model_version!r}"
-    return None
-
-
 def unknown_model(name: str, version: str | None, service: PredictionService) -> Response | None:
     message = unknown_model_message(name, version, service)
     return None if message is None else error(404, message)
-
-
-def model_metadata(service: PredictionService) -> dict[str, Any]:
-    classes = service.classes
-    outputs = [{"name": "predict", "datatype": "BYTES", "shape": [-1]}]
-    if classes:
-        outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes)]})
-    return {
-        "name": PROJECT_NAME,
-        "versions": [service.model_version] if service.holder.ready else [],
-        "platform": service.platform,
-        "inputs": [
-            {"name": f.name, "datatype": FEATURE_DATATYPE[f.type], "shape": [-1, 1]}
-            for f in FEATURES
-        ],
-        "outputs": outputs,
-    }
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[memoryview, memoryview]:
@@ -142,86 +111,6 @@ def binary_parts(inputs: Any, data: memoryview) -> list[memoryview | None]:
             f"binary_data_size ({', '.join(sizes) or 'none'}) add up to {offset}",
         )
     return parts
-
-
-def tensor_array(tensor: Any, index: int, raw: memoryview | None = None) -> np.ndarray:
-    """One input tensor as float64, from its JSON `data` or, when given, its raw bytes."""
-    where = f"inputs[{index}]"
-    if not isinstance(tensor, dict):
-        raise InputError([where], "expected a tensor object")
-    name, datatype, shape, data = (tensor.get(k) for k in ("name", "datatype", "shape", "data"))
-    if not isinstance(name, str):
-        raise InputError([where], "tensor needs a 'name'")
-    if not isinstance(datatype, str) or datatype not in FIXED_SIZE:
-        raise InputError(
-            [name], f"datatype {datatype!r} is not supported; use one of {', '.join(FIXED_SIZE)}"
-        )
-    # `type(d) is int`: JSON's true and false are ints to isinstance.
-    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise InputError([name], "shape must be a list of non-negative integers")
-    try:
-        if raw is not None:
-            if data is not None:
-                raise InputError([name], "tensor has both 'data' and binary_data_size: send one")
-            array = decode(name, datatype, shape, raw).astype(np.float64, copy=False)
-        elif data is None:
-            raise InputError([name], "tensor has neither 'data' nor a binary_data_size parameter")
-        else:
-            try:
-                array = np.asarray(data, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise InputError([name], "data must be numbers") from None
-            if array.size != math.prod(shape):
-                raise InputError(
-                    [name],
-                    f"data has {array.size} values but shape {shape} needs {math.prod(shape)}",
-                )
-            array = array.reshape(shape)
-    except ValueError as error:  # a dimension beyond what NumPy can index, beside a 0
-        if isinstance(error, InputError):
-            raise
-        raise InputError([name], f"shape {shape} is too large") from None
-    if not np.isfinite(array).all():
-        raise InputError([name], "data must be finite numbers (no NaN or infinity)")
-    return array
-
-
-def request_matrix(inputs: Any, raw: list[memoryview | None] | None = None) -> np.ndarray:
-    """The feature matrix of the request's input tensors; `raw` holds the bytes of those
-    sent as binary data (None for the others), in input order."""
-    if not isinstance(inputs, list) or not inputs:
-        raise InputError(["inputs"], "expected a non-empty list of input tensors")
-    raw = raw or [None] * len(inputs)
-    arrays = [tensor_array(t, i, raw[i]) for i, t in enumerate(inputs)]
-    names = [t["name"] for t in inputs]
-    if len(arrays) == 1 and names[0] not in FEATURE_NAMES:
-        matrix = arrays[0]
-        if matrix.ndim != 2 or matrix.shape[1] != len(FEATURES):
-            raise InputError(
-                [names[0]],
-                f"a single input must have shape [N, {len(FEATURES)}] ({', '.join(FEATURE_NAMES)})",
-            )
-        return matrix
-    missing = [n for n in FEATURE_NAMES if n not in names]
-    unknown = [n for n in names if n not in FEATURE_NAMES]
-    if unknown:
-        raise InputError(
-            ["inputs"],
-            f"unknown input(s) {', '.join(unknown)}; expected {', '.join(FEATURE_NAMES)}",
-        )
-    if missing:
-        raise InputError(["inputs"], f"missing input(s): {', '.join(missing)}")
-    columns = []
-    for name in FEATURE_NAMES:
-        array = arrays[names.index(name)]
-        if array.ndim == 2 and array.shape[1] == 1:
-            array = array[:, 0]
-        if array.ndim != 1:
-            raise InputError([name], "a feature input must have shape [N] or [N, 1]")
-        columns.append(array)
-    if len({len(c) for c in columns}) != 1:
-        raise InputError(["inputs"], "all inputs must have the same number of rows")
-    return np.column_stack(columns)
 
 
 def flag(parameters: Any, key: str, where: str, default: bool) -> bool:

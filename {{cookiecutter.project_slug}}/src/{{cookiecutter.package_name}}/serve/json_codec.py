@@ -1,85 +1,41 @@
-"""The feature schema: the one place that names the model's inputs and its target.
+"""The project's own JSON: records and rows in, checked against the schema into a feature
+matrix; predictions out, as the body that /predict and /invocations share.
 
-To use your own data, change FEATURES, TARGET and `load_sample()`; the request schema of the
-API, the batch file checks and the V2 tensor metadata all follow from here.
+The one validator of JSON records, for every route that takes them: a fast vectorised check
+first, and only when that fails a row-by-row pass that finds and names the first bad field.
 """
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, create_model
+import orjson
 
-FeatureType = Literal["float", "int"]
-
-
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    type: FeatureType
-    description: str
-    example: float
+from ..core.schema import FEATURE_NAMES, FEATURES, Feature, InputError
+from .prediction_service import Prediction, PredictionService
 
 
-FEATURES: tuple[Feature, ...] = (
-    Feature("sepal_length", "float", "Sepal length in cm", 5.1),
-    Feature("sepal_width", "float", "Sepal width in cm", 3.5),
-    Feature("petal_length", "float", "Petal length in cm", 1.4),
-    Feature("petal_width", "float", "Petal width in cm", 0.2),
-)
-FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
-TARGET = "species"
-
-PYTHON_TYPES: dict[FeatureType, type] = {"float": float, "int": int}
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InputError([], f"body is not valid JSON: {error}") from None
 
 
-class InputError(ValueError):
-    """Input that does not match the feature schema. `location` says where, e.g. [3, 'x']."""
-
-    def __init__(self, location: Sequence[str | int], message: str) -> None:
-        self.location = list(location)
-        self.message = message
-        where = ".".join(str(part) for part in self.location)
-        super().__init__(f"{where}: {message}" if where else message)
-
-    def __reduce__(self) -> tuple[type, tuple[list[str | int], str]]:
-        # So the error crosses process boundaries (a Dask worker's error reaches the client).
-        return (type(self), (self.location, self.message))
-
-
-def load_sample() -> tuple[Any, Any]:
-    """The bundled training data: the iris measurements that ship with scikit-learn."""
-    from sklearn.datasets import load_iris
-
-    iris = load_iris(as_frame=True)
-    frame = iris.frame.rename(columns=dict(zip(iris.feature_names, FEATURE_NAMES, strict=True)))
-    frame[TARGET] = np.asarray(iris.target_names)[iris.target]
-    return frame[list(FEATURE_NAMES)], frame[TARGET]
-
-
-def _field(feature: Feature) -> Any:
-    return (
-        PYTHON_TYPES[feature.type],
-        Field(
-            description=feature.description,
-            examples=[feature.example],
-            allow_inf_nan=False,
-            strict=False,
-        ),
-    )
-
-
-# The request record, generated from FEATURES so OpenAPI shows the real names and types.
-Record: type[BaseModel] = create_model(
-    "Record",
-    __config__=ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{f.name: f.example for f in FEATURES}]},
-    ),
-    **{f.name: _field(f) for f in FEATURES},
-)
+def records_matrix(payload: Any) -> Any:
+    """One record or a list of records to a feature matrix; errors locate the field
+    as ["body", "sepal_length"] for one record and ["body", 3, "sepal_length"] in a list."""
+    if isinstance(payload, dict):
+        try:
+            return mappings_to_matrix([payload])
+        except InputError as error:
+            raise InputError(error.location[1:], error.message) from None
+    if not isinstance(payload, list):
+        raise InputError([], "expected one record (an object) or a list of records")
+    if not payload:
+        raise InputError([], "no records to predict")
+    return mappings_to_matrix(payload)
 
 
 INTEGER_COLUMNS = [j for j, f in enumerate(FEATURES) if f.type == "int"]
@@ -180,3 +136,16 @@ def columns_to_matrix(columns: Any, rows: Sequence[Any]) -> np.ndarray:
         if not isinstance(row, list) or len(row) != len(columns):
             raise InputError(["data", i], f"expected a list of {len(columns)} values")
     return mappings_to_matrix([dict(zip(columns, row, strict=True)) for row in rows], ["data"])
+
+
+def prediction_body(result: Prediction, service: PredictionService) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "predictions": result.labels.tolist(),
+        "model_version": service.model_version,
+    }
+    if result.probabilities is not None:
+        classes = service.classes
+        body["probabilities"] = [
+            dict(zip(classes, row, strict=True)) for row in result.probabilities.tolist()
+        ]
+    return body

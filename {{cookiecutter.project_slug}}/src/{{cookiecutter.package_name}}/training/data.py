@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import FORMATS, file_format
-from .features import FEATURE_NAMES, TARGET, InputError, load_sample
+from ..core.formats import FORMATS, file_format
+from ..core.schema import FEATURE_NAMES, TARGET, InputError, load_sample
 
 
 def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:

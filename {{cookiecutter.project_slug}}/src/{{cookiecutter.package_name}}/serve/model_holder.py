@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..artifact import ArtifactError, load_artifact
-from ..runtime import Choice, RuntimeSetting
+from ..core.artifact import ArtifactError, load_artifact
+from ..core.runtime import Choice, RuntimeSetting
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ class ModelHolder:
 
     def prepare_thread(self) -> None:
         """Set up a model thread: the native model's library may keep settings per thread
-        (ONNX Runtime keeps none, and model.py is not imported for it)."""
+        (ONNX Runtime keeps none, and core/model.py is not imported for it)."""
         if self.runtime is not None and self.runtime.name == "native":
-            from ..model import prepare_model_thread
+            from ..core.model import prepare_model_thread
 
             prepare_model_thread()

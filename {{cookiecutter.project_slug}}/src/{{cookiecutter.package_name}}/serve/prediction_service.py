@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import FRAMEWORK, Settings
-from ..features import InputError
-from ..scoring import predict_matrix
+from ..core.predict import predict_matrix
+from ..core.schema import InputError
+from ..core.settings import FRAMEWORK, Settings
 from .batching import MicroBatcher
 from .metrics import Metrics
-from .state import ModelHolder
+from .model_holder import ModelHolder
 
 
 class NotReady(RuntimeError):

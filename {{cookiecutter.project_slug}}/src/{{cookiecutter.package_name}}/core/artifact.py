@@ -21,14 +21,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .config import FRAMEWORK
-from .onnx_export import OnnxExport
 from .runtime import ONNX_FILE, Choice, OnnxModel, RuntimeSetting, RuntimeSettingError, choose
+from .settings import FRAMEWORK
 
 METADATA_FILE = "metadata.json"
 REPORT_DIR = "report"
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """What training's ONNX step gives the artifact: the model it verified, and its record."""
+
+    content: bytes | None  # the ONNX model, only when it passed the check
+    report: dict[str, Any]  # metadata.json's "onnx": the converter, the check and its result
 
 
 class ArtifactError(RuntimeError):

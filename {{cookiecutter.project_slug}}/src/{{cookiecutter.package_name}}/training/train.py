@@ -10,14 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from .artifact import save_artifact
-from .config import PROJECT_NAME, PROJECT_VERSION, Settings
-from .features import FEATURES, TARGET, load_sample
-from .model import HYPERPARAMETERS, build_model, library_versions
-from .onnx_export import OnnxExport, export_onnx
-from .training_data import data_sha256, load_training_data
+from ..core.artifact import OnnxExport, save_artifact
+from ..core.model import HYPERPARAMETERS, build_model, library_versions
+from ..core.schema import FEATURES, TARGET, load_sample
+from ..core.settings import PROJECT_NAME, PROJECT_VERSION, Settings
+from .data import data_sha256, load_training_data
+from .onnx_check import export_onnx
 
-# The model's own (model.py), then those of training: the seed and the held-out share.
+# The model's own (core/model.py), then those of training: the seed and the held-out share.
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {**HYPERPARAMETERS, "seed": 42, "test_size": 0.25}
 
 
@@ -173,7 +173,7 @@ def train(settings: Settings) -> dict[str, Any]:
 
 def export_and_check(model: Any, held_out: np.ndarray) -> OnnxExport:
     """The model in ONNX, checked against itself on the held-out rows and the bundled sample
-    (onnx_export.py); when that fails, the reason, and the native model will serve."""
+    (onnx_check.py); when that fails, the reason, and the native model will serve."""
     say("converting the model to ONNX and checking it against the model")
     checks = {
         "held-out": np.array(held_out, dtype=np.float64),

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from .serve.logs import utc_timestamp
+from ..core.logs import utc_timestamp
 
 
 class Progress:

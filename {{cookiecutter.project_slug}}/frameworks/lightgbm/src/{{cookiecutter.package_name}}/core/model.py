@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .features import FEATURE_NAMES
+from .schema import FEATURE_NAMES
 
 MODEL_FILE = "model.txt"
 

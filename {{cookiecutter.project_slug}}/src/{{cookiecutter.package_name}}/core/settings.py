@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from . import __version__
+from .. import __version__
 
 PROJECT_NAME = "{{ cookiecutter.project_slug }}"
 PROJECT_VERSION = __version__

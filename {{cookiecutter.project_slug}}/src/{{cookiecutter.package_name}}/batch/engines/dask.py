@@ -12,19 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..artifact import ArtifactError
-from ..config import Settings
+from ...core.artifact import ArtifactError
+from ...core.schema import InputError
+from ...core.settings import Settings
 from ..dataset import Piece
-from ..features import InputError
-from ..predict import (
-    BatchJob,
-    PartResult,
-    Scoring,
-    Summary,
-    is_file_target,
-    run_job,
-    score_piece,
-)
+from ..job import BatchJob, Summary, run_job
+from ..output import PartResult, is_file_target
+from ..parts import Scoring, score_piece
 from ..progress import Progress
 from . import ClusterError
 

@@ -20,9 +20,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Settings
-from .data import FORMATS, file_format
-from .features import FEATURE_NAMES, InputError
+from ..core.formats import FORMATS, file_format
+from ..core.schema import FEATURE_NAMES, InputError
+from ..core.settings import Settings
 
 SPLIT_MB = 64  # a CSV or JSON Lines file larger than this is split into pieces of about this size
 HIDDEN_PREFIXES = (".", "_")  # _SUCCESS, .crc files and other markers are not data

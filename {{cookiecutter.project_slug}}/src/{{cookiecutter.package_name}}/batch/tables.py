@@ -2,8 +2,8 @@
 bounded chunks.
 
 Batch scoring reads pieces (see dataset.py) with Arrow's streaming readers and writes parts with
-Arrow's writers; training reads its files with pandas (training_data.py), which scoring never
-imports.
+Arrow's writers; training reads its files with pandas (training/data.py), which batch scoring
+never imports.
 """
 
 import io
@@ -15,31 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .features import FEATURE_NAMES, InputError
+from ..core.schema import FEATURE_NAMES, InputError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from .dataset import Piece
-
-FORMATS = {
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-}
-
-
-def file_format(path: Path) -> str:
-    try:
-        return FORMATS[path.suffix.lower()]
-    except KeyError:
-        known = ", ".join(sorted(FORMATS))
-        raise InputError(
-            [str(path)], f"{path}: unknown file type {path.suffix!r}; use one of {known}"
-        ) from None
-
 
 # ---------------------------------------------------------------------------------------
 # Batch scoring: Arrow record batches in, Arrow record batches out

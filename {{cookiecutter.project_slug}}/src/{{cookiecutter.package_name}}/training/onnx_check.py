@@ -1,4 +1,5 @@
-"""Training's ONNX step: convert the fitted model (export.py), then prove the conversion right.
+"""Training's ONNX step: convert the fitted model (onnx_convert.py), then prove the conversion
+right.
 
 The ONNX model is used only when, on every row it is checked on (the held-out rows and the
 bundled sample), ONNX Runtime gives exactly the native model's labels and probabilities
@@ -12,26 +13,20 @@ tree, a feature out of order, another class order) moves probabilities by far mo
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .runtime import ONNX_FILE, OnnxModel, onnxruntime_version
-from .scoring import predict_matrix
+from ..core.artifact import OnnxExport
+from ..core.predict import predict_matrix
+from ..core.runtime import ONNX_FILE, OnnxModel, onnxruntime_version
 
 TOLERANCE = 1e-5
 
 
-@dataclass(frozen=True)
-class OnnxExport:
-    content: bytes | None  # the ONNX model, only when it passed the check
-    report: dict[str, Any]  # metadata.json's "onnx": the converter, the check and its result
-
-
 def export_onnx(model: Any, checks: Mapping[str, np.ndarray]) -> OnnxExport:
     """Convert `model` and check the result on each named set of rows against the model."""
-    from .export import CONVERTER, OPSET, convert, converter_version
+    from .onnx_convert import CONVERTER, OPSET, convert, converter_version
 
     classes = [str(c) for c in model.classes_]
     features = next(iter(checks.values())).shape[1]

@@ -2,7 +2,7 @@
 
 FastAPI's dependency injection and parameter parsing cost tens of microseconds per request,
 more than a micro-batched prediction of a small model. Every endpoint here therefore takes
-`request` only, reads its body itself (with the shared validators in features.py) and finds
+`request` only, reads its body itself (with the shared validators of json_codec.py and v2_codec.py) and finds
 the service on `request.app.state`. OpenAPI still documents each route: path parameters and
 request bodies through `openapi_extra`, answers through `response_model` and `responses` (the
 models in schemas.py). Auth is not a route dependency but part of the request middleware, so
@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from .service import PredictionService
+from ..prediction_service import PredictionService
 
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 

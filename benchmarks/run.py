@@ -1,0 +1,50 @@
+"""What every benchmark run shares: where the template and the results are, what a run takes
+on this host (its images' names, free ports), and the header its results begin with.
+
+The bottom of the benchmarks' imports: every benchmark may import this module, and it imports
+none of them.
+"""
+
+import os
+import platform
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCHMARKS = Path(__file__).resolve().parent
+TEMPLATE = BENCHMARKS.parent
+# The images a run builds are named <prefix><name>: another prefix keeps two runs on one
+# Docker engine from replacing each other's images.
+TAG_PREFIX = os.environ.get("BENCH_TAG_PREFIX", "bench-")
+
+
+def machine() -> str:
+    model_names = [
+        line.split(":", 1)[1].strip()
+        for line in Path("/proc/cpuinfo").read_text().splitlines()
+        if line.startswith("model name")
+    ]
+    cpu = model_names[0] if model_names else platform.processor()
+    memory = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
+    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, {platform.system()} {platform.release()}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def header(smoke: bool) -> dict[str, Any]:
+    """What every benchmark's results say of the run: when, on what machine, and whether it
+    was a smoke run."""
+    return {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": machine(), "smoke": smoke}
+
+
+def results_folder(given: Path | None, root: Path, smoke: bool, date: str) -> Path:
+    """Where a run writes: the folder asked for (--results); else a smoke run's results go
+    under its work folder `root`, a full run's under benchmarks/results/<date>."""
+    if given is not None:
+        return given
+    return root / "results" if smoke else BENCHMARKS / "results" / date

@@ -1,0 +1,185 @@
+"""Batch scoring: a dataset in, the same rows with their predictions out, in bounded memory.
+
+A job finds its dataset, plans its pieces (dataset.py), claims the output folder, has an
+engine score its shard's pieces (parts.py; engines/ for where they run) and records them in
+the output folder (output.py), whose `_SUCCESS` marker says the whole job is there.
+"""
+
+import resource
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.artifact import load_artifact
+from ..core.cpus import available_cpus
+from ..core.formats import file_format
+from ..core.schema import FEATURE_NAMES, InputError
+from ..core.settings import Settings
+from .dataset import (
+    SPLIT_MB,
+    WHOLE,
+    Dataset,
+    Piece,
+    Shard,
+    find_dataset,
+    part_name,
+    plan,
+    plan_fingerprint,
+    shard_pieces,
+)
+from .engines.local import score_in_process
+from .output import PartResult, completed_by, finish_shard, is_file_target, start_folder
+from .parts import Scoring, model_version, remember
+from .progress import Progress
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    source: Path  # a file, a folder or a glob
+    target: Path  # a file for one input file, else a folder
+    shard: Shard = WHOLE
+    chunk_rows: int = 50_000
+    keep_columns: tuple[str, ...] | None = None  # extra columns to pass through; None: all
+    split_mb: float = SPLIT_MB
+    overwrite: bool = False
+
+
+@dataclass
+class Summary:
+    rows: int
+    parts: list[PartResult] = field(default_factory=list)
+
+
+# An engine scores pieces and returns their results in piece order: (pieces, the target of
+# a piece, what to score with, progress) -> results.
+Engine = Callable[[list[Piece], Callable[[Piece], Path], Scoring, Progress], list[PartResult]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    dataset: Dataset
+    pieces: list[Piece]
+    scoring: Scoring
+    to_file: bool  # one input file to one output file; else a folder of parts
+    fingerprint: str  # the same in every shard of the job: input, split, model, columns
+
+
+def prepare(settings: Settings, job: BatchJob, spread: int | None = None) -> Plan:
+    """Find the dataset, plan its pieces (at least `spread` when the data allows; default: the
+    shard count) and decide the output layout: a file, or a folder of parts."""
+    dataset = find_dataset(job.source)
+    to_file = is_file_target(job.target)
+    if to_file:
+        if not dataset.is_single_file:
+            raise InputError(
+                ["--output"],
+                f"the input is a dataset of {len(dataset.parts)} part(s); give a folder "
+                "for --output, not a file name",
+            )
+        if job.shard.count > 1:
+            raise InputError(
+                ["--output"], "with shards the output is a folder of parts; give a folder name"
+            )
+        if file_format(job.target) != dataset.kind:
+            raise InputError(
+                ["--output"], f"use the same format as the input ({dataset.kind}) for the output"
+            )
+    extras = [name for name in dataset.columns if name not in FEATURE_NAMES]
+    if job.keep_columns is None:
+        keep = tuple(extras)
+    else:
+        unknown = [name for name in job.keep_columns if name not in extras]
+        if unknown:
+            raise InputError(
+                ["--keep-columns"],
+                f"no such extra column: {', '.join(unknown)} (the input has: "
+                f"{', '.join(extras) or 'none'})",
+            )
+        keep = tuple(job.keep_columns)
+    artifact = load_artifact(settings.model_dir, settings.model_runtime)
+    remember(str(settings.model_dir), artifact)  # the local engine scores with it
+    scoring = Scoring(
+        columns=dataset.columns,
+        keep=keep,
+        chunk_rows=job.chunk_rows,
+        model_dir=str(settings.model_dir),
+        model_version=model_version(artifact),
+        runtime=artifact.runtime.name,
+    )
+    pieces = plan(dataset, spread or job.shard.count, 0 if to_file else job.split_mb)
+    fingerprint = plan_fingerprint(
+        pieces, job.shard.count, scoring.model_version, scoring.keep, dataset.columns
+    )
+    return Plan(dataset, pieces, scoring, to_file, fingerprint)
+
+
+def progress_for(settings: Settings, pieces: Sequence[Piece]) -> Progress:
+    known = all(piece.rows is not None for piece in pieces)
+    return Progress(
+        "predict",
+        interval=settings.progress_interval,
+        log_format=settings.log_format,
+        total_rows=sum(piece.rows or 0 for piece in pieces) if known else None,
+        total_bytes=None if known else sum(piece.size for piece in pieces),
+    )
+
+
+def run_job(
+    settings: Settings,
+    job: BatchJob,
+    engine: Engine,
+    spread: int | None = None,
+    **about: object,
+) -> Summary:
+    """The flow of every job, whatever the engine: plan, claim the output, score this shard's
+    pieces, record the shard, and write `_SUCCESS` once every shard of the run is done.
+    `about` goes into the `start` line (the engine's workers, say)."""
+    plan = prepare(settings, job, spread)
+    mine = shard_pieces(plan.pieces, job.shard)
+    progress = progress_for(settings, mine)
+    run = settings.batch_run_id or plan.fingerprint
+    if plan.to_file:
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+        targets: Callable[[Piece], Path] = lambda _piece: job.target  # noqa: E731
+    else:
+        if completed_by(job.target, settings.batch_run_id):
+            progress.emit("done", rows=0, output=str(job.target), note="the run is complete")
+            return Summary(0, [])
+        start_folder(job.target, job.overwrite, job.shard, run)
+        targets = lambda piece: job.target / part_name(piece.index, piece.kind)  # noqa: E731
+    progress.emit(
+        "start",
+        inputs=len(plan.dataset.parts),
+        pieces=len(mine),
+        shard=str(job.shard),
+        runtime=plan.scoring.runtime,
+        **about,
+    )
+    results = engine(mine, targets, plan.scoring, progress)
+    rows = sum(r.rows for r in results)
+    if plan.to_file and rows == 0:
+        raise InputError([str(job.source)], f"{job.source}: the file has no rows to score")
+    if not plan.to_file:
+        finish_shard(
+            job.target,
+            job.shard,
+            run,
+            plan.fingerprint,
+            plan.dataset,
+            plan.scoring.model_version,
+            results,
+        )
+    progress.done(output=str(job.target), peak_memory_mb=peak_memory_mb())
+    return Summary(rows, results)
+
+
+def predict(settings: Settings, job: BatchJob) -> Summary:
+    """Score the job's shard of the dataset in this process."""
+    import pyarrow as pa
+
+    pa.set_cpu_count(available_cpus())  # Arrow's readers: as many threads as the CPU limit
+    return run_job(settings, job, score_in_process)
+
+
+def peak_memory_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux

@@ -1,0 +1,168 @@
+"""One piece of the input scored into one part of the output, in bounded memory.
+
+`score_piece` is what every engine runs for each piece: the local engine one after another in
+this process, the Dask engine (engines/dask.py) on a cluster's workers.
+"""
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from ..core.artifact import Artifact, load_artifact, sha256_file
+from ..core.predict import predict_matrix
+from ..core.schema import FEATURE_NAMES, InputError
+from .dataset import Piece
+from .output import PartResult, temporary_name
+from .tables import (
+    BackgroundWriter,
+    BadValue,
+    PartWriter,
+    feature_matrix,
+    json_lines,
+    read_piece,
+    splice_predictions,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What every piece of one job is scored with; small, so it travels to Dask workers."""
+
+    columns: tuple[str, ...]
+    keep: tuple[str, ...]
+    chunk_rows: int
+    model_dir: str
+    model_version: str
+    runtime: Literal["onnx", "native"]  # chosen once, from MODEL_RUNTIME and the artifact
+
+
+_ARTIFACTS: dict[str, Artifact] = {}
+
+
+def remember(model_dir: str, artifact: Artifact) -> None:
+    """Keep an artifact the job has already loaded, so that its pieces need not load it again."""
+    _ARTIFACTS[model_dir] = artifact
+
+
+def artifact_for(scoring: Scoring) -> Artifact:
+    """The job's model, loaded once per process: a Dask worker keeps it between pieces, and
+    loads the folder again when a job asks for another version (after a retraining)."""
+    artifact = _ARTIFACTS.get(scoring.model_dir)
+    if artifact is None or model_version(artifact) != scoring.model_version:
+        artifact = load_artifact(Path(scoring.model_dir), scoring.runtime)
+        _ARTIFACTS[scoring.model_dir] = artifact
+    if model_version(artifact) != scoring.model_version:
+        raise InputError(
+            ["model"],
+            f"the model in {scoring.model_dir} is version {model_version(artifact)}, not the "
+            f"job's {scoring.model_version}: every process of a job must load the same model",
+        )
+    return artifact
+
+
+def model_version(artifact: Artifact) -> str:
+    return str(artifact.metadata.get("model_version", ""))
+
+
+def score_piece(
+    piece: Piece,
+    scoring: Scoring,
+    target: Path,
+    on_rows: Callable[[int, int], None] | None = None,
+) -> PartResult:
+    """Score `piece` into the file `target`, written under a temporary name and then renamed."""
+    import pyarrow as pa
+
+    artifact = artifact_for(scoring)
+    classes = [str(c) for c in artifact.metadata["classes"]]
+    partial = temporary_name(target)
+    writer = BackgroundWriter(PartWriter(partial, piece.kind))
+    # JSON Lines: the records are passed through from the file's own lines, spliced.
+    lines = json_lines(piece) if piece.kind == "jsonl" else None
+    keep_all = set(scoring.keep) == {c for c in scoring.columns if c not in FEATURE_NAMES}
+    rows = 0
+    try:
+        on_bytes = (lambda n: on_rows(0, n)) if on_rows is not None else None
+        batches = read_piece(piece, scoring.columns, scoring.keep, scoring.chunk_rows, on_bytes)
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            matrix = feature_matrix(batch, rows)
+            labels, probabilities = predict_matrix(artifact.model, matrix)
+            if lines is not None:
+                keep = None if keep_all else scoring.keep
+                writer.write(
+                    splice_predictions(lines, labels.tolist(), probabilities, classes, keep)
+                )
+            else:
+                arrays = [batch.column(i) for i in range(batch.num_columns)]
+                names = list(batch.schema.names)
+                arrays.append(label_array(labels))
+                names.append("prediction")
+                if probabilities is not None:
+                    for k, name in enumerate(classes):
+                        arrays.append(pa.array(probabilities[:, k]))
+                        names.append(f"probability_{name}")
+                writer.write(pa.RecordBatch.from_arrays(arrays, names=names))
+            rows += batch.num_rows
+            if on_rows is not None:
+                on_rows(batch.num_rows, 0)
+        writer.close()
+        if rows == 0:
+            partial.unlink(missing_ok=True)
+            return PartResult(piece.index, None, 0, None)
+        os.replace(partial, target)
+    except BadValue as bad:
+        close_quietly(writer)
+        partial.unlink(missing_ok=True)
+        row = rows_before(piece) + bad.index + 1
+        raise InputError(
+            [bad.name, row], f"{piece.path}: column {bad.name!r}, row {row} {bad.problem}"
+        ) from None
+    except InputError as error:
+        close_quietly(writer)
+        partial.unlink(missing_ok=True)
+        if error.message.startswith(piece.path):
+            raise
+        raise InputError(error.location, f"{piece.path}: {error.message}") from None
+    except BaseException:
+        close_quietly(writer)
+        partial.unlink(missing_ok=True)
+        raise
+    return PartResult(piece.index, target.name, rows, sha256_file(target))
+
+
+def label_array(labels: np.ndarray) -> "pa.Array":
+    """The labels as an Arrow string column (numeric classes become their text)."""
+    import pyarrow as pa
+
+    array = pa.array(labels)
+    return array if array.type == pa.string() else array.cast(pa.string())
+
+
+def close_quietly(writer: BackgroundWriter) -> None:
+    """Close after a failure: the failure is what the caller reports."""
+    with contextlib.suppress(Exception):
+        writer.close()
+
+
+def rows_before(piece: Piece) -> int:
+    """How many data rows of its file come before the piece (only needed for error messages)."""
+    if piece.kind == "parquet":
+        import pyarrow.parquet as pq
+
+        metadata = pq.ParquetFile(piece.path).metadata
+        first = piece.row_groups[0] if piece.row_groups else 0
+        return sum(metadata.row_group(g).num_rows for g in range(first))
+    with open(piece.path, "rb") as handle:
+        header = len(handle.readline()) if piece.kind == "csv" else 0
+        handle.seek(header)
+        return handle.read(max(piece.start - header, 0)).count(b"\n")

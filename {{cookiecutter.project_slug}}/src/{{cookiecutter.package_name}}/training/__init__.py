@@ -1,0 +1,1 @@
+"""Training: the training data in, a checked model artifact out, with its verified ONNX model."""
