@@ -2,6 +2,8 @@
 
 import os
 import re
+import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,69 @@ def test_mypy_strict_is_clean(default_project: Path) -> None:
     result = run_in(default_project, PYTHON, "-m", "mypy")  # strict, per pyproject.toml
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success: no issues found" in result.stdout
+
+
+LINT_IMPORTS = str(Path(PYTHON).parent / "lint-imports")
+# Where the package is, for import-linter (as `make lint` sets it).
+ON_SRC = {"PYTHONPATH": "src"}
+
+
+def contracts(project: Path) -> dict[str, str]:
+    """Each import contract of the project's pyproject.toml by name, KEPT or BROKEN."""
+    result = run_in(project, LINT_IMPORTS, "--no-cache", env=ON_SRC)
+    names = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["importlinter"]
+    found = {}
+    for contract in names["contracts"]:
+        pattern = r"\s+".join(map(re.escape, contract["name"].split()))
+        match = re.search(pattern + r"\s+(KEPT|BROKEN)", result.stdout)
+        assert match, f"{contract['name']!r} not in the report:\n{result.stdout}{result.stderr}"
+        found[contract["name"]] = match.group(1)
+    return found
+
+
+def test_the_import_contracts_hold(default_project: Path) -> None:
+    found = contracts(default_project)
+    assert len(found) >= 4
+    assert set(found.values()) == {"KEPT"}, found
+
+
+# Imports that break the contracts, each contract at least once: the module, the line added
+# to it, and the words of the contracts it breaks. Core importing a pipeline, or a pipeline
+# importing the command line, is also a cycle: the command line imports every pipeline and
+# every pipeline imports core.
+BREAKS = {
+    "a pipeline imports another": ("batch/job.py", "from ..training import data", ["stand on"]),
+    "core imports a pipeline": ("core/artifact.py", "from .. import batch", ["stand on", "cycles"]),
+    "serve imports the command line": (
+        "serve/run.py",
+        "from .. import cli",
+        ["stand on", "command line", "cycles"],
+    ),
+    "gRPC imports an HTTP route": ("serve/grpc/servicer.py", "from ..routes import v2", ["gRPC"]),
+    "batch imports the web framework": ("batch/output.py", "import fastapi", ["web and RPC"]),
+    "two modules import each other": ("batch/tables.py", "from . import job", ["cycles"]),
+}
+
+
+@pytest.mark.parametrize("case", BREAKS, ids=list(BREAKS))
+def test_each_import_contract_fails_when_broken(
+    default_project: Path, tmp_path: Path, case: str
+) -> None:
+    module, line, broken = BREAKS[case]
+    project = tmp_path / "project"
+    shutil.copytree(default_project, project, ignore=shutil.ignore_patterns(".*cache*"))
+    source = project / "src/iris_classifier" / module
+    source.write_text(source.read_text() + f"\n{line}  # noqa: E402, F401\n")
+    found = contracts(project)
+    expected = [name for name in found if any(words in name for words in broken)]
+    assert len(expected) == len(broken)
+    assert [name for name, state in found.items() if state == "BROKEN"] == expected, found
+
+
+def test_every_contract_is_broken_by_one_of_the_cases(default_project: Path) -> None:
+    names = contracts(default_project)
+    covered = {n for _, _, broken in BREAKS.values() for n in names for w in broken if w in n}
+    assert covered == set(names)
 
 
 def test_every_type_ignore_names_its_error_and_says_why(default_project: Path) -> None:
@@ -89,7 +154,15 @@ def test_pre_commit_passes_on_a_fresh_render(tmp_path: Path) -> None:
         assert run_in(project, *command).returncode == 0
     result = run_in(project, f"{tools}/pre-commit", "run", "--all-files", env=environment)
     assert result.returncode == 0, result.stdout + result.stderr
-    for hook in ("ruff check", "ruff format", "mypy (strict)", "hadolint", "check YAML"):
+    hooks = (
+        "ruff check",
+        "ruff format",
+        "mypy (strict)",
+        "import contracts",
+        "hadolint",
+        "check YAML",
+    )
+    for hook in hooks:
         assert re.search(rf"^{re.escape(hook)}\.+Passed$", result.stdout, re.MULTILINE), hook
 
 
@@ -98,13 +171,14 @@ def test_each_framework_is_lint_clean_and_passes_its_unit_tests(
     tmp_path: Path, framework: str
 ) -> None:
     """The other frameworks' renders pass the same checks as the default one: ruff, ruff
-    format, mypy strict, hadolint and every unit test."""
+    format, mypy strict, the import contracts, hadolint and every unit test."""
     project = render(tmp_path, framework=framework)
     hadolint = str(Path(PYTHON).parent / "hadolint")
     for check in (
         [PYTHON, "-m", "ruff", "check", "."],
         [PYTHON, "-m", "ruff", "format", "--check", "."],
         [PYTHON, "-m", "mypy"],
+        [LINT_IMPORTS],
         [hadolint, "Dockerfile"],
         [PYTHON, *UNIT_TESTS],
     ):

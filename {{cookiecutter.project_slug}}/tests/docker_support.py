@@ -68,7 +68,7 @@ class Server:
     started: float
 
     def logs(self) -> str:
-        return self.container.logs().decode(errors="replace")
+        return str(self.container.logs().decode(errors="replace"))
 
 
 def wait_for(url: str, status: int = 200, timeout: float = 30.0) -> float:

@@ -200,7 +200,7 @@ def test_metrics_count_requests_and_predictions(client: TestClient, trained: Set
     client.post("/predict", json=EXAMPLE)
     client.post("/predict", json={"sepal_length": "wide"})
     text = client.get("/metrics").text
-    predict = {"route": "/predict", "method": "POST"}
+    predict: dict[str, Any] = {"route": "/predict", "method": "POST"}
     assert metric(text, "http_requests_total", **predict, status="200") == 2
     assert metric(text, "http_requests_total", **predict, status="422") == 1
     assert metric(text, "http_request_duration_seconds_count", **predict) == 3

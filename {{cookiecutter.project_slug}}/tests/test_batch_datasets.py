@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from {{ cookiecutter.package_name }}.batch.dataset import Shard, find_dataset, plan, resolve_shard
-from {{ cookiecutter.package_name }}.batch.job import BatchJob, predict
+from {{ cookiecutter.package_name }}.batch.engines.local import predict
+from {{ cookiecutter.package_name }}.batch.job import BatchJob
 from {{ cookiecutter.package_name }}.batch.output import SUCCESS_FILE
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, InputError, load_sample
@@ -25,7 +26,7 @@ def keyed_rows(count: int) -> pd.DataFrame:
     rows = features.iloc[np.arange(count) % len(features)].reset_index(drop=True)
     rows.insert(0, "id", [f"{i:07d}" for i in range(count)])
     rows["note"] = [f'row {i}, "quoted"' for i in range(count)]
-    return rows
+    return pd.DataFrame(rows)
 
 
 def read_parts(folder: Path, kind: str = "csv") -> pd.DataFrame:
@@ -79,10 +80,13 @@ def test_shards_of_one_file_add_up_to_a_single_run(
         predict(trained, BatchJob(source, sharded, shard=Shard(index, 3), chunk_rows=64))
     assert len(list(sharded.glob("part-*"))) >= 3, "one file must spread across the shards"
     if kind == "jsonl":
-        read = lambda folder: pd.concat(  # noqa: E731
-            [pd.read_json(p, lines=True, dtype={"id": str}) for p in sorted(folder.glob("part-*"))],
-            ignore_index=True,
-        )
+
+        def read(folder: Path) -> pd.DataFrame:
+            parts = sorted(folder.glob("part-*"))
+            return pd.concat(
+                [pd.read_json(p, lines=True, dtype={"id": str}) for p in parts], ignore_index=True
+            )
+
         single_rows, sharded_rows = read(single), read(sharded)
     else:
         single_rows, sharded_rows = read_parts(single, kind), read_parts(sharded, kind)

@@ -49,6 +49,7 @@ def test_batched_equals_unbatched_row_for_row(trained: Settings) -> None:
     assert len(batched) == len(alone) == len(chunks)
     for together, apart in zip(batched, alone, strict=True):
         assert together.labels.tolist() == apart.labels.tolist()
+        assert together.probabilities is not None and apart.probabilities is not None
         np.testing.assert_allclose(together.probabilities, apart.probabilities, rtol=1e-12)
 
 
@@ -56,7 +57,7 @@ def test_a_failing_request_does_not_fail_its_neighbours(trained: Settings) -> No
     features = load_sample()[0].to_numpy()
     good, bad = features[:3], np.ones((2, 3))  # wrong width: the model call fails
 
-    async def run() -> list[object]:
+    async def run() -> list[Prediction | BaseException]:
         holder = ModelHolder(trained.model_dir)
         holder.load()
         service = PredictionService(
@@ -64,11 +65,13 @@ def test_a_failing_request_does_not_fail_its_neighbours(trained: Settings) -> No
         )
         await service.start()
         try:
-            return await asyncio.gather(
-                service.predict(good),
-                service.predict(bad),
-                service.predict(good),
-                return_exceptions=True,
+            return list(
+                await asyncio.gather(
+                    service.predict(good),
+                    service.predict(bad),
+                    service.predict(good),
+                    return_exceptions=True,
+                )
             )
         finally:
             await service.stop()
@@ -85,7 +88,7 @@ def test_a_row_the_model_cannot_score_fails_its_request_only(trained: Settings) 
     far = features[:2].copy()
     far[1, :2] = [1e308, -1e308]
 
-    async def run() -> list[object]:
+    async def run() -> list[Prediction | BaseException]:
         holder = ModelHolder(trained.model_dir)
         holder.load()
         holder.model = OverflowingModel(holder.model)
@@ -93,11 +96,13 @@ def test_a_row_the_model_cannot_score_fails_its_request_only(trained: Settings) 
         service = PredictionService(settings, holder, Metrics())
         await service.start()
         try:
-            return await asyncio.gather(
-                service.predict(features[:3]),
-                service.predict(far),
-                service.predict(features[:3]),
-                return_exceptions=True,
+            return list(
+                await asyncio.gather(
+                    service.predict(features[:3]),
+                    service.predict(far),
+                    service.predict(features[:3]),
+                    return_exceptions=True,
+                )
             )
         finally:
             await service.stop()

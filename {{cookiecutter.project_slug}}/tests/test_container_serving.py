@@ -157,7 +157,7 @@ def test_metrics_count_what_happened(server: Any) -> None:
     assert httpx.post(server.url + "/predict", json={"x": 1}).status_code == 422
     after = scrape()
 
-    def grew(name: str, **labels: str) -> float:
+    def grew(name: str, **labels: Any) -> float:
         return metric(after, name, **labels) - metric(before, name, absent=0, **labels)
 
     assert grew("http_requests_total", **predict, status="200") == 3
@@ -291,7 +291,7 @@ def test_bearer_token_from_a_file(docker: Any, image: str, tmp_path: Path) -> No
     secret = tmp_path / "token"
     secret.write_text("t0ken\n")
     secret.chmod(0o644)
-    run = {
+    run: dict[str, Any] = {
         "environment": {"API_TOKEN_FILE": "/run/secrets/token"},
         "volumes": {str(secret): {"bind": "/run/secrets/token", "mode": "ro"}},
     }

@@ -78,7 +78,8 @@ def serve_grpc() -> Iterator[Any]:
 
 @pytest.fixture
 def rpc(serve_grpc: Any, trained: Settings) -> Grpc:
-    return serve_grpc(trained)
+    grpc: Grpc = serve_grpc(trained)
+    return grpc
 
 
 def matrix_request(pb: Any, rows: list[list[float]], raw: bool, **fields: Any) -> Any:

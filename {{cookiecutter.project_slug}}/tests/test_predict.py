@@ -1,11 +1,13 @@
 """Batch scoring: formats, chunking, and clear errors for bad files."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.batch.job import BatchJob, predict
+from {{ cookiecutter.package_name }}.batch.engines.local import predict
+from {{ cookiecutter.package_name }}.batch.job import BatchJob
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, InputError, load_sample
 from {{ cookiecutter.package_name }}.core.settings import Settings
@@ -21,7 +23,7 @@ def predict_file(settings: Settings, source: Path, target: Path, chunk_rows: int
     return predict(settings, BatchJob(source, target, chunk_rows=chunk_rows)).rows
 
 
-READERS = {
+READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
     "csv": pd.read_csv,
     "parquet": pd.read_parquet,
     "jsonl": lambda path: pd.read_json(path, lines=True),

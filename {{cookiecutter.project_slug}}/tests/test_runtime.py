@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from {{ cookiecutter.package_name }}.training import onnx_convert
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE, ArtifactError, load_artifact, sha256_file
 from {{ cookiecutter.package_name }}.core.model import build_model
@@ -20,6 +20,7 @@ from {{ cookiecutter.package_name }}.core.runtime import ONNX_FILE, OnnxModel, R
 from {{ cookiecutter.package_name }}.core.schema import load_sample
 from {{ cookiecutter.package_name }}.core.settings import FRAMEWORK, PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
+from {{ cookiecutter.package_name }}.training import onnx_convert
 from {{ cookiecutter.package_name }}.training.onnx_check import TOLERANCE, opsets
 from {{ cookiecutter.package_name }}.training.train import DEFAULT_HYPERPARAMETERS, train
 
@@ -140,7 +141,7 @@ def test_without_a_verified_onnx_model_the_native_model_serves_and_says_why(
         }
         assert client.get(f"/v2/models/{PROJECT_NAME}").json()["platform"] == FRAMEWORK
         text = client.get("/metrics").text
-        info = {
+        info: dict[str, Any] = {
             "name": PROJECT_NAME,
             "runtime": "native",
             "runtime_reason": artifact.runtime.reason,

@@ -1,6 +1,7 @@
 """Open Inference Protocol (KServe V2) in-process: shapes, datatypes and error shapes."""
 
 import json
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -67,6 +68,7 @@ def test_malformed_outputs_are_400(client: TestClient) -> None:
 
 def test_malformed_tensor_headers_are_400_naming_the_tensor(client: TestClient) -> None:
     tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": list(EXAMPLE.values())}
+    bad: dict[str, Any]
     for bad in (
         {"datatype": {}},
         {"datatype": ["FP64"]},

@@ -69,7 +69,8 @@ def run_train(_args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     from .batch.dataset import resolve_shard
     from .batch.engines import ClusterError
-    from .batch.job import BatchJob, predict
+    from .batch.engines.local import predict
+    from .batch.job import BatchJob
     from .core.artifact import ArtifactError
     from .core.runtime import RuntimeSettingError
     from .core.schema import InputError

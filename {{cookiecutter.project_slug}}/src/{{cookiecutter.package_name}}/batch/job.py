@@ -1,8 +1,9 @@
 """Batch scoring: a dataset in, the same rows with their predictions out, in bounded memory.
 
 A job finds its dataset, plans its pieces (dataset.py), claims the output folder, has an
-engine score its shard's pieces (parts.py; engines/ for where they run) and records them in
-the output folder (output.py), whose `_SUCCESS` marker says the whole job is there.
+engine score its shard's pieces (parts.py; engines/ for where they run: `predict` in
+engines/local.py runs a job in this process) and records them in the output folder
+(output.py), whose `_SUCCESS` marker says the whole job is there.
 """
 
 import resource
@@ -11,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.artifact import load_artifact
-from ..core.cpus import available_cpus
 from ..core.formats import file_format
 from ..core.schema import FEATURE_NAMES, InputError
 from ..core.settings import Settings
@@ -27,7 +27,6 @@ from .dataset import (
     plan_fingerprint,
     shard_pieces,
 )
-from .engines.local import score_in_process
 from .output import PartResult, completed_by, finish_shard, is_file_target, start_folder
 from .parts import Scoring, model_version, remember
 from .progress import Progress
@@ -171,14 +170,6 @@ def run_job(
         )
     progress.done(output=str(job.target), peak_memory_mb=peak_memory_mb())
     return Summary(rows, results)
-
-
-def predict(settings: Settings, job: BatchJob) -> Summary:
-    """Score the job's shard of the dataset in this process."""
-    import pyarrow as pa
-
-    pa.set_cpu_count(available_cpus())  # Arrow's readers: as many threads as the CPU limit
-    return run_job(settings, job, score_in_process)
 
 
 def peak_memory_mb() -> int:

@@ -3,7 +3,10 @@
 from collections.abc import Callable
 from pathlib import Path
 
+from ...core.cpus import available_cpus
+from ...core.settings import Settings
 from ..dataset import Piece
+from ..job import BatchJob, Summary, run_job
 from ..output import PartResult
 from ..parts import Scoring, score_piece
 from ..progress import Progress
@@ -13,3 +16,11 @@ def score_in_process(
     pieces: list[Piece], target: Callable[[Piece], Path], scoring: Scoring, progress: Progress
 ) -> list[PartResult]:
     return [score_piece(piece, scoring, target(piece), progress.add) for piece in pieces]
+
+
+def predict(settings: Settings, job: BatchJob) -> Summary:
+    """Score the job's shard of the dataset in this process."""
+    import pyarrow as pa
+
+    pa.set_cpu_count(available_cpus())  # Arrow's readers: as many threads as the CPU limit
+    return run_job(settings, job, score_in_process)
