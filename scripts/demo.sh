@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Render the default project, build its image, start it and show a real prediction.
-# Each docker command is printed before it runs.
+# Each docker command is printed before it runs, and the build shows its steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +14,12 @@ run .venv/bin/cookiecutter --no-input --output-dir "$out" .
 project="$(ls -d "$out"/*/ | head -n 1)"
 image="$(basename "$project"):demo"
 
-run docker build --quiet --target runtime -t "$image" "$project"
+# Only the base image this project's Dockerfile builds FROM (the default Python version).
+version="$(sed -n 's/^ARG BASE_IMAGE=python:\([0-9.]*\)-slim$/\1/p' "$project/Dockerfile")"
+[ -n "$version" ] || { echo "demo: no ARG BASE_IMAGE=python:<version>-slim in $project/Dockerfile" >&2; exit 1; }
+run bash scripts/base-images.sh "$version"
+
+run docker build --target runtime -t "$image" "$project"
 run docker rm -f ml-container-demo >/dev/null 2>&1 || true
 run docker run -d --rm --name ml-container-demo -p "127.0.0.1:$port:8080" "$image"
 trap 'docker stop ml-container-demo >/dev/null 2>&1 || true' EXIT

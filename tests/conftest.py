@@ -32,8 +32,27 @@ docker_support = load_docker_support()
 
 @pytest.fixture(scope="session")
 def docker() -> Any:
-    """A Docker SDK client; skips without an engine, fails instead under REQUIRE_DOCKER=1."""
+    """A Docker SDK client; skips without an engine, fails instead under REQUIRE_DOCKER=1.
+    Every test that needs the engine asks for it, directly, through another fixture or with
+    `@pytest.mark.usefixtures("docker")`: that is what marks it `docker` (below)."""
     return docker_support.docker_client()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "docker: needs a Docker Engine; set on every test that uses the `docker` fixture "
+        "(`make test-fast` runs the others)",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `docker` every test whose fixtures reach the engine, however indirectly (`build`,
+    an image's fixture, an autouse one), so that the fast tier (`-m "not docker"`) cannot take
+    in a container test by mistake."""
+    for item in items:
+        if "docker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.docker)
 
 
 def render(output_dir: Path, **context: str) -> Path:

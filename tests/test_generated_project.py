@@ -182,6 +182,6 @@ def test_each_framework_is_lint_clean_and_passes_its_unit_tests(
         [hadolint, "Dockerfile"],
         [PYTHON, *UNIT_TESTS],
     ):
-        result = run_in(project, *check)
+        result = run_in(project, *check, env=ON_SRC)
         assert result.returncode == 0, f"{check}: " + result.stdout[-6000:] + result.stderr[-3000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout

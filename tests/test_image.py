@@ -207,6 +207,7 @@ def test_a_tampered_hash_fails_the_build_with_pips_hash_error(docker: Any, tmp_p
 
 
 @on_worker("3.11")
+@pytest.mark.usefixtures("docker")  # `make lock` resolves inside the base image
 def test_make_lock_regenerates_both_locks_with_hashes(tmp_path: Path) -> None:
     project = render(tmp_path)
     for lock in ("requirements.lock", "requirements-dev.lock"):
