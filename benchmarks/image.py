@@ -178,7 +178,7 @@ def build_floor(project: Path, base_image: str, tag: str, system_packages: str =
 def code_rebuild(project: Path, tag: str, target: str = "runtime") -> float:
     """Seconds to rebuild after a code-only change: one more line in a source file, new on
     every run so that no earlier run's cached layer can answer for it."""
-    source = project / "src" / project.name.replace("-", "_") / "features.py"
+    source = project / "src" / project.name.replace("-", "_") / "core" / "schema.py"
     original = source.read_text()
     try:
         source.write_text(original + f"\n# a code-only change, {time.time_ns()}\n")

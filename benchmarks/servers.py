@@ -53,7 +53,7 @@ def metadata_file(root: Path) -> Path:
 
 
 def feature_names(root: Path) -> list[str]:
-    """The model's inputs as its metadata names them: the project's features.py stays the
+    """The model's inputs as its metadata names them: the project's core/schema.py stays the
     one place that defines them."""
     return [f["name"] for f in json.loads(metadata_file(root).read_text())["features"]]
 
