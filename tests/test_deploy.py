@@ -141,7 +141,8 @@ def job_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def settings_port(project: Path, name: str = "port") -> int:
-    """The default of `port` (or `grpc_port`) in core/settings.py's Settings, read from the source."""
+    """The default of `port` (or `grpc_port`) in the project's Settings (core/settings.py),
+    read from the source."""
     source = (project / "src/iris_classifier/core/settings.py").read_text()
     settings = next(
         node

@@ -52,16 +52,16 @@ def test_the_import_contracts_hold(default_project: Path) -> None:
 
 
 # Imports that break the contracts, each contract at least once: the module, the line added
-# to it, and the words of the contracts it breaks. Core importing a pipeline, or a pipeline
-# importing the command line, is also a cycle: the command line imports every pipeline and
-# every pipeline imports core.
+# to it, and the words of the contracts it breaks. Core importing a pipeline is also a cycle,
+# since every pipeline imports core; a pipeline importing the command line breaks the layers
+# (the package's root is in no layer: the protected contract keeps it from the command line).
 BREAKS = {
     "a pipeline imports another": ("batch/job.py", "from ..training import data", ["stand on"]),
     "core imports a pipeline": ("core/artifact.py", "from .. import batch", ["stand on", "cycles"]),
-    "serve imports the command line": (
-        "serve/run.py",
-        "from .. import cli",
-        ["stand on", "command line", "cycles"],
+    "the package's root imports the command line": (
+        "__init__.py",
+        "from . import cli",
+        ["command line"],
     ),
     "gRPC imports an HTTP route": ("serve/grpc/servicer.py", "from ..routes import v2", ["gRPC"]),
     "batch imports the web framework": ("batch/output.py", "import fastapi", ["web and RPC"]),
@@ -88,6 +88,17 @@ def test_every_contract_is_broken_by_one_of_the_cases(default_project: Path) -> 
     names = contracts(default_project)
     covered = {n for _, _, broken in BREAKS.values() for n in names for w in broken if w in n}
     assert covered == set(names)
+
+
+def test_a_long_package_name_stays_lint_clean(tmp_path: Path) -> None:
+    """Lines that name the package are wrapped so that a 40-character name still fits."""
+    project = render(tmp_path, project_name="Customer Lifetime Value Forecaster Of Forty")
+    for check in (
+        [PYTHON, "-m", "ruff", "check", "."],
+        [PYTHON, "-m", "ruff", "format", "--check", "."],
+    ):
+        result = run_in(project, *check)
+        assert result.returncode == 0, f"{check}: " + result.stdout + result.stderr
 
 
 def test_every_type_ignore_names_its_error_and_says_why(default_project: Path) -> None:

@@ -25,7 +25,10 @@ from {{ cookiecutter.package_name }}.core.model import build_model, library_vers
 from {{ cookiecutter.package_name }}.core.schema import FEATURES, load_sample
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
-from {{ cookiecutter.package_name }}.training.train import DEFAULT_HYPERPARAMETERS, train
+from {{ cookiecutter.package_name }}.training.train import (
+    DEFAULT_HYPERPARAMETERS,
+    train,
+)
 
 from .docker_support import (
     MODEL_MOUNT,

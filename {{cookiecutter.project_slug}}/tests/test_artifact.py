@@ -9,8 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE, ArtifactError, load_artifact, sha256_file
-from {{ cookiecutter.package_name }}.core.model import MODEL_FILE, build_model, read_model, write_model
+from {{ cookiecutter.package_name }}.core.artifact import (
+    METADATA_FILE,
+    ArtifactError,
+    load_artifact,
+    sha256_file,
+)
+from {{ cookiecutter.package_name }}.core.model import (
+    MODEL_FILE,
+    build_model,
+    read_model,
+    write_model,
+)
 from {{ cookiecutter.package_name }}.core.schema import FEATURES, load_sample
 from {{ cookiecutter.package_name }}.core.settings import FRAMEWORK, Settings
 from {{ cookiecutter.package_name }}.training.train import DEFAULT_HYPERPARAMETERS

@@ -10,12 +10,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from {{ cookiecutter.package_name }}.batch.dataset import Shard, find_dataset, plan, resolve_shard
+from {{ cookiecutter.package_name }}.batch.dataset import (
+    Shard,
+    find_dataset,
+    plan,
+    resolve_shard,
+)
 from {{ cookiecutter.package_name }}.batch.engines.local import predict
 from {{ cookiecutter.package_name }}.batch.job import BatchJob
 from {{ cookiecutter.package_name }}.batch.output import SUCCESS_FILE
 from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, InputError, load_sample
+from {{ cookiecutter.package_name }}.core.schema import (
+    FEATURE_NAMES,
+    InputError,
+    load_sample,
+)
 from {{ cookiecutter.package_name }}.core.settings import Settings, get_settings
 
 

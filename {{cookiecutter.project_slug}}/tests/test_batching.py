@@ -10,7 +10,10 @@ from {{ cookiecutter.package_name }}.core.schema import InputError, load_sample
 from {{ cookiecutter.package_name }}.core.settings import Settings
 from {{ cookiecutter.package_name }}.serve.metrics import Metrics
 from {{ cookiecutter.package_name }}.serve.model_holder import ModelHolder
-from {{ cookiecutter.package_name }}.serve.prediction_service import Prediction, PredictionService
+from {{ cookiecutter.package_name }}.serve.prediction_service import (
+    Prediction,
+    PredictionService,
+)
 
 from .conftest import OverflowingModel
 

@@ -39,7 +39,10 @@ class Grpc:
     def __init__(self, port: int, http: TestClient) -> None:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-        from {{ cookiecutter.package_name }}.serve.grpc import inference_pb2, inference_pb2_grpc
+        from {{ cookiecutter.package_name }}.serve.grpc import (
+            inference_pb2,
+            inference_pb2_grpc,
+        )
 
         self.pb, self.health_pb, self.http = inference_pb2, health_pb2, http
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")

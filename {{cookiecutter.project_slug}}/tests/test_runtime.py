@@ -14,15 +14,31 @@ import pytest
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE, ArtifactError, load_artifact, sha256_file
+from {{ cookiecutter.package_name }}.core.artifact import (
+    METADATA_FILE,
+    ArtifactError,
+    load_artifact,
+    sha256_file,
+)
 from {{ cookiecutter.package_name }}.core.model import build_model
-from {{ cookiecutter.package_name }}.core.runtime import ONNX_FILE, OnnxModel, RuntimeSettingError
+from {{ cookiecutter.package_name }}.core.runtime import (
+    ONNX_FILE,
+    OnnxModel,
+    RuntimeSettingError,
+)
 from {{ cookiecutter.package_name }}.core.schema import load_sample
-from {{ cookiecutter.package_name }}.core.settings import FRAMEWORK, PROJECT_NAME, Settings
+from {{ cookiecutter.package_name }}.core.settings import (
+    FRAMEWORK,
+    PROJECT_NAME,
+    Settings,
+)
 from {{ cookiecutter.package_name }}.serve.app import create_app
 from {{ cookiecutter.package_name }}.training import onnx_convert
 from {{ cookiecutter.package_name }}.training.onnx_check import TOLERANCE, opsets
-from {{ cookiecutter.package_name }}.training.train import DEFAULT_HYPERPARAMETERS, train
+from {{ cookiecutter.package_name }}.training.train import (
+    DEFAULT_HYPERPARAMETERS,
+    train,
+)
 
 from .conftest import (
     EXAMPLE,

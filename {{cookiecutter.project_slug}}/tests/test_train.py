@@ -13,8 +13,17 @@ import pytest
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE, load_artifact
 from {{ cookiecutter.package_name }}.core.model import MODEL_FILE, library_versions
-from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, TARGET, InputError, load_sample
-from {{ cookiecutter.package_name }}.core.settings import FRAMEWORK, Settings, get_settings
+from {{ cookiecutter.package_name }}.core.schema import (
+    FEATURE_NAMES,
+    TARGET,
+    InputError,
+    load_sample,
+)
+from {{ cookiecutter.package_name }}.core.settings import (
+    FRAMEWORK,
+    Settings,
+    get_settings,
+)
 from {{ cookiecutter.package_name }}.training.train import train
 
 from .conftest import make_settings
@@ -114,7 +123,10 @@ def test_interrupted_save_keeps_the_previous_model(
     def interrupted(*_args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("{{ cookiecutter.package_name }}.core.artifact._commit", interrupted)
+    monkeypatch.setattr(
+        "{{ cookiecutter.package_name }}.core.artifact._commit",
+        interrupted,
+    )
     with pytest.raises(KeyboardInterrupt):
         train(settings)
     assert (settings.model_dir / METADATA_FILE).read_text() == before

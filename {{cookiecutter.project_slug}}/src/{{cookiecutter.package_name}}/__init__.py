@@ -1,3 +1,5 @@
 """{{ cookiecutter.project_name }}: {{ cookiecutter.description }}"""
 
-__version__ = "{{ cookiecutter.version }}"
+from .core.settings import PROJECT_VERSION as __version__
+
+__all__ = ["__version__"]

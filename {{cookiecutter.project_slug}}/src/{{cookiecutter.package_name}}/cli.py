@@ -15,8 +15,7 @@ from types import FrameType
 
 from pydantic import ValidationError
 
-from . import __version__
-from .core.settings import get_settings
+from .core.settings import PROJECT_VERSION, get_settings
 
 
 class Interrupted(BaseException):
@@ -127,7 +126,7 @@ def parser() -> argparse.ArgumentParser:
         description="{{ cookiecutter.description }}",
         epilog="Settings come from environment variables (MODEL_DIR, PORT, ...): see the README.",
     )
-    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    top.add_argument("--version", action="version", version=f"%(prog)s {PROJECT_VERSION}")
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
 
     train = commands.add_parser(

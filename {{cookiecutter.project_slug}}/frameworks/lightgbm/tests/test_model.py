@@ -7,7 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE, ArtifactError, load_artifact
+from {{ cookiecutter.package_name }}.core.artifact import (
+    METADATA_FILE,
+    ArtifactError,
+    load_artifact,
+)
 from {{ cookiecutter.package_name }}.core.model import HYPERPARAMETERS, MODEL_FILE
 from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, load_sample
 from {{ cookiecutter.package_name }}.core.settings import Settings

@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE, ArtifactError, load_artifact
+from {{ cookiecutter.package_name }}.core.artifact import (
+    METADATA_FILE,
+    ArtifactError,
+    load_artifact,
+)
 from {{ cookiecutter.package_name }}.core.model import HYPERPARAMETERS, MODEL_FILE
 from {{ cookiecutter.package_name }}.core.schema import load_sample
 from {{ cookiecutter.package_name }}.core.settings import Settings

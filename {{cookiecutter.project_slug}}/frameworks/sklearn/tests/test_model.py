@@ -11,7 +11,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from {{ cookiecutter.package_name }}.core.artifact import load_artifact
-from {{ cookiecutter.package_name }}.core.model import HYPERPARAMETERS, MODEL_FILE, ZIP_EPOCH
+from {{ cookiecutter.package_name }}.core.model import (
+    HYPERPARAMETERS,
+    MODEL_FILE,
+    ZIP_EPOCH,
+)
 from {{ cookiecutter.package_name }}.core.runtime import ONNX_FILE
 from {{ cookiecutter.package_name }}.core.schema import load_sample
 from {{ cookiecutter.package_name }}.core.settings import Settings
@@ -44,7 +48,10 @@ def test_a_pipeline_skl2onnx_cannot_convert_trains_and_serves_natively(
         classify = LogisticRegression(max_iter=1000, random_state=0)
         return Pipeline([("log", FunctionTransformer(np.log1p)), ("classify", classify)])
 
-    monkeypatch.setattr("{{ cookiecutter.package_name }}.training.train.build_model", with_a_log_step)
+    monkeypatch.setattr(
+        "{{ cookiecutter.package_name }}.training.train.build_model",
+        with_a_log_step,
+    )
     settings = make_settings(tmp_path)
     report = train(settings)["onnx"]
     assert report["verified"] is False

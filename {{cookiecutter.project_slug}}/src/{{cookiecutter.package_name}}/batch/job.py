@@ -1,4 +1,4 @@
-"""Batch scoring: a dataset in, the same rows with their predictions out, in bounded memory.
+"""A batch job's flow: plan the dataset, claim the output, score a shard, record it.
 
 A job finds its dataset, plans its pieces (dataset.py), claims the output folder, has an
 engine score its shard's pieces (parts.py; engines/ for where they run: `predict` in

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from ..core.logs import utc_timestamp
+from ..core.timestamps import utc_timestamp
 
 
 class Progress:

@@ -1,2 +1,3 @@
-"""The core that every pipeline shares: settings, the data schema, the model artifact and its
-runtimes, the prediction core. It imports nothing of the project outside core/."""
+"""What every pipeline shares: the settings, the data schema and its errors, the model
+artifact, its two runtimes and the framework's model module, the prediction core, the file
+formats, the CPU count and log timestamps. It imports nothing of the project outside core/."""

@@ -11,10 +11,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .. import __version__
-
 PROJECT_NAME = "{{ cookiecutter.project_slug }}"
-PROJECT_VERSION = __version__
+PROJECT_VERSION = "{{ cookiecutter.version }}"
 # The model framework, written into metadata.json: a model saved by another one is refused.
 FRAMEWORK = "{{ cookiecutter._framework_names[cookiecutter.framework] }}"
 

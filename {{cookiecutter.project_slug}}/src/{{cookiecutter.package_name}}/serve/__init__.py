@@ -1,1 +1,1 @@
-"""The HTTP server: one prediction core behind several protocols."""
+"""The HTTP and gRPC server: one prediction core behind several protocols."""

@@ -11,11 +11,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from starlette.exceptions import HTTPException
 
-from .. import __version__
 from ..core.schema import InputError
-from ..core.settings import PROJECT_NAME, Settings, get_settings
-from .access_log import AccessLog
+from ..core.settings import PROJECT_NAME, PROJECT_VERSION, Settings, get_settings
 from .errors import error_body
+from .logs import AccessLog
 from .metrics import Metrics
 from .middleware import RequestMiddleware
 from .model_holder import ModelHolder
@@ -103,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
         title=PROJECT_NAME,
-        version=__version__,
+        version=PROJECT_VERSION,
         description="{{ cookiecutter.description }}",
         lifespan=lifespan,
     )

@@ -14,9 +14,9 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .access_log import AccessLog
 from .auth import authorized, is_public
 from .errors import error_body
+from .logs import AccessLog
 from .metrics import Metrics
 
 Headers = list[tuple[bytes, bytes]]

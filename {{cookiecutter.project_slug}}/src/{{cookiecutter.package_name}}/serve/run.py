@@ -9,11 +9,11 @@ from types import FrameType
 import uvicorn
 
 from ..core.artifact import check_runtime_setting
-from ..core.logs import configure_logging
 from ..core.runtime import RuntimeSettingError
 from ..core.settings import Settings
 from .app import create_app
 from .grpc.server import GrpcServer
+from .logs import configure_logging
 
 
 class Server(uvicorn.Server):

@@ -1,10 +1,10 @@
 """What the HTTP routes take and answer, for the OpenAPI document only.
 
-The routes read raw bodies and write their answers themselves, for speed (see routes/lean_route.py), so
-nothing here parses or serialises a request at run time. Response bodies are pydantic models
-that the routes name in `response_model` and `responses`; request bodies are JSON Schemas
-derived from the feature schema, as the validators in json_codec.py and v2_codec.py are, and the routes refer to
-them from `openapi_extra`. The OpenAPI fuzz test run against the image keeps both honest.
+The routes read raw bodies and write their answers themselves, for speed (see
+routes/lean_route.py), so nothing here parses or serialises a request at run time. Response
+bodies are pydantic models that the routes name in `response_model` and `responses`; request
+bodies are JSON Schemas derived from the data schema, as the decoders in json_codec.py and
+v2_codec.py are, and the routes refer to them from `openapi_extra`. The OpenAPI fuzz test run against the image keeps both honest.
 """
 
 from typing import Any, Literal

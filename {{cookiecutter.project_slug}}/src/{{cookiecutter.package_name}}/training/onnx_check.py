@@ -1,5 +1,5 @@
-"""Training's ONNX step: convert the fitted model (onnx_convert.py), then prove the conversion
-right.
+"""Training's ONNX step: convert the fitted model (onnx_convert.py), then check that ONNX
+Runtime gives the model's answers.
 
 The ONNX model is used only when, on every row it is checked on (the held-out rows and the
 bundled sample), ONNX Runtime gives exactly the native model's labels and probabilities
@@ -24,7 +24,7 @@ from ..core.runtime import ONNX_FILE, OnnxModel, onnxruntime_version
 TOLERANCE = 1e-5
 
 
-def export_onnx(model: Any, checks: Mapping[str, np.ndarray]) -> OnnxExport:
+def convert_and_check(model: Any, checks: Mapping[str, np.ndarray]) -> OnnxExport:
     """Convert `model` and check the result on each named set of rows against the model."""
     from .onnx_convert import CONVERTER, OPSET, convert, converter_version
 

@@ -15,7 +15,7 @@ from ..core.model import HYPERPARAMETERS, build_model, library_versions
 from ..core.schema import FEATURES, TARGET, load_sample
 from ..core.settings import PROJECT_NAME, PROJECT_VERSION, Settings
 from .data import data_sha256, load_training_data
-from .onnx_check import export_onnx
+from .onnx_check import convert_and_check
 
 # The model's own (core/model.py), then those of training: the seed and the held-out share.
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {**HYPERPARAMETERS, "seed": 42, "test_size": 0.25}
@@ -179,7 +179,7 @@ def export_and_check(model: Any, held_out: np.ndarray) -> OnnxExport:
         "held-out": np.array(held_out, dtype=np.float64),
         "sample": np.array(load_sample()[0].to_numpy(), dtype=np.float64),
     }
-    onnx = export_onnx(model, checks)
+    onnx = convert_and_check(model, checks)
     report = onnx.report
     if onnx.content is None:
         say(f"no ONNX model: {report['reason']}. The native model will serve.")

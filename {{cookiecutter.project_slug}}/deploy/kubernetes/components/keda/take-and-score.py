@@ -46,7 +46,15 @@ def main() -> int:
         return 1
     print(f"scoring {dataset} (from queue {queue})", file=sys.stderr)
     source, target = f"/data/input/{dataset}", f"/data/scores/{dataset}"
-    command = ["-m", "{{ cookiecutter.package_name }}", "predict", "--input", source, "--output", target]
+    command = [
+        "-m",
+        "{{ cookiecutter.package_name }}",
+        "predict",
+        "--input",
+        source,
+        "--output",
+        target,
+    ]
     os.execvp(sys.executable, [sys.executable, *command])
 
 

@@ -1,4 +1,4 @@
-"""Engines that run batch scoring somewhere other than this process."""
+"""Where a job's pieces are scored: in this process (local.py) or on a Dask cluster (dask.py)."""
 
 
 class ClusterError(RuntimeError):

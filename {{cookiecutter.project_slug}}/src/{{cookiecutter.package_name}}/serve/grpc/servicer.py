@@ -1,10 +1,11 @@
 """inference.GRPCInferenceService: the Open Inference Protocol's RPCs over the shared
 PredictionService.
 
-Inputs are decoded exactly as on HTTP, by the shared V2 codec (serve/v2_codec.py): one tensor per feature or one [N, F]
-tensor. Values come from `raw_input_contents` or from each tensor's `contents`. Outputs are
-raw (`raw_output_contents`) when the request's inputs were, as Triton answers, or when the
-request's `binary_data_output` parameter says so; typed `contents` otherwise.
+Inputs are decoded exactly as on HTTP, by the shared V2 codec (serve/v2_codec.py): one
+tensor per feature or one [N, F] tensor. Values come from `raw_input_contents` or from each
+tensor's `contents`. Outputs are raw (`raw_output_contents`) when the request's inputs were,
+as Triton answers, or when the request's `binary_data_output` parameter says so; typed
+`contents` otherwise.
 """
 
 from typing import Any, NoReturn

@@ -2,10 +2,10 @@
 
 FastAPI's dependency injection and parameter parsing cost tens of microseconds per request,
 more than a micro-batched prediction of a small model. Every endpoint here therefore takes
-`request` only, reads its body itself (with the shared validators of json_codec.py and v2_codec.py) and finds
-the service on `request.app.state`. OpenAPI still documents each route: path parameters and
-request bodies through `openapi_extra`, answers through `response_model` and `responses` (the
-models in schemas.py). Auth is not a route dependency but part of the request middleware, so
+`request` only, reads its body itself (decoded by serve/json_codec.py or serve/v2_codec.py)
+and finds the service on `request.app.state`. OpenAPI still documents each route: path
+parameters and request bodies through `openapi_extra`, answers through `response_model` and
+`responses` (the models in serve/schemas.py). Auth is not a route dependency but part of the request middleware, so
 no route can forget it.
 """
 

@@ -9,7 +9,11 @@ import pytest
 from {{ cookiecutter.package_name }}.batch.engines.local import predict
 from {{ cookiecutter.package_name }}.batch.job import BatchJob
 from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, InputError, load_sample
+from {{ cookiecutter.package_name }}.core.schema import (
+    FEATURE_NAMES,
+    InputError,
+    load_sample,
+)
 from {{ cookiecutter.package_name }}.core.settings import Settings
 
 WRITERS = {

@@ -1,6 +1,7 @@
-"""The access log: one JSON line per request, in the shape of every other log line."""
+"""The server's logs: one JSON object per line on stdout, the access log included."""
 
 import asyncio
+import json
 import logging
 import sys
 import time
@@ -8,7 +9,37 @@ from typing import Any
 
 import orjson
 
-from ..core.logs import utc_timestamp
+from ..core.timestamps import utc_timestamp
+
+# Attributes every LogRecord has; anything else was passed with `extra=` and is logged as a field.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": utc_timestamp(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # Each request is logged once, by our middleware, with its request id.
+    logging.getLogger("uvicorn.access").disabled = True
 
 
 class AccessLog:
