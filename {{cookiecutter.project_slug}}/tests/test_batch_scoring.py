@@ -1,13 +1,16 @@
 """Batch scoring: formats, chunking, and clear errors for bad files."""
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.batch.engines.local import predict
 from {{ cookiecutter.package_name }}.batch.job import BatchJob
+from {{ cookiecutter.package_name }}.batch.tables import BackgroundWriter, PartWriter
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.core.schema import (
     FEATURE_NAMES,
@@ -157,3 +160,26 @@ def test_the_sample_input_matches_the_features_and_scores(
     assert list(pd.read_csv(sample, nrows=0).columns) == list(FEATURE_NAMES)
     rows = predict_file(trained, sample, tmp_path / "out.csv", chunk_rows=1000)
     assert rows == len(pd.read_csv(sample)) > 0
+
+
+def test_a_signal_while_closing_the_part_writer_cannot_hang_the_job(tmp_path: Path) -> None:
+    """SIGTERM raises in the main thread wherever it waits: here while it hands the writer
+    thread its last item. The close that follows (the job's cleanup) must still end it."""
+    writer = BackgroundWriter(PartWriter(tmp_path / "part.csv", "csv"))
+    put = writer._queue.put
+    interrupted: list[object] = []
+
+    def put_interrupted_once(item: Any, *args: Any, **kwargs: Any) -> None:
+        if item is None and not interrupted:
+            interrupted.append(item)
+            raise KeyboardInterrupt  # as the signal handler's exception would
+        put(item, *args, **kwargs)
+
+    # A stand-in for the queue's own put, which a signal would interrupt.
+    writer._queue.put = put_interrupted_once  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        writer.close()
+    cleanup = threading.Thread(target=writer.close, daemon=True)
+    cleanup.start()
+    cleanup.join(timeout=10)
+    assert not cleanup.is_alive(), "close() waits forever for a writer thread that never ends"

@@ -266,8 +266,10 @@ class BackgroundWriter:
 
     def close(self) -> None:
         if not self._closed:
-            self._closed = True
+            # Closed once the end is queued: a signal that interrupts the put (a full queue
+            # waits) leaves it to the next close, which the caller's cleanup makes.
             self._queue.put(None)
+            self._closed = True
         while self._thread.is_alive():  # also after a signal interrupted an earlier join
             self._thread.join()
         if self._error is not None:
