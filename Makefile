@@ -66,7 +66,7 @@ test: venv base-images wrk node-tools kube-tools ## the whole test suite, contai
 # tests/conftest.py marks `docker` every test that reaches the engine (through the `docker`
 # fixture, directly or through `build`): the fast tier leaves them out, so it needs no engine,
 # builds no image, and a new container test cannot slip into it.
-test-fast: venv node-tools kubectl ## renders, lint and every framework's unit tests: no Docker, no image (~4 min)
+test-fast: venv node-tools kubectl ## renders, lint and every framework's unit tests: no Docker, no image (~3 min)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not docker" tests
 
 lint: venv ## ruff on the template's own Python (the generated project is linted by the tests)
