@@ -1,4 +1,5 @@
-"""The generated project passes its own checks: ruff, mypy, hadolint and its unit tests."""
+"""The generated project passes its own checks: ruff, mypy, its import contracts, hadolint and
+its unit tests."""
 
 import os
 import re
@@ -10,14 +11,17 @@ import pytest
 
 from .conftest import PYTHON, UNIT_TESTS, render, run_in
 
+# ruff's lint and its formatter's check, as the generated `make lint` runs them.
+RUFF = ([PYTHON, "-m", "ruff", "check", "."], [PYTHON, "-m", "ruff", "format", "--check", "."])
+
 
 def test_ruff_check_is_clean(default_project: Path) -> None:
-    result = run_in(default_project, PYTHON, "-m", "ruff", "check", ".")
+    result = run_in(default_project, *RUFF[0])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_format_is_clean(default_project: Path) -> None:
-    result = run_in(default_project, PYTHON, "-m", "ruff", "format", "--check", ".")
+    result = run_in(default_project, *RUFF[1])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -93,10 +97,7 @@ def test_every_contract_is_broken_by_one_of_the_cases(default_project: Path) -> 
 def test_a_long_package_name_stays_lint_clean(tmp_path: Path) -> None:
     """Lines that name the package are wrapped so that a 40-character name still fits."""
     project = render(tmp_path, project_name="Customer Lifetime Value Forecaster Of Forty")
-    for check in (
-        [PYTHON, "-m", "ruff", "check", "."],
-        [PYTHON, "-m", "ruff", "format", "--check", "."],
-    ):
+    for check in RUFF:
         result = run_in(project, *check)
         assert result.returncode == 0, f"{check}: " + result.stdout + result.stderr
 
@@ -186,8 +187,7 @@ def test_each_framework_is_lint_clean_and_passes_its_unit_tests(
     project = render(tmp_path, framework=framework)
     hadolint = str(Path(PYTHON).parent / "hadolint")
     for check in (
-        [PYTHON, "-m", "ruff", "check", "."],
-        [PYTHON, "-m", "ruff", "format", "--check", "."],
+        *RUFF,
         [PYTHON, "-m", "mypy"],
         [LINT_IMPORTS],
         [hadolint, "Dockerfile"],

@@ -16,7 +16,7 @@ from ...core.artifact import ArtifactError
 from ...core.schema import InputError
 from ...core.settings import Settings
 from ..dataset import Piece
-from ..job import BatchJob, Summary, run_job
+from ..job import BatchJob, Engine, Summary, run_job
 from ..output import PartResult, is_file_target
 from ..parts import Scoring, score_piece
 from ..progress import Progress
@@ -65,9 +65,7 @@ def connect(address: str) -> Any:
     return client
 
 
-def engine_on(
-    client: Any,
-) -> Callable[[list[Piece], Callable[[Piece], Path], Scoring, Progress], list[PartResult]]:
+def engine_on(client: Any) -> Engine:
     def score_on_cluster(
         pieces: list[Piece], target: Callable[[Piece], Path], scoring: Scoring, progress: Progress
     ) -> list[PartResult]:
