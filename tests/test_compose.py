@@ -50,17 +50,34 @@ class Stack:
         assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout}\n{result.stderr}"
         return result.stdout + result.stderr
 
-    def server(self, docker: Any) -> Any:
-        [container] = docker.containers.list(
-            all=True,
-            filters={
-                "label": [
-                    f"com.docker.compose.project={self.name}",
-                    "com.docker.compose.service=server",
-                ]
-            },
+    def containers(self, docker: Any, service: str) -> list[Any]:
+        return list(
+            docker.containers.list(
+                all=True,
+                filters={
+                    "label": [
+                        f"com.docker.compose.project={self.name}",
+                        f"com.docker.compose.service={service}",
+                    ]
+                },
+            )
         )
+
+    def server(self, docker: Any) -> Any:
+        [container] = self.containers(docker, "server")
         return container
+
+    def wait_dask_workers(self, docker: Any, count: int, timeout: float = 60) -> None:
+        """Wait until the scheduler has registered `count` workers: `up -d` returns when the
+        worker containers start, before they have connected."""
+        [scheduler] = self.containers(docker, "dask-scheduler")
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            logs = scheduler.logs().decode(errors="replace")
+            if logs.count("Register worker") >= count:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"fewer than {count} Dask workers within {timeout} s:\n{logs}")
 
     def wait_healthy(self, docker: Any, step: str, timeout: float = 90) -> None:
         started = time.monotonic()
@@ -143,6 +160,7 @@ def test_the_dask_profile_scores_the_data_folder_on_a_local_cluster(
         folder.chmod(0o777)  # the image's user writes data/scores
     try:
         stack("--profile", "dask", "up", "-d", "--scale", "dask-worker=2", "dask-worker")
+        stack.wait_dask_workers(docker, 2)
         logs = stack("--profile", "dask", "run", "--rm", "score")
         assert "workers 2" in logs, logs
         success = json.loads((data / "scores" / "_SUCCESS").read_text())
