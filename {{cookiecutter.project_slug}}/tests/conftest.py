@@ -1,6 +1,13 @@
 """Fixtures shared by the unit tests: a model trained once, settings, an app client, a live
-server, and checks that every prediction body must pass."""
+server, and checks that every prediction body must pass.
 
+Nothing here or in the tests names a column, a class or a value of the bundled data: rows come
+from the project's training data (data/train/), names and examples from the schema, and the
+label a row should get from the trained model itself. Replace the data and its schema, and the
+tests follow.
+"""
+
+import functools
 import json
 import os
 import shutil
@@ -14,17 +21,24 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE
+from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE, load_artifact
 from {{ cookiecutter.package_name }}.core.model import build_model, library_versions
-from {{ cookiecutter.package_name }}.core.schema import FEATURES, load_sample
+from {{ cookiecutter.package_name }}.core.schema import (
+    FEATURE_NAMES,
+    FEATURES,
+    SCHEMA,
+    Feature,
+)
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
+from {{ cookiecutter.package_name }}.training.data import load_training_data
 from {{ cookiecutter.package_name }}.training.train import (
     DEFAULT_HYPERPARAMETERS,
     train,
@@ -40,7 +54,11 @@ from .docker_support import (
     shared_dir,
 )
 
-EXAMPLE = {f.name: f.example for f in FEATURES}
+# The project's training data, which the image holds where `train` looks by default.
+TRAINING_DATA = Path(__file__).resolve().parents[1] / "data" / "train"
+# One request record: each feature's example value from the schema.
+EXAMPLE: dict[str, Any] = {f.name: f.example for f in FEATURES}
+CLASSES: list[str] = list(SCHEMA.classes)
 
 # Settings come from environment variables. The machine's own (a developer's PORT, a CI
 # job's API_TOKEN or BATCHING) must not change what the tests see: tests that want one set
@@ -72,10 +90,12 @@ def training_libraries() -> set[str]:
 
 
 def make_settings(root: Path, **overrides: object) -> Settings:
-    """Settings whose every path lies under `root`, so tests never touch /opt/ml."""
+    """Settings whose every path but the training data lies under `root`, so tests never touch
+    /opt/ml. Training reads the project's data/train/; a test that writes training files gives
+    a folder of its own (`channel(root)`)."""
     values: dict[str, object] = {
         "model_dir": root / "model",
-        "training_data_dir": root / "input" / "data" / "train",
+        "training_data_dir": TRAINING_DATA,
         "hyperparameters_file": root / "input" / "config" / "hyperparameters.json",
         "failure_file": root / "output" / "failure",
         **overrides,
@@ -83,9 +103,28 @@ def make_settings(root: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def channel(root: Path) -> Path:
+    """The training folder of SageMaker's layout under `root`, where make_settings' other
+    paths are (/opt/ml/input/data/train in the image)."""
+    return root / "input" / "data" / "train"
+
+
+@functools.cache
+def _training_data() -> tuple[pd.DataFrame, pd.Series]:
+    features, target, _source = load_training_data(TRAINING_DATA)
+    return features, target
+
+
+def training_data() -> tuple[pd.DataFrame, pd.Series]:
+    """The project's training data as the model takes it: the features (one column per
+    feature, in the schema's order) and the target as text. Copies: change them freely."""
+    features, target = _training_data()
+    return features.copy(), target.copy()
+
+
 def fitted(**hyperparameters: object) -> Any:
-    """A model fitted on the whole sample, with the default hyperparameters but these."""
-    features, target = load_sample()
+    """A model fitted on all the training data, with the default hyperparameters but these."""
+    features, target = training_data()
     model = build_model({**DEFAULT_HYPERPARAMETERS, **hyperparameters})
     model.fit(features.to_numpy(), target.to_numpy())
     return model
@@ -93,7 +132,7 @@ def fitted(**hyperparameters: object) -> Any:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings pointing at a model trained once on the bundled sample."""
+    """Settings pointing at a model trained once on the project's training data."""
     settings = make_settings(tmp_path_factory.mktemp("trained"))
     train(settings)
     return settings
@@ -228,13 +267,120 @@ def assert_consistent(labels: Sequence[str], probabilities: Sequence[Mapping[str
         assert all(0.0 <= p <= 1.0 for p in row.values())
 
 
-def varied_rows(step: int = 7) -> list[dict[str, float]]:
-    """Rows of the bundled sample from every class, as request records."""
-    features = load_sample()[0].iloc[::step]
+def plain(feature: Feature, value: Any) -> Any:
+    """A value of the training data as a request carries it: a JSON number, whole for an
+    integer feature, true or false for a boolean one."""
+    if pd.isna(value):
+        return None
+    if feature.type == "integer":
+        return int(value)
+    if feature.type == "boolean":
+        return bool(value)
+    if feature.type == "number":
+        return float(value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def as_records(features: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of the training data's features as request records."""
     return [
-        {name: float(value) for name, value in row.items()}
+        {f.name: plain(f, row[f.name]) for f in FEATURES}
         for row in features.to_dict(orient="records")
     ]
+
+
+def as_matrix(records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Request records as the matrix the model takes."""
+    return np.array([[record[n] for n in FEATURE_NAMES] for record in records], dtype=np.float64)
+
+
+def csv_line(record: Mapping[str, Any]) -> str:
+    """A record as a line of headerless CSV, the values in the schema's order."""
+    return ",".join(str(record[n]) for n in FEATURE_NAMES)
+
+
+def in_turn(target: pd.Series) -> np.ndarray:
+    """The positions of the rows, the classes taking turns (the first row of each class, then
+    the second of each, ...), so that any leading slice holds rows of every class it can."""
+    turn = target.groupby(target).cumcount().to_numpy()
+    rank = target.map({label: i for i, label in enumerate(CLASSES)}).fillna(-1).to_numpy()
+    return np.lexsort((rank, turn))
+
+
+def varied_rows(count: int = 24) -> list[dict[str, Any]]:
+    """`count` rows of the training data (all of them, if it has fewer), from every class,
+    as request records."""
+    features, target = training_data()
+    return as_records(features.iloc[in_turn(target)[:count]])
+
+
+def predicted(model: Any, records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The labels the model itself gives the records."""
+    return [str(label) for label in model.predict(as_matrix(records))]
+
+
+@pytest.fixture(scope="session")
+def served_model(trained: Settings) -> Any:
+    """The trained model as the server loads it (from ONNX, when verified)."""
+    return load_artifact(trained.model_dir).model
+
+
+@pytest.fixture(scope="session")
+def example_label(served_model: Any) -> str:
+    """The label the trained model gives EXAMPLE: what every protocol must answer for it."""
+    return predicted(served_model, [EXAMPLE])[0]
+
+
+@pytest.fixture(scope="session")
+def other_record(served_model: Any, example_label: str) -> dict[str, Any]:
+    """A row of the training data that the trained model labels otherwise than EXAMPLE."""
+    rows = varied_rows(1_000)
+    for row, label in zip(rows, predicted(served_model, rows), strict=True):
+        if label != example_label:
+            return row
+    raise AssertionError(f"the model labels every row {example_label!r}")
+
+
+def refusing(feature: Feature) -> bool:
+    """Whether the feature refuses a value of the wrong kind: a category whose unknown values
+    become missing takes any text."""
+    return feature.type != "category" or feature.unknown == "error"
+
+
+def wrong_value(feature: Feature) -> Any:
+    """A value of the wrong kind for the feature: text where a number or a boolean belongs, or
+    a category it does not know."""
+    if feature.type == "category":
+        return "-".join(["not", *feature.categories])
+    return "wide"
+
+
+def first(*kinds: Any) -> Feature:
+    """The first feature that is of the first kind any feature is of (each kind a test of a
+    feature); the first feature if none is."""
+    for kind in kinds:
+        for feature in FEATURES:
+            if kind(feature):
+                return feature
+    return FEATURES[0]
+
+
+# The features the tests give a wrong, a missing or an out-of-range value.
+REFUSING = [f for f in FEATURES if refusing(f)] or list(FEATURES)
+REQUIRED = first(lambda f: not f.nullable)
+NUMERIC = first(lambda f: f.type == "number", lambda f: f.type == "integer")
+
+
+def unused(name: str) -> str:
+    """`name`, or `name` with underscores after it: a column that is not in the schema."""
+    while name in FEATURE_NAMES or name == SCHEMA.target:
+        name += "_"
+    return name
+
+
+# Columns of the tests' own, beside the features: an id and a note that pass through batch
+# scoring, and a field no record may carry.
+ID, NOTE, UNKNOWN = unused("id"), unused("note"), unused("colour")
 
 
 def v2_probabilities(output: Mapping[str, Any], classes: Sequence[str]) -> list[dict[str, float]]:

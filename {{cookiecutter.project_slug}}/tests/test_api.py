@@ -16,29 +16,41 @@ from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.core.artifact import load_artifact
 from {{ cookiecutter.package_name }}.core.model import MODEL_FILE
-from {{ cookiecutter.package_name }}.core.schema import load_sample
+from {{ cookiecutter.package_name }}.core.schema import FEATURES
 from {{ cookiecutter.package_name }}.core.settings import Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
 from .conftest import (
+    CLASSES,
     EXAMPLE,
+    NUMERIC,
+    REFUSING,
+    REQUIRED,
+    UNKNOWN,
     OverflowingModel,
+    as_matrix,
     assert_consistent,
+    csv_line,
     live_server,
     make_settings,
     metric,
+    predicted,
     v2_body,
     varied_rows,
     wait_until_ready,
+    wrong_value,
 )
 
+# A record with a value of the wrong kind for the first feature that refuses one.
+WRONG = {**EXAMPLE, REFUSING[0].name: wrong_value(REFUSING[0])}
 
-def test_predict_one_record(client: TestClient, trained: Settings) -> None:
+
+def test_predict_one_record(client: TestClient, trained: Settings, example_label: str) -> None:
     response = client.post("/predict", json=EXAMPLE)
     assert response.status_code == 200
     body = response.json()
-    assert body["predictions"] == ["setosa"]
-    assert list(body["probabilities"][0]) == ["setosa", "versicolor", "virginica"]
+    assert body["predictions"] == [example_label]
+    assert list(body["probabilities"][0]) == CLASSES
     assert_consistent(body["predictions"], body["probabilities"])
     metadata = load_artifact(trained.model_dir).metadata
     assert body["model_version"] == metadata["model_version"]
@@ -48,34 +60,41 @@ def test_predict_answers_what_the_model_says(client: TestClient, trained: Settin
     rows = varied_rows()
     body = client.post("/predict", json=rows).json()
     model = load_artifact(trained.model_dir).model
-    matrix = load_sample()[0].iloc[::7].to_numpy()
+    matrix = as_matrix(rows)
     assert body["predictions"] == model.predict(matrix).tolist()
     served = np.array([list(row.values()) for row in body["probabilities"]])
     np.testing.assert_allclose(served, model.predict_proba(matrix), rtol=1e-12)
-    assert len(set(body["predictions"])) == 3, "the rows cover every class"
+    assert sorted(set(body["predictions"])) == sorted(CLASSES), "the rows cover every class"
     assert_consistent(body["predictions"], body["probabilities"])
 
 
-def test_predict_a_list_keeps_order(client: TestClient) -> None:
-    other = {**EXAMPLE, "petal_length": 6.0, "petal_width": 2.2}
-    response = client.post("/predict", json=[EXAMPLE, other, EXAMPLE])
-    assert response.json()["predictions"] == ["setosa", "virginica", "setosa"]
+def test_predict_a_list_keeps_order(
+    client: TestClient, served_model: Any, example_label: str, other_record: dict[str, Any]
+) -> None:
+    [other_label] = predicted(served_model, [other_record])
+    assert other_label != example_label
+    response = client.post("/predict", json=[EXAMPLE, other_record, EXAMPLE])
+    assert response.json()["predictions"] == [example_label, other_label, example_label]
 
 
 @pytest.mark.parametrize(
     ("path", "body", "location"),
     [
-        ("/predict", {**EXAMPLE, "sepal_length": "wide"}, ["body", "sepal_length"]),
-        ("/predict", [EXAMPLE, {**EXAMPLE, "petal_width": None}], ["body", 1, "petal_width"]),
+        ("/predict", WRONG, ["body", REFUSING[0].name]),
+        ("/predict", [EXAMPLE, {**EXAMPLE, REQUIRED.name: None}], ["body", 1, REQUIRED.name]),
         (
             "/predict",
-            {k: v for k, v in EXAMPLE.items() if k != "sepal_width"},
-            ["body", "sepal_width"],
+            {k: v for k, v in EXAMPLE.items() if k != FEATURES[-1].name},
+            ["body", FEATURES[-1].name],
         ),
-        ("/predict", {**EXAMPLE, "colour": "red"}, ["body", "colour"]),
+        ("/predict", {**EXAMPLE, UNKNOWN: "red"}, ["body", UNKNOWN]),
         ("/predict", [], ["body"]),
         ("/predict", "not a record", ["body"]),
-        ("/invocations", {**EXAMPLE, "sepal_width": "x"}, ["body", "sepal_width"]),
+        (
+            "/invocations",
+            {**EXAMPLE, REFUSING[-1].name: wrong_value(REFUSING[-1])},
+            ["body", REFUSING[-1].name],
+        ),
         (
             "/invocations",
             {"dataframe_split": {"columns": list(EXAMPLE), "data": 5}},
@@ -92,10 +111,12 @@ def test_bad_body_is_422_naming_the_field(
 
 
 def test_infinity_is_422(client: TestClient) -> None:
-    response = client.post(
-        "/predict",
-        content=b'{"sepal_length": 1e999, "sepal_width": 1, "petal_length": 1, "petal_width": 1}',
-    )
+    """1e999 is valid JSON, and a float parser reads it as infinity."""
+    fields = [
+        f"{json.dumps(name)}: {'1e999' if name == NUMERIC.name else json.dumps(value)}"
+        for name, value in EXAMPLE.items()
+    ]
+    response = client.post("/predict", content="{" + ", ".join(fields) + "}")
     assert response.status_code == 422
 
 
@@ -104,11 +125,11 @@ def test_values_the_model_cannot_score_are_refused_not_answered_with_nan(
 ) -> None:
     holder = client.app.state.service.holder  # type: ignore[attr-defined]
     holder.model = OverflowingModel(holder.model)
-    far = {**EXAMPLE, "sepal_length": 1e308, "sepal_width": -1e308}
+    far = {**EXAMPLE, NUMERIC.name: 1e308}
     response = client.post("/predict", json=[EXAMPLE, far])
     assert response.status_code == 422
     assert "row 1 " in response.json()["detail"][0]["msg"]
-    csv = ",".join(str(v) for v in far.values())
+    csv = csv_line(far)
     as_csv = client.post("/invocations", content=csv, headers={"Content-Type": "text/csv"})
     assert as_csv.status_code == 422
     infer_path = "/v2/models/{{ cookiecutter.project_slug }}/infer"
@@ -120,7 +141,11 @@ def test_openapi_shows_the_features(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     record = schema["components"]["schemas"]["Record"]
     assert set(record["properties"]) == set(EXAMPLE)
-    assert record["properties"]["sepal_length"]["type"] == "number"
+    json_types = {"number": "number", "integer": "integer", "boolean": "boolean"}
+    typed = [f for f in FEATURES if f.type in json_types and not f.nullable]
+    assert {f.name: record["properties"][f.name]["type"] for f in typed} == {
+        f.name: json_types[f.type] for f in typed
+    }
     assert record["examples"] == [EXAMPLE]
     assert client.get("/docs").status_code == 200
 
@@ -129,7 +154,7 @@ def test_probes_and_metadata(client: TestClient) -> None:
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").json()["status"] == "ready"
     metadata = client.get("/metadata").json()
-    assert metadata["model"]["classes"] == ["setosa", "versicolor", "virginica"]
+    assert metadata["model"]["classes"] == CLASSES
     assert metadata["settings"]["PORT"] == 8080
 
 
@@ -198,7 +223,7 @@ def test_request_id_is_echoed_or_made(client: TestClient) -> None:
 def test_metrics_count_requests_and_predictions(client: TestClient, trained: Settings) -> None:
     client.post("/predict", json=[EXAMPLE, EXAMPLE])
     client.post("/predict", json=EXAMPLE)
-    client.post("/predict", json={"sepal_length": "wide"})
+    client.post("/predict", json=WRONG)
     text = client.get("/metrics").text
     predict: dict[str, Any] = {"route": "/predict", "method": "POST"}
     assert metric(text, "http_requests_total", **predict, status="200") == 2
@@ -233,14 +258,18 @@ def test_invocations_take_every_json_form(client: TestClient, body: object) -> N
     assert response.json() == client.post("/predict", json=EXAMPLE).json()
 
 
-def test_invocations_csv_in_and_out(client: TestClient) -> None:
-    rows = "5.1,3.5,1.4,0.2\n6.9,3.1,5.4,2.1\n"
+def test_invocations_csv_in_and_out(
+    client: TestClient, served_model: Any, other_record: dict[str, Any]
+) -> None:
+    records = [EXAMPLE, other_record]
+    rows = "".join(csv_line(record) + "\n" for record in records)
     response = client.post("/invocations", content=rows, headers={"Content-Type": "text/csv"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     lines = response.text.splitlines()
-    assert [line.split(",")[0] for line in lines] == ["setosa", "virginica"], "no header line"
-    records = [dict(zip(EXAMPLE, map(float, row.split(",")), strict=True)) for row in rows.split()]
+    expected = predicted(served_model, records)
+    assert [line.split(",")[0] for line in lines] == expected, "no header line"
+    assert len(set(expected)) == 2
     as_json = client.post("/predict", json=records).json()
     for line, expected in zip(lines, as_json["probabilities"], strict=True):
         assert [float(v) for v in line.split(",")[1:]] == list(expected.values())
@@ -250,7 +279,7 @@ def test_batch_transform_gets_one_line_per_record_in_order(trained: Settings) ->
     """Batch Transform (MULTI_RECORD, SplitType=Line) joins answer lines to input lines: a
     body of 1,000 records, more than MAX_BATCH_ROWS, gets 1,000 lines in the same order."""
     settings = trained.model_copy(update={"max_batch_rows": 300})
-    sample = varied_rows(step=1)
+    sample = varied_rows(200)
     rows = [sample[i % len(sample)] for i in range(1_000)]
     csv_body = "".join(",".join(str(v) for v in row.values()) + "\n" for row in rows)
     jsonl_body = "".join(json.dumps(row) + "\n" for row in rows)
@@ -275,7 +304,8 @@ def test_batch_transform_gets_one_line_per_record_in_order(trained: Settings) ->
         assert [a["prediction"] for a in answers] == expected
         classes = load_artifact(trained.model_dir).metadata["classes"]
         assert list(answers[0]["probabilities"]) == classes
-        too_big = "5.1,3.5,1.4,0.2\n" * (settings.max_request_bytes // 16 + 1)
+        line = csv_line(EXAMPLE) + "\n"
+        too_big = line * (settings.max_request_bytes // len(line) + 1)
         refused = client.post("/invocations", content=too_big, headers={"Content-Type": "text/csv"})
         assert refused.status_code == 413
 
@@ -284,8 +314,13 @@ def test_batch_transform_gets_one_line_per_record_in_order(trained: Settings) ->
     ("body", "content_type", "status", "where"),
     [
         ({"instances": [EXAMPLE], "inputs": [EXAMPLE]}, "application/json", 422, "exactly one"),
-        ({"instances": [{**EXAMPLE, "sepal_width": "x"}]}, "application/json", 422, "sepal_width"),
-        ("5.1,3.5,oops,0.2\n", "text/csv", 422, "petal_length"),
+        ({"instances": [WRONG]}, "application/json", 422, REFUSING[0].name),
+        (
+            csv_line({**EXAMPLE, REFUSING[-1].name: wrong_value(REFUSING[-1])}) + "\n",
+            "text/csv",
+            422,
+            REFUSING[-1].name,
+        ),
         ("a=b", "application/x-www-form-urlencoded", 415, "Content-Type"),
     ],
 )
@@ -335,7 +370,7 @@ class SlowModel:
         return self.model.predict_proba(matrix)
 
 
-def test_model_calls_run_off_the_event_loop(trained: Settings) -> None:
+def test_model_calls_run_off_the_event_loop(trained: Settings, example_label: str) -> None:
     """While a slow model call runs, the probes still answer: /livez comes back while the
     prediction is still waiting for its model call."""
     with live_server(trained) as (url, app), ThreadPoolExecutor(1) as pool:
@@ -348,12 +383,12 @@ def test_model_calls_run_off_the_event_loop(trained: Settings) -> None:
             time.sleep(0.01)
         assert httpx.get(url + "/livez", timeout=30).status_code == 200
         assert not prediction.done(), "/livez waited for the model call"
-        assert prediction.result().json()["predictions"] == ["setosa"]
+        assert prediction.result().json()["predictions"] == [example_label]
     assert [name.startswith("model") for name in slow.threads] == [True]
 
 
 class FailingModel:
-    classes_ = np.array(["setosa", "versicolor", "virginica"])
+    classes_ = np.array(CLASSES)
 
     def predict_proba(self, matrix: Any) -> Any:
         raise RuntimeError("a bug in the model code")
@@ -365,7 +400,7 @@ class FailingModel:
         ("/predict", EXAMPLE, "detail"),
         (
             "/v2/models/{{ cookiecutter.project_slug }}/infer",
-            {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]},
+            v2_body([[float(j) for j in range(len(FEATURES))]]),
             "error",
         ),
     ],

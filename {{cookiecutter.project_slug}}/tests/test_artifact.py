@@ -21,17 +21,17 @@ from {{ cookiecutter.package_name }}.core.model import (
     read_model,
     write_model,
 )
-from {{ cookiecutter.package_name }}.core.schema import FEATURES, load_sample
+from {{ cookiecutter.package_name }}.core.schema import FEATURES
 from {{ cookiecutter.package_name }}.core.settings import FRAMEWORK, Settings
 from {{ cookiecutter.package_name }}.training.train import DEFAULT_HYPERPARAMETERS
 
-from .conftest import edit_metadata
+from .conftest import CLASSES, edit_metadata, training_data
 
 
 def test_a_written_model_reads_back_answering_the_same(tmp_path: Path) -> None:
     """What read_model needs besides the file, metadata.json holds: hyperparameters,
     feature names and classes."""
-    features, target = load_sample()
+    features, target = training_data()
     rows = features.to_numpy()
     model = build_model(DEFAULT_HYPERPARAMETERS)
     model.fit(rows, target.to_numpy())
@@ -42,7 +42,7 @@ def test_a_written_model_reads_back_answering_the_same(tmp_path: Path) -> None:
         "classes": [str(c) for c in model.classes_],
     }
     again = read_model(tmp_path / MODEL_FILE, metadata)
-    assert list(again.classes_) == ["setosa", "versicolor", "virginica"]
+    assert list(again.classes_) == CLASSES
     np.testing.assert_array_equal(again.predict_proba(rows), model.predict_proba(rows))
     np.testing.assert_array_equal(again.predict(rows), model.predict(rows))
 

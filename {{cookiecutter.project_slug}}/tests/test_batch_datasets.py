@@ -2,7 +2,9 @@
 
 import itertools
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,21 +22,29 @@ from {{ cookiecutter.package_name }}.batch.engines.local import predict
 from {{ cookiecutter.package_name }}.batch.job import BatchJob
 from {{ cookiecutter.package_name }}.batch.output import SUCCESS_FILE
 from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.core.schema import (
-    FEATURE_NAMES,
-    InputError,
-    load_sample,
-)
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, InputError
 from {{ cookiecutter.package_name }}.core.settings import Settings, get_settings
+
+from .conftest import (
+    CLASSES,
+    ID,
+    NOTE,
+    NUMERIC,
+    REFUSING,
+    UNKNOWN,
+    as_records,
+    training_data,
+    unused,
+)
 
 
 def keyed_rows(count: int) -> pd.DataFrame:
-    """`count` iris-like rows with an id (leading zeros: it must pass through as text) and
-    a free-text note around the features."""
-    features, _ = load_sample()
+    """`count` rows of the training data's features (again from the start when it has fewer),
+    with an id (leading zeros: it must pass through as text) and a free-text note around them."""
+    features, _ = training_data()
     rows = features.iloc[np.arange(count) % len(features)].reset_index(drop=True)
-    rows.insert(0, "id", [f"{i:07d}" for i in range(count)])
-    rows["note"] = [f'row {i}, "quoted"' for i in range(count)]
+    rows.insert(0, ID, [f"{i:07d}" for i in range(count)])
+    rows[NOTE] = [f'row {i}, "quoted"' for i in range(count)]
     return pd.DataFrame(rows)
 
 
@@ -44,14 +54,14 @@ def read_parts(folder: Path, kind: str = "csv") -> pd.DataFrame:
     assert parts, f"no parts in {folder}"
     if kind == "parquet":
         return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-    return pd.concat([pd.read_csv(p, dtype={"id": str}) for p in parts], ignore_index=True)
+    return pd.concat([pd.read_csv(p, dtype={ID: str}) for p in parts], ignore_index=True)
 
 
 def test_extra_columns_pass_through_in_order(tmp_path: Path, trained: Settings) -> None:
     rows = keyed_rows(300)
     rows.to_csv(tmp_path / "in.csv", index=False)
     predict(trained, BatchJob(tmp_path / "in.csv", tmp_path / "out.csv", chunk_rows=50))
-    scored = pd.read_csv(tmp_path / "out.csv", dtype={"id": str})
+    scored = pd.read_csv(tmp_path / "out.csv", dtype={ID: str})
     assert list(scored.columns[: len(rows.columns)]) == list(rows.columns)
     pd.testing.assert_frame_equal(scored[rows.columns], rows, check_dtype=False)
     assert "prediction" in scored.columns
@@ -59,13 +69,14 @@ def test_extra_columns_pass_through_in_order(tmp_path: Path, trained: Settings) 
 
 def test_keep_columns_selects_the_extra_columns(tmp_path: Path, trained: Settings) -> None:
     keyed_rows(20).to_csv(tmp_path / "in.csv", index=False)
-    predict(trained, BatchJob(tmp_path / "in.csv", tmp_path / "a.csv", keep_columns=("id",)))
+    predict(trained, BatchJob(tmp_path / "in.csv", tmp_path / "a.csv", keep_columns=(ID,)))
     predict(trained, BatchJob(tmp_path / "in.csv", tmp_path / "b.csv", keep_columns=()))
-    assert list(pd.read_csv(tmp_path / "a.csv").columns[:5]) == ["id", *FEATURE_NAMES]
-    assert list(pd.read_csv(tmp_path / "b.csv").columns[:4]) == list(FEATURE_NAMES)
-    with pytest.raises(InputError, match="no such extra column: colour"):
+    width = len(FEATURE_NAMES)
+    assert list(pd.read_csv(tmp_path / "a.csv").columns[: width + 1]) == [ID, *FEATURE_NAMES]
+    assert list(pd.read_csv(tmp_path / "b.csv").columns[:width]) == list(FEATURE_NAMES)
+    with pytest.raises(InputError, match=f"no such extra column: {re.escape(UNKNOWN)}"):
         predict(
-            trained, BatchJob(tmp_path / "in.csv", tmp_path / "c.csv", keep_columns=("colour",))
+            trained, BatchJob(tmp_path / "in.csv", tmp_path / "c.csv", keep_columns=(UNKNOWN,))
         )
 
 
@@ -93,14 +104,14 @@ def test_shards_of_one_file_add_up_to_a_single_run(
         def read(folder: Path) -> pd.DataFrame:
             parts = sorted(folder.glob("part-*"))
             return pd.concat(
-                [pd.read_json(p, lines=True, dtype={"id": str}) for p in parts], ignore_index=True
+                [pd.read_json(p, lines=True, dtype={ID: str}) for p in parts], ignore_index=True
             )
 
         single_rows, sharded_rows = read(single), read(sharded)
     else:
         single_rows, sharded_rows = read_parts(single, kind), read_parts(sharded, kind)
     pd.testing.assert_frame_equal(sharded_rows, single_rows)
-    assert list(sharded_rows["id"]) == list(rows["id"])
+    assert list(sharded_rows[ID]) == list(rows[ID])
     success = json.loads((sharded / SUCCESS_FILE).read_text())
     assert success["rows"] == 2_000 and success["shards"] == 3
     assert [p["name"] for p in success["parts"]] == sorted(p.name for p in sharded.glob("part-*"))
@@ -117,8 +128,8 @@ def test_a_folder_and_a_glob_are_datasets(tmp_path: Path, trained: Settings) -> 
     (data / ".a.csv.crc").write_text("x")
     predict(trained, BatchJob(data, tmp_path / "from-folder"))
     predict(trained, BatchJob(Path(f"{data}/*.csv"), tmp_path / "from-glob"))
-    assert list(read_parts(tmp_path / "from-folder")["id"]) == list(rows["id"])
-    assert list(read_parts(tmp_path / "from-glob")["id"]) == list(rows["id"][:60])
+    assert list(read_parts(tmp_path / "from-folder")[ID]) == list(rows[ID])
+    assert list(read_parts(tmp_path / "from-glob")[ID]) == list(rows[ID][:60])
 
 
 def test_a_retried_shard_rewrites_only_its_own_parts(tmp_path: Path, trained: Settings) -> None:
@@ -191,7 +202,7 @@ def test_bad_datasets_name_the_file(tmp_path: Path) -> None:
     differ = tmp_path / "differ"
     differ.mkdir()
     keyed_rows(5).to_csv(differ / "a.csv", index=False)
-    keyed_rows(5).drop(columns="note").to_csv(differ / "b.csv", index=False)
+    keyed_rows(5).drop(columns=NOTE).to_csv(differ / "b.csv", index=False)
     with pytest.raises(InputError, match=r"b\.csv: its columns .* differ from those of .*a\.csv"):
         find_dataset(differ)
     with pytest.raises(InputError, match="no such file or folder"):
@@ -211,10 +222,11 @@ def test_byte_ranges_start_at_line_starts_and_cover_the_file(tmp_path: Path) -> 
 def test_a_bad_value_deep_in_a_shard_names_its_row_in_the_file(
     tmp_path: Path, trained: Settings
 ) -> None:
-    rows = keyed_rows(1_000).astype({"petal_width": object})
-    rows.loc[876, "petal_width"] = "n/a"
+    name = REFUSING[-1].name
+    rows = keyed_rows(1_000).astype({name: object})
+    rows.loc[876, name] = "n/a"
     rows.to_csv(tmp_path / "in.csv", index=False)
-    with pytest.raises(InputError, match=r"in\.csv: column 'petal_width', row 877 has 'n/a'"):
+    with pytest.raises(InputError, match=rf"in\.csv: column '{re.escape(name)}', row 877 has 'n/a'"):
         for index in range(4):
             predict(trained, BatchJob(tmp_path / "in.csv", tmp_path / "out", shard=Shard(index, 4)))
     assert not list((tmp_path / "out").glob("*.partial")) and not list(
@@ -272,12 +284,13 @@ def test_progress_lines_come_at_the_interval_with_an_eta(
 def test_json_lines_records_pass_through_exactly_as_written(
     tmp_path: Path, trained: Settings
 ) -> None:
-    features, _ = load_sample()
-    records = [
-        {"id": i, "day": "2024-01-01", "score": None if i % 2 else 1, **features.iloc[i].to_dict()}
-        for i in range(40)
+    day, score = unused("day"), unused("score")
+    features = as_records(training_data()[0].iloc[:40])
+    records: list[dict[str, Any]] = [
+        {ID: i, day: "2024-01-01", score: None if i % 2 else 1, **row}
+        for i, row in enumerate(features)
     ]
-    records[30]["nested"] = {"a": [1, 2]}  # a field only some records have
+    records[30][unused("nested")] = {"a": [1, 2]}  # a field only some records have
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in records))
     predict(trained, BatchJob(source, tmp_path / "out.jsonl", chunk_rows=7))
@@ -285,10 +298,10 @@ def test_json_lines_records_pass_through_exactly_as_written(
     assert [
         {k: v for k, v in s.items() if k in r} for s, r in zip(scored, records, strict=True)
     ] == records
-    assert all("prediction" in s and "probability_setosa" in s for s in scored)
-    predict(trained, BatchJob(source, tmp_path / "few.jsonl", keep_columns=("day",)))
+    assert all("prediction" in s and f"probability_{CLASSES[0]}" in s for s in scored)
+    predict(trained, BatchJob(source, tmp_path / "few.jsonl", keep_columns=(day,)))
     first = json.loads((tmp_path / "few.jsonl").read_text().splitlines()[0])
-    assert list(first)[:6] == ["day", *FEATURE_NAMES, "prediction"]
+    assert list(first)[: len(FEATURE_NAMES) + 2] == [day, *FEATURE_NAMES, "prediction"]
 
 
 def test_a_stale_shard_record_never_completes_another_run(
@@ -339,10 +352,10 @@ def test_shards_running_at_once_add_up_to_a_single_run(tmp_path: Path, trained: 
 def test_a_csv_value_arrow_cannot_read_is_located_as_arrow_reads_it(
     tmp_path: Path, trained: Settings
 ) -> None:
-    rows = keyed_rows(10).astype({"petal_length": object})
-    rows.loc[2, "petal_length"] = "1_5"  # Python's float() reads it; Arrow does not
+    rows = keyed_rows(10).astype({NUMERIC.name: object})
+    rows.loc[2, NUMERIC.name] = "1_5"  # Python's float() reads it; Arrow does not
     rows.to_csv(tmp_path / "in.csv", index=False)
-    with pytest.raises(InputError, match=r"column 'petal_length', row 3 has '1_5'"):
+    with pytest.raises(InputError, match=rf"column '{re.escape(NUMERIC.name)}', row 3 has '1_5'"):
         predict(trained, BatchJob(tmp_path / "in.csv", tmp_path / "out.csv"))
 
 

@@ -1,7 +1,7 @@
 """Batch scoring: formats, chunking, and clear errors for bad files."""
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +12,10 @@ from {{ cookiecutter.package_name }}.batch.engines.local import predict
 from {{ cookiecutter.package_name }}.batch.job import BatchJob
 from {{ cookiecutter.package_name }}.batch.tables import BackgroundWriter, PartWriter
 from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.core.schema import (
-    FEATURE_NAMES,
-    InputError,
-    load_sample,
-)
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, InputError
 from {{ cookiecutter.package_name }}.core.settings import Settings
+
+from .conftest import EXAMPLE, NUMERIC, REFUSING, REQUIRED, csv_line, training_data, wrong_value
 
 WRITERS = {
     "csv": lambda frame, path: frame.to_csv(path, index=False),
@@ -37,21 +35,29 @@ READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
 }
 
 
+def table(names: Sequence[str], *lines: str) -> str:
+    """A CSV file's content: a header of these names, then the lines."""
+    return "".join(line + "\n" for line in (",".join(names), *lines))
+
+
 @pytest.mark.parametrize("kind", sorted(WRITERS))
-def test_scores_every_row_in_small_chunks(kind: str, tmp_path: Path, trained: Settings) -> None:
-    features, target = load_sample()
+def test_scores_every_row_in_small_chunks(
+    kind: str, tmp_path: Path, trained: Settings, served_model: Any
+) -> None:
+    features, _ = training_data()
     source, output = tmp_path / f"in.{kind}", tmp_path / f"out.{kind}"
     WRITERS[kind](features, source)
-    assert predict_file(trained, source, output, chunk_rows=7) == 150
+    assert predict_file(trained, source, output, chunk_rows=7) == len(features)
     scored = READERS[kind](output)
-    assert list(scored.columns[:4]) == list(FEATURE_NAMES)
-    assert len(scored) == 150
-    assert (scored["prediction"] == target).mean() > 0.9
+    assert list(scored.columns[: len(FEATURE_NAMES)]) == list(FEATURE_NAMES)
+    assert len(scored) == len(features)
+    expected = served_model.predict(features.to_numpy())
+    assert scored["prediction"].astype(str).tolist() == [str(label) for label in expected]
     assert scored.filter(like="probability_").sum(axis=1).round(6).eq(1).all()
 
 
 def test_chunked_result_equals_one_chunk(tmp_path: Path, trained: Settings) -> None:
-    features, _ = load_sample()
+    features, _ = training_data()
     features.to_csv(tmp_path / "in.csv", index=False)
     predict_file(trained, tmp_path / "in.csv", tmp_path / "a.csv", chunk_rows=1000)
     predict_file(trained, tmp_path / "in.csv", tmp_path / "b.csv", chunk_rows=13)
@@ -61,14 +67,21 @@ def test_chunked_result_equals_one_chunk(tmp_path: Path, trained: Settings) -> N
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("sepal_length,sepal_width,petal_length\n1,2,3\n", "missing column(s): petal_width"),
         (
-            "sepal_length,sepal_width,petal_length,petal_width\n1,2,3,4\n1,x,3,4\n",
-            "column 'sepal_width', row 2",
+            table(FEATURE_NAMES[:-1], ",".join(str(EXAMPLE[n]) for n in FEATURE_NAMES[:-1])),
+            f"missing column(s): {FEATURE_NAMES[-1]}",
         ),
         (
-            "sepal_length,sepal_width,petal_length,petal_width\n1,2,3,4\n1,2,,4\n",
-            "column 'petal_length', row 2 is empty",
+            table(
+                FEATURE_NAMES,
+                csv_line(EXAMPLE),
+                csv_line({**EXAMPLE, REFUSING[-1].name: wrong_value(REFUSING[-1])}),
+            ),
+            f"column {REFUSING[-1].name!r}, row 2",
+        ),
+        (
+            table(FEATURE_NAMES, csv_line(EXAMPLE), csv_line({**EXAMPLE, REQUIRED.name: ""})),
+            f"column {REQUIRED.name!r}, row 2 is empty",
         ),
     ],
 )
@@ -93,18 +106,18 @@ def test_cli_exits_1_with_the_reason(
 
     get_settings.cache_clear()
     (tmp_path / "in.csv").write_text(
-        "sepal_length,sepal_width,petal_length,petal_width\n1,2,3,inf\n"
+        table(FEATURE_NAMES, csv_line({**EXAMPLE, NUMERIC.name: "inf"}))
     )
     code = main(
         ["predict", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv")]
     )
     get_settings.cache_clear()
     assert code == 1
-    assert "column 'petal_width', row 1" in capsys.readouterr().err
+    assert f"column {NUMERIC.name!r}, row 1" in capsys.readouterr().err
 
 
 def test_output_format_must_match_input(tmp_path: Path, trained: Settings) -> None:
-    load_sample()[0].to_csv(tmp_path / "in.csv", index=False)
+    training_data()[0].to_csv(tmp_path / "in.csv", index=False)
     with pytest.raises(InputError, match="same format"):
         predict_file(trained, tmp_path / "in.csv", tmp_path / "out.parquet", chunk_rows=10)
 
@@ -124,16 +137,18 @@ def test_header_only_file_is_rejected_clearly(tmp_path: Path, trained: Settings)
 
 
 def test_unparsable_file_names_the_file(tmp_path: Path, trained: Settings) -> None:
-    (tmp_path / "in.csv").write_text(",".join(FEATURE_NAMES) + "\n1,2,3,4\n1,2,3,4,5,6\n")
+    good = csv_line(EXAMPLE)
+    (tmp_path / "in.csv").write_text(table(FEATURE_NAMES, good, good + ",5,6"))
     with pytest.raises(InputError, match=r"in\.csv: cannot read it as csv"):
         predict_file(trained, tmp_path / "in.csv", tmp_path / "out.csv", chunk_rows=10)
 
 
 def test_json_lines_output_has_no_blank_lines(tmp_path: Path, trained: Settings) -> None:
-    load_sample()[0].to_json(tmp_path / "in.jsonl", orient="records", lines=True)
+    features, _ = training_data()
+    features.to_json(tmp_path / "in.jsonl", orient="records", lines=True)
     predict_file(trained, tmp_path / "in.jsonl", tmp_path / "out.jsonl", chunk_rows=7)
     lines = (tmp_path / "out.jsonl").read_text().split("\n")
-    assert lines[-1] == "" and all(lines[:-1]) and len(lines) == 151
+    assert lines[-1] == "" and all(lines[:-1]) and len(lines) == len(features) + 1
 
 
 def test_bad_setting_is_named_without_a_traceback(

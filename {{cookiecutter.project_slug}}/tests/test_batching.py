@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from {{ cookiecutter.package_name }}.core.schema import InputError, load_sample
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, InputError
 from {{ cookiecutter.package_name }}.core.settings import Settings
 from {{ cookiecutter.package_name }}.serve.metrics import Metrics
 from {{ cookiecutter.package_name }}.serve.model_holder import ModelHolder
@@ -15,7 +15,12 @@ from {{ cookiecutter.package_name }}.serve.prediction_service import (
     PredictionService,
 )
 
-from .conftest import OverflowingModel
+from .conftest import NUMERIC, OverflowingModel, training_data
+
+
+def training_rows() -> np.ndarray:
+    """The training data's features, as the matrix the model takes."""
+    return training_data()[0].to_numpy()
 
 
 async def predict_concurrently(
@@ -36,7 +41,7 @@ async def predict_concurrently(
 
 
 def test_batched_equals_unbatched_row_for_row(trained: Settings) -> None:
-    features = load_sample()[0].to_numpy()
+    features = training_rows()
     rng = np.random.default_rng(0)
     sizes = rng.integers(1, 9, size=200)
     starts = rng.integers(0, len(features) - 9, size=200)
@@ -56,9 +61,12 @@ def test_batched_equals_unbatched_row_for_row(trained: Settings) -> None:
         np.testing.assert_allclose(together.probabilities, apart.probabilities, rtol=1e-12)
 
 
-def test_a_failing_request_does_not_fail_its_neighbours(trained: Settings) -> None:
-    features = load_sample()[0].to_numpy()
-    good, bad = features[:3], np.ones((2, 3))  # wrong width: the model call fails
+def test_a_failing_request_does_not_fail_its_neighbours(
+    trained: Settings, served_model: Any
+) -> None:
+    features = training_rows()
+    good = features[:3]
+    bad = np.ones((2, len(FEATURE_NAMES) + 1))  # wrong width: the model call fails
 
     async def run() -> list[Prediction | BaseException]:
         holder = ModelHolder(trained.model_dir)
@@ -81,15 +89,16 @@ def test_a_failing_request_does_not_fail_its_neighbours(trained: Settings) -> No
 
     first, failed, last = asyncio.run(run())
     assert isinstance(failed, ValueError)
-    assert first.labels.tolist() == last.labels.tolist() == ["setosa"] * 3  # type: ignore[union-attr]
+    expected = [str(label) for label in served_model.predict(good)]
+    assert first.labels.tolist() == last.labels.tolist() == expected  # type: ignore[union-attr]
 
 
 def test_a_row_the_model_cannot_score_fails_its_request_only(trained: Settings) -> None:
     """Finite values far beyond the training data overflow a model into NaN probabilities:
     that request is refused, naming the row, and the requests batched with it are answered."""
-    features = load_sample()[0].to_numpy()
+    features = training_rows()
     far = features[:2].copy()
-    far[1, :2] = [1e308, -1e308]
+    far[1, FEATURE_NAMES.index(NUMERIC.name)] = 1e308
 
     async def run() -> list[Prediction | BaseException]:
         holder = ModelHolder(trained.model_dir)
@@ -140,7 +149,7 @@ async def gathered_batch_sizes(settings: Settings, chunks: list[np.ndarray]) -> 
 
 
 def test_concurrent_requests_share_model_calls(trained: Settings) -> None:
-    features = load_sample()[0].to_numpy()
+    features = training_rows()
     chunks = [features[i : i + 3] for i in range(0, 60, 3)]
     settings = trained.model_copy(update={"batch_max_rows": 10, "batch_max_latency_ms": 20})
     sizes = asyncio.run(gathered_batch_sizes(settings, chunks))
@@ -151,7 +160,7 @@ def test_concurrent_requests_share_model_calls(trained: Settings) -> None:
 
 def test_large_requests_bypass_the_batcher(trained: Settings) -> None:
     """Requests of BATCH_MAX_ROWS rows or more go straight to the model thread."""
-    features = load_sample()[0].to_numpy()
+    features = training_rows()
     settings = trained.model_copy(update={"batch_max_rows": 16, "batch_max_latency_ms": 20})
     submitted: list[int] = []
 
@@ -174,14 +183,14 @@ def test_large_requests_bypass_the_batcher(trained: Settings) -> None:
             )
         finally:
             await service.stop()
-        assert [len(r.labels) for r in results] == [150, 4, 16]
+        assert [len(r.labels) for r in results] == [len(features), 4, 16]
 
     asyncio.run(run())
     assert submitted == [4]
 
 
 def test_batching_off_calls_the_model_once_per_request(trained: Settings) -> None:
-    features = load_sample()[0].to_numpy()
+    features = training_rows()
     settings = trained.model_copy(update={"batching": False})
     chunks = [features[i : i + 3] for i in range(0, 30, 3)]
     assert asyncio.run(gathered_batch_sizes(settings, chunks)) == [3] * 10

@@ -17,11 +17,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.core.artifact import load_artifact
 from {{ cookiecutter.package_name }}.core.model import MODEL_FILE
-from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, load_sample
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, TARGET
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
 
-from .conftest import EXAMPLE, v2_body, varied_rows
+from .conftest import (
+    EXAMPLE,
+    REFUSING,
+    csv_line,
+    predicted,
+    training_data,
+    v2_body,
+    varied_rows,
+    wrong_value,
+)
 from .docker_support import (
     MODEL_MOUNT,
     bind,
@@ -35,6 +45,11 @@ from .docker_support import (
 
 DEFAULT_GRACEFUL_TIMEOUT = Settings.model_fields["graceful_timeout"].default
 DOCKER_STOP_TIMEOUT = 10  # `docker stop`'s default, seconds before SIGKILL
+
+
+def repeated(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """`rows` rows: the frame's, again and again."""
+    return frame.iloc[np.arange(rows) % len(frame)].reset_index(drop=True)
 
 pytestmark = pytest.mark.container
 
@@ -76,10 +91,13 @@ USERS = pytest.mark.parametrize("user", ["54321:0", "54321:54321"], ids=["group-
 
 
 @USERS
-def test_serves_as_an_arbitrary_uid(docker: Any, image: str, user: str) -> None:
+def test_serves_as_an_arbitrary_uid(
+    docker: Any, image: str, user: str, example_label: str
+) -> None:
     """OpenShift and some clusters run images under a UID they pick."""
     with serving(docker, image, user=user) as server:  # the baked model
-        assert httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"] == ["setosa"]
+        predictions = httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"]
+        assert predictions == [example_label]
 
 
 @pytest.mark.full_image
@@ -89,8 +107,10 @@ def test_trains_as_an_arbitrary_uid(docker: Any, image: str, tmp_path: Path, use
     code, logs = run_job(docker, image, ["train"], user=user, volumes=bind(model_dir, MODEL_MOUNT))
     assert code == 0, logs
     assert (model_dir / "metadata.json").stat().st_uid == int(user.split(":")[0])
+    expected = predicted(load_artifact(model_dir).model, [EXAMPLE])  # what the model says
     with serving(docker, image, user=user, volumes=bind(model_dir, MODEL_MOUNT, "ro")) as server:
-        assert httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"] == ["setosa"]
+        predictions = httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"]
+        assert predictions == expected
 
 
 def test_healthcheck_is_healthy_with_a_model_and_unhealthy_without(
@@ -130,11 +150,15 @@ def wait_for_health(container: Any, status: str) -> dict[str, Any]:
 # --- serve -----------------------------------------------------------------------------
 
 
-def test_serves_the_baked_model_with_no_mounts(docker: Any, image: str) -> None:
+def test_serves_the_baked_model_with_no_mounts(
+    docker: Any, image: str, example_label: str
+) -> None:
+    """The image bakes a model trained on data/train/ with the default hyperparameters: the
+    model the unit tests train, which answers EXAMPLE with example_label."""
     with serving(docker, image) as server:
         response = httpx.post(server.url + "/predict", json=EXAMPLE)
         assert response.status_code == 200
-        assert response.json()["predictions"] == ["setosa"]
+        assert response.json()["predictions"] == [example_label]
         assert httpx.get(server.url + "/docs").status_code == 200
         health = server.container.exec_run(
             docker.images.get(image).attrs["Config"]["Healthcheck"]["Test"][1:]
@@ -144,9 +168,11 @@ def test_serves_the_baked_model_with_no_mounts(docker: Any, image: str) -> None:
 
 def test_bad_predict_body_is_422(docker: Any, image: str) -> None:
     with serving(docker, image) as server:
-        response = httpx.post(server.url + "/predict", json={**EXAMPLE, "petal_width": "wide"})
+        name = REFUSING[-1].name
+        wrong = {**EXAMPLE, name: wrong_value(REFUSING[-1])}
+        response = httpx.post(server.url + "/predict", json=wrong)
         assert response.status_code == 422
-        assert response.json()["detail"][0]["loc"] == ["body", "petal_width"]
+        assert response.json()["detail"][0]["loc"] == ["body", name]
 
 
 def test_mounted_model_overrides_the_baked_one(
@@ -312,8 +338,8 @@ def test_train_on_a_mounted_channel_and_fail_cleanly(
     docker: Any, image: str, tmp_path: Path
 ) -> None:
     model_dir, data, output = (shared_dir(tmp_path / p) for p in ("model", "data", "output"))
-    features, target = load_sample()
-    features.assign(species=target).to_csv(data / "iris.csv", index=False)
+    features, target = training_data()
+    features.assign(**{TARGET: target}).to_csv(data / "train.csv", index=False)
     volumes = {
         **bind(model_dir, MODEL_MOUNT),
         **bind(data, "/opt/ml/input/data/train", "ro"),
@@ -324,11 +350,11 @@ def test_train_on_a_mounted_channel_and_fail_cleanly(
     assert "1 file(s) in /opt/ml/input/data/train" in logs
     before = (model_dir / "metadata.json").read_bytes()
 
-    features.to_csv(data / "iris.csv", index=False)  # the label column is gone
+    features.to_csv(data / "train.csv", index=False)  # the target column is gone
     code, logs = run_job(docker, image, ["train"], volumes=volumes)
     assert code == 1
-    assert "species" in logs and "previous model" in logs
-    assert "species" in (output / "failure").read_text()
+    assert TARGET in logs and "previous model" in logs
+    assert TARGET in (output / "failure").read_text()
     assert (model_dir / "metadata.json").read_bytes() == before
 
 
@@ -340,9 +366,8 @@ def test_docker_stop_during_training_exits_143_and_keeps_the_previous_model(
     code, logs = run_job(docker, image, ["train"], volumes=bind(model_dir, MODEL_MOUNT))
     assert code == 0, logs
     before = {p.name: p.read_bytes() for p in model_dir.iterdir() if p.is_file()}
-    features, target = load_sample()
-    big = pd.concat([features.assign(species=target)] * 2000, ignore_index=True)
-    big.to_csv(data / "part-0.csv", index=False)
+    features, target = training_data()
+    repeated(features.assign(**{TARGET: target}), 300_000).to_csv(data / "part-0.csv", index=False)
     for part in range(1, 10):  # 3 million rows in all: reading them takes seconds
         (data / f"part-{part}.csv").hardlink_to(data / "part-0.csv")
     container = docker.containers.run(
@@ -373,7 +398,7 @@ def test_docker_stop_during_training_exits_143_and_keeps_the_previous_model(
 
 def test_batch_predict_without_a_model_exits_1(docker: Any, image: str, tmp_path: Path) -> None:
     data = shared_dir(tmp_path / "data")
-    load_sample()[0].to_csv(data / "in.csv", index=False)
+    training_data()[0].to_csv(data / "in.csv", index=False)
     code, logs = run_job(
         docker,
         image,
@@ -398,8 +423,7 @@ def test_batch_scoring_memory_does_not_grow_with_the_file(
     """Chunked scoring: 20 times the rows, about the same peak memory. Both files take
     several chunks, so both runs have a chunk in the writer thread while the next scores."""
     data = shared_dir(tmp_path / "data")
-    features = load_sample()[0]
-    small = pd.concat([features] * 100, ignore_index=True)  # 15,000 rows
+    small = repeated(training_data()[0], 15_000)
     small.to_csv(data / "small.csv", index=False)
     pd.concat([small] * 20, ignore_index=True).to_csv(data / "big.csv", index=False)
     peaks = {}
@@ -425,9 +449,12 @@ def test_batch_scoring_memory_does_not_grow_with_the_file(
     assert peaks["big"] - peaks["small"] < 30, peaks
 
 
-def test_batch_predict_a_file(docker: Any, image: str, tmp_path: Path) -> None:
+def test_batch_predict_a_file(
+    docker: Any, image: str, tmp_path: Path, served_model: Any
+) -> None:
+    """The baked model scores the file as the model the unit tests train on the same data."""
     data = shared_dir(tmp_path / "data")
-    features, target = load_sample()
+    features, _ = training_data()
     features.to_csv(data / "in.csv", index=False)
     code, logs = run_job(
         docker,
@@ -438,14 +465,16 @@ def test_batch_predict_a_file(docker: Any, image: str, tmp_path: Path) -> None:
     assert code == 0, logs
     scored = pd.read_csv(data / "out.csv")
     assert list(scored.columns[: len(FEATURE_NAMES)]) == list(FEATURE_NAMES)
-    assert np.mean(scored["prediction"] == target) > 0.9
+    expected = [str(label) for label in served_model.predict(features.to_numpy())]
+    assert scored["prediction"].astype(str).tolist() == expected
 
 
 def test_batch_predict_rejects_a_bad_csv(docker: Any, image: str, tmp_path: Path) -> None:
     data = shared_dir(tmp_path / "data")
-    (data / "in.csv").write_text(
-        "sepal_length,sepal_width,petal_length,petal_width\n1,2,3,4\n5,6,seven,8\n"
-    )
+    name = REFUSING[-1].name
+    wrong = {**EXAMPLE, name: wrong_value(REFUSING[-1])}
+    lines = [",".join(FEATURE_NAMES), csv_line(EXAMPLE), csv_line(wrong)]
+    (data / "in.csv").write_text("".join(line + "\n" for line in lines))
     code, logs = run_job(
         docker,
         image,
@@ -453,15 +482,14 @@ def test_batch_predict_rejects_a_bad_csv(docker: Any, image: str, tmp_path: Path
         volumes=bind(data, "/data"),
     )
     assert code == 1
-    assert "column 'petal_length', row 2" in logs
+    assert f"column {name!r}, row 2" in logs
     assert "Traceback" not in logs
     assert not (data / "out.csv").exists()
 
 
 def test_docker_stop_ends_a_long_batch_job(docker: Any, image: str, tmp_path: Path) -> None:
     data = shared_dir(tmp_path / "data")
-    features = load_sample()[0]
-    pd.concat([features] * 4000, ignore_index=True).to_csv(data / "in.csv", index=False)
+    repeated(training_data()[0], 600_000).to_csv(data / "in.csv", index=False)
     container = docker.containers.run(
         image,
         # Small chunks and frequent progress lines: the job is surely still running when

@@ -12,6 +12,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from .conftest import ID, NOTE
 from .docker_support import bind, free_port, run_job, serving, shared_dir, wait_for_log
 from .test_batch_datasets import keyed_rows, read_parts
 
@@ -68,7 +69,7 @@ def test_shards_by_flag_and_by_environment_add_up_to_a_single_run(
             environment={"JOB_COMPLETION_INDEX": str(index), "SHARD_COUNT": "3"},
         )
     single = read_parts(data / "single")
-    assert list(single["id"]) == list(rows["id"]), "ids pass through, in order"
+    assert list(single[ID]) == list(rows[ID]), "ids pass through, in order"
     pd.testing.assert_frame_equal(single[rows.columns], rows, check_dtype=False)
     for name in ("by-flag", "by-env"):
         assert len(list((data / name).glob("part-*"))) == 3, "one file spreads across shards"
@@ -186,7 +187,7 @@ def test_an_unreachable_scheduler_is_reported_within_the_timeout(
 
 
 def test_sagemaker_batch_transform(docker: Any, image: str) -> None:
-    records = keyed_rows(1_000).drop(columns=["id", "note"])
+    records = keyed_rows(1_000).drop(columns=[ID, NOTE])
     csv_body = records.to_csv(index=False, header=False)
     jsonl_body = records.to_json(orient="records", lines=True)
     with serving(docker, image) as server:

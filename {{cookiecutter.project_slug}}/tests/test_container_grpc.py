@@ -19,12 +19,15 @@ import pytest
 from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME
 
+from .conftest import CLASSES, varied_rows
 from .docker_support import CONTAINER_PORT, free_port, wait_for
 
 pytestmark = pytest.mark.container
 
 GRPC_PORT = "8081/tcp"
-ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]])
+# Three rows of the training data, of different classes where it has three.
+ROWS = np.array([[row[n] for n in FEATURE_NAMES] for row in varied_rows(3)], dtype=np.float64)
+WIDTH = len(FEATURE_NAMES)
 TOKEN = "grpc-test-token"
 
 
@@ -104,7 +107,7 @@ def test_infer_with_one_tensor_per_feature(server: tuple[Any, str, str]) -> None
     result = triton(server[2]).infer(PROJECT_NAME, inputs)
     rest = rest_prediction(server[1], ROWS)
     assert [v.decode() for v in result.as_numpy("predict")] == rest["predict"]["data"]
-    assert result.as_numpy("predict_proba").shape == (len(ROWS), 3)
+    assert result.as_numpy("predict_proba").shape == (len(ROWS), len(CLASSES))
 
 
 def test_standard_grpc_health_check(server: tuple[Any, str, str]) -> None:
@@ -122,8 +125,8 @@ def test_malformed_raw_buffer_is_invalid_argument_naming_the_tensor(
     from tritonclient.grpc import service_pb2, service_pb2_grpc
 
     request = service_pb2.ModelInferRequest(model_name=PROJECT_NAME)
-    request.inputs.add(name="input-0", datatype="FP64", shape=[2, 4])
-    request.raw_input_contents.append(b"\0" * (2 * 4 * 8 - 3))
+    request.inputs.add(name="input-0", datatype="FP64", shape=[2, WIDTH])
+    request.raw_input_contents.append(b"\0" * (2 * WIDTH * 8 - 3))
     with grpc.insecure_channel(server[2]) as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
         with pytest.raises(grpc.RpcError) as raised:

@@ -16,11 +16,11 @@ import httpx
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.core.artifact import load_artifact
 from {{ cookiecutter.package_name }}.core.runtime import ONNX_FILE
-from {{ cookiecutter.package_name }}.core.schema import load_sample
 from {{ cookiecutter.package_name }}.training.onnx_check import TOLERANCE
 
-from .conftest import EXAMPLE, training_libraries
+from .conftest import EXAMPLE, predicted, training_data, training_libraries
 from .docker_support import MODEL_MOUNT, bind, run_job, serving, shared_dir
 
 pytestmark = pytest.mark.container
@@ -75,11 +75,12 @@ def unverified_model(mounted_model: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 def test_the_server_runs_onnx_without_loading_the_training_framework(
-    docker: Any, image: str
+    docker: Any, image: str, example_label: str
 ) -> None:
     libraries = sorted(training_libraries())
     with serving(docker, image) as server:
-        assert httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"] == ["setosa"]
+        predictions = httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"]
+        assert predictions == [example_label]
         assert httpx.get(server.url + "/metadata").json()["runtime"] == {
             "name": "onnx",
             "reason": None,
@@ -89,10 +90,13 @@ def test_the_server_runs_onnx_without_loading_the_training_framework(
 
 
 @pytest.mark.full_image
-def test_native_runtime_loads_the_framework_in_the_full_image(docker: Any, image: str) -> None:
+def test_native_runtime_loads_the_framework_in_the_full_image(
+    docker: Any, image: str, example_label: str
+) -> None:
     """The check above can fail: forced onto the native model, the server loads it."""
     with serving(docker, image, environment={"MODEL_RUNTIME": "native"}) as server:
-        assert httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"] == ["setosa"]
+        predictions = httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"]
+        assert predictions == [example_label]
         assert httpx.get(server.url + "/metadata").json()["runtime"]["name"] == "native"
         assert loaded_from(server.container, sorted(training_libraries())) != []
 
@@ -101,9 +105,11 @@ def test_native_runtime_loads_the_framework_in_the_full_image(docker: Any, image
 def test_the_full_image_serves_a_model_without_a_verified_onnx_model_natively(
     docker: Any, image: str, unverified_model: Path
 ) -> None:
+    expected = predicted(load_artifact(unverified_model).model, [EXAMPLE])
     volumes = bind(unverified_model, MODEL_MOUNT, "ro")
     with serving(docker, image, volumes=volumes) as server:
-        assert httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"] == ["setosa"]
+        predictions = httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"]
+        assert predictions == expected
         runtime = httpx.get(server.url + "/metadata").json()["runtime"]
         assert runtime["name"] == "native"
         assert "probabilities differ by up to 0.2, more than 1e-05" in runtime["reason"]
@@ -144,7 +150,8 @@ def test_batch_predict_from_onnx_matches_the_native_model(
     """The image under test scores from ONNX; the full image, forced onto the native model,
     scores the same file: the same labels."""
     data = shared_dir(tmp_path / "data")
-    load_sample()[0].to_csv(data / "in.csv", index=False)
+    features, _ = training_data()
+    features.to_csv(data / "in.csv", index=False)
     command = ["predict", "--input", "/data/in.csv", "--output"]
     code, logs = run_job(docker, image, [*command, "/data/onnx.csv"], volumes=bind(data, "/data"))
     assert code == 0, logs
@@ -159,7 +166,7 @@ def test_batch_predict_from_onnx_matches_the_native_model(
     assert code == 0, logs
     assert "runtime native" in logs
     onnx, native = pd.read_csv(data / "onnx.csv"), pd.read_csv(data / "native.csv")
-    assert len(onnx) == len(native) == len(load_sample()[0])
+    assert len(onnx) == len(native) == len(features)
     assert onnx["prediction"].tolist() == native["prediction"].tolist()
     pd.testing.assert_frame_equal(onnx, native, check_exact=False, rtol=0, atol=TOLERANCE)
 

@@ -210,7 +210,7 @@ def test_outputs_follow_the_request(rpc: Grpc) -> None:
         (lambda r: r.raw_input_contents.append(b"\0" * 8), "raw_input_contents"),
         (lambda r: setattr(r.inputs[0], "datatype", "BYTES"), "input-0"),
         (lambda r: setattr(r.inputs[0], "datatype", "FLOAT"), "input-0"),
-        (lambda r: r.inputs[0].shape.__setitem__(1, 3), "input-0"),
+        (lambda r: r.inputs[0].shape.__setitem__(1, len(FEATURES) + 1), "input-0"),
     ],
     ids=["truncated", "more-raw-than-inputs", "bytes-datatype", "unknown-datatype", "wrong-shape"],
 )
@@ -237,7 +237,8 @@ def test_unknown_output_is_invalid_argument_and_too_many_rows_resource_exhausted
 
 
 def test_nan_in_contents_is_invalid_argument(rpc: Grpc) -> None:
-    request = matrix_request(rpc.pb, [[float("nan"), 1.0, 2.0, 3.0]], raw=False)
+    row = [float("nan"), *[1.0] * (len(FEATURES) - 1)]
+    request = matrix_request(rpc.pb, [row], raw=False)
     code, details = code_of(lambda: rpc.stub.ModelInfer(request, timeout=10))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "input-0" in details
 

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
-from .conftest import EXAMPLE, v2_body, wait_until_ready
+from .conftest import EXAMPLE, UNKNOWN, v2_body, wait_until_ready
 
 V2_MODEL_ROUTES = {
     ("get", "/v2/models/{name}"),
@@ -90,7 +90,7 @@ def test_invocations_document_the_types_they_take_and_answer(document: dict[str,
         ("/predict", EXAMPLE, 200),
         ("/predict", [EXAMPLE, EXAMPLE], 200),
         ("/predict", [], 422),
-        ("/predict", {**EXAMPLE, "colour": "red"}, 422),
+        ("/predict", {**EXAMPLE, UNKNOWN: "red"}, 422),
         ("/predict", [ROW], 422),
         ("/invocations", EXAMPLE, 200),
         ("/invocations", [EXAMPLE], 200),
@@ -101,8 +101,8 @@ def test_invocations_document_the_types_they_take_and_answer(document: dict[str,
         ("/invocations", {"inputs": {k: [v] for k, v in EXAMPLE.items()}}, 200),
         ("/invocations", ROW, 422),
         ("/invocations", {"instances": [EXAMPLE], "inputs": [EXAMPLE]}, 422),
-        ("/invocations", {"dataframe_split": {"columns": list(EXAMPLE)[:3], "data": [ROW]}}, 422),
-        ("/invocations", {"instances": [ROW[:3]]}, 422),
+        ("/invocations", {"dataframe_split": {"columns": list(EXAMPLE)[:-1], "data": [ROW]}}, 422),
+        ("/invocations", {"instances": [ROW[:-1]]}, 422),
         (INFER, v2_body([ROW, ROW]), 200),
         (
             INFER,
@@ -120,7 +120,7 @@ def test_invocations_document_the_types_they_take_and_answer(document: dict[str,
         (INFER, {**v2_body([ROW]), "outputs": [{"name": "colour"}]}, 400),
         (
             INFER,
-            {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": ROW}]},
+            {"inputs": [{"name": "x", "shape": [1, len(ROW)], "datatype": "BYTES", "data": ROW}]},
             400,
         ),
     ],

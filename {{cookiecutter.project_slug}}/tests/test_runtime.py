@@ -26,7 +26,7 @@ from {{ cookiecutter.package_name }}.core.runtime import (
     OnnxModel,
     RuntimeSettingError,
 )
-from {{ cookiecutter.package_name }}.core.schema import load_sample
+from {{ cookiecutter.package_name }}.core.schema import FEATURES
 from {{ cookiecutter.package_name }}.core.settings import (
     FRAMEWORK,
     PROJECT_NAME,
@@ -41,10 +41,13 @@ from {{ cookiecutter.package_name }}.training.train import (
 )
 
 from .conftest import (
+    CLASSES,
     EXAMPLE,
     edit_metadata,
     make_settings,
     metric,
+    predicted,
+    training_data,
     training_libraries,
     varied_rows,
     wait_until_ready,
@@ -89,7 +92,7 @@ def test_training_records_a_verified_onnx_model_and_its_check(trained: Settings)
     assert 0 <= report["max_abs_difference"] <= TOLERANCE
     assert report["rows_checked"] == {
         "held-out": metadata["metrics"]["test_rows"],
-        "sample": len(load_sample()[0]),
+        "training": metadata["metrics"]["train_rows"],
     }
 
 
@@ -97,7 +100,7 @@ def test_the_onnx_model_answers_as_the_native_model(trained: Settings) -> None:
     onnx, native = load_artifact(trained.model_dir), load_artifact(trained.model_dir, "native")
     assert (onnx.runtime.name, native.runtime.name) == ("onnx", "native")
     assert isinstance(onnx.model, OnnxModel) and not isinstance(native.model, OnnxModel)
-    rows = np.array([list(row.values()) for row in varied_rows(step=3)], dtype=np.float64)
+    rows = np.array([list(row.values()) for row in varied_rows(50)], dtype=np.float64)
     np.testing.assert_array_equal(onnx.model.predict(rows), native.model.predict(rows))
     np.testing.assert_allclose(
         onnx.model.predict_proba(rows), native.model.predict_proba(rows), rtol=0, atol=TOLERANCE
@@ -122,7 +125,7 @@ def test_an_onnx_model_that_disagrees_with_the_model_is_not_used(
     """A wrong conversion, here another model's (fitted on shuffled labels), fails the
     check: its labels differ, and the reason names a row."""
     convert = onnx_convert.convert
-    features, target = load_sample()
+    features, target = training_data()
     shuffled = np.random.default_rng(0).permutation(target.to_numpy())
     other = build_model(DEFAULT_HYPERPARAMETERS).fit(features.to_numpy(), shuffled)
     monkeypatch.setattr(onnx_convert, "convert", lambda _model, width: convert(other, width))
@@ -150,7 +153,8 @@ def test_without_a_verified_onnx_model_the_native_model_serves_and_says_why(
     )
     with TestClient(create_app(unconvertible)) as client:
         wait_until_ready(client)
-        assert client.post("/predict", json=EXAMPLE).json()["predictions"] == ["setosa"]
+        expected = predicted(artifact.model, [EXAMPLE])
+        assert client.post("/predict", json=EXAMPLE).json()["predictions"] == expected
         assert client.get("/metadata").json()["runtime"] == {
             "name": "native",
             "reason": artifact.runtime.reason,
@@ -197,7 +201,7 @@ def test_predict_forced_onto_onnx_without_a_verified_model_exits_2(
     monkeypatch.setenv("MODEL_RUNTIME", "onnx")
     get_settings.cache_clear()
     source = tmp_path / "in.csv"
-    load_sample()[0].to_csv(source, index=False)
+    training_data()[0].to_csv(source, index=False)
     try:
         code = main(["predict", "--input", str(source), "--output", str(tmp_path / "out.csv")])
     finally:
@@ -225,8 +229,14 @@ def test_a_missing_onnx_file_is_refused(copied: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        ({"features": [{"name": f"x{i}"} for i in range(5)]}, "and metadata.json names 5"),
-        ({"classes": ["a", "b"]}, "probabilities, and metadata.json names 2 classes"),
+        (
+            {"features": [{"name": f"x{i}"} for i in range(len(FEATURES) + 1)]},
+            f"and metadata.json names {len(FEATURES) + 1}",
+        ),
+        (
+            {"classes": [f"c{i}" for i in range(len(CLASSES) + 1)]},
+            f"probabilities, and metadata.json names {len(CLASSES) + 1} classes",
+        ),
     ],
     ids=["features", "classes"],
 )
@@ -262,7 +272,7 @@ def test_serving_and_scoring_from_onnx_never_import_the_training_framework(
 ) -> None:
     """With MODEL_RUNTIME=native, the same check sees the framework imported: it can fail."""
     source = tmp_path / "in.csv"
-    load_sample()[0].to_csv(source, index=False)
+    training_data()[0].to_csv(source, index=False)
     environment = {
         **os.environ,
         "PYTHONPATH": str(SOURCE_DIR),

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,12 +14,7 @@ import pytest
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE, load_artifact
 from {{ cookiecutter.package_name }}.core.model import MODEL_FILE, library_versions
-from {{ cookiecutter.package_name }}.core.schema import (
-    FEATURE_NAMES,
-    TARGET,
-    InputError,
-    load_sample,
-)
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, TARGET, InputError
 from {{ cookiecutter.package_name }}.core.settings import (
     FRAMEWORK,
     Settings,
@@ -26,7 +22,7 @@ from {{ cookiecutter.package_name }}.core.settings import (
 )
 from {{ cookiecutter.package_name }}.training.train import train
 
-from .conftest import make_settings
+from .conftest import CLASSES, channel, make_settings, training_data
 
 
 def test_artifact_holds_model_metadata_and_report(trained: Settings) -> None:
@@ -34,14 +30,21 @@ def test_artifact_holds_model_metadata_and_report(trained: Settings) -> None:
     assert (folder / MODEL_FILE).is_file()
     metadata = json.loads((folder / METADATA_FILE).read_text())
     assert [f["name"] for f in metadata["features"]] == list(FEATURE_NAMES)
-    assert metadata["classes"] == ["setosa", "versicolor", "virginica"]
-    assert metadata["metrics"]["accuracy"] > 0.85
+    assert metadata["classes"] == CLASSES
     assert len(metadata["training_data"]["sha256"]) == 64
     assert {"python", "numpy", *library_versions()} <= set(metadata["libraries"])
     assert metadata["framework"] == FRAMEWORK
     assert metadata["created"] and metadata["model_version"]
     report = json.loads((folder / "report" / "metrics.json").read_text())
     assert report["accuracy"] == metadata["metrics"]["accuracy"]
+    assert report["labels"] == CLASSES
+    # The confusion matrix of the held-out rows, true classes down, predicted across.
+    confusion = np.array(report["confusion_matrix"])
+    right, rows = int(np.trace(confusion)), int(confusion.sum())
+    assert rows == metadata["metrics"]["test_rows"]
+    assert report["accuracy"] == pytest.approx(right / rows, abs=1e-6)
+    # The model learned: it is right more often than always answering the commonest class.
+    assert right > confusion.sum(axis=1).max(), confusion
     assert (folder / "report" / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(folder.glob(".incoming-*")), "the staging folder was left behind"
 
@@ -61,19 +64,19 @@ def test_training_is_reproducible_to_the_byte(tmp_path: Path, trained: Settings)
         k: v for k, v in meta[1].items() if k != "created"
     }
     assert meta[0]["model_version"] == meta[0]["model_sha256"][:12]
-    features, _ = load_sample()
+    features, _ = training_data()
     first = load_artifact(trained.model_dir).model.predict_proba(features.to_numpy())
     second = load_artifact(again.model_dir).model.predict_proba(features.to_numpy())
     np.testing.assert_array_equal(first, second)
 
 
 def test_trains_on_files_in_the_training_folder(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, training_data_dir=channel(tmp_path))
     settings.training_data_dir.mkdir(parents=True)
-    features, target = load_sample()
-    features.assign(**{TARGET: target}).to_parquet(settings.training_data_dir / "iris.parquet")
+    features, target = training_data()
+    features.assign(**{TARGET: target}).to_parquet(settings.training_data_dir / "data.parquet")
     metadata = train(settings)
-    assert metadata["training_data"]["rows"] == 150
+    assert metadata["training_data"]["rows"] == len(features)
     assert "1 file(s)" in metadata["training_data"]["source"]
 
 
@@ -83,12 +86,13 @@ def probabilities_after_training(root: Path, hyperparameters: str) -> np.ndarray
     settings.hyperparameters_file.write_text(hyperparameters)
     train(settings)
     model = load_artifact(settings.model_dir).model
-    return np.asarray(model.predict_proba(load_sample()[0].to_numpy()))
+    return np.asarray(model.predict_proba(training_data()[0].to_numpy()))
 
 
 def test_hyperparameters_file_reaches_the_model(tmp_path: Path, trained: Settings) -> None:
     """The fitted model changes with the file's values, and only with them."""
-    default = load_artifact(trained.model_dir).model.predict_proba(load_sample()[0].to_numpy())
+    rows = training_data()[0].to_numpy()
+    default = load_artifact(trained.model_dir).model.predict_proba(rows)
     other = probabilities_after_training(tmp_path / "a", '{"test_size": "0.4"}')
     same = probabilities_after_training(
         tmp_path / "b", '{"test_size": "0.25", "model_version": "7"}'
@@ -102,11 +106,12 @@ def test_failed_training_keeps_the_previous_model(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     train(settings)
     before = {p.name: p.read_bytes() for p in settings.model_dir.iterdir() if p.is_file()}
+    settings = settings.model_copy(update={"training_data_dir": channel(tmp_path)})
     settings.training_data_dir.mkdir(parents=True)
-    pd.DataFrame({"sepal_length": [1.0]}).to_csv(
+    pd.DataFrame({FEATURE_NAMES[0]: [1.0]}).to_csv(  # no target column
         settings.training_data_dir / "bad.csv", index=False
     )
-    with pytest.raises(ValueError, match="species"):
+    with pytest.raises(ValueError, match=re.escape(TARGET)):
         train(settings)
     after = {p.name: p.read_bytes() for p in settings.model_dir.iterdir() if p.is_file()}
     assert after == before
@@ -143,12 +148,12 @@ def test_unknown_hyperparameter_is_rejected(tmp_path: Path) -> None:
 
 
 def test_single_sagemaker_channel_of_another_name_is_used(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
-    channel = settings.training_data_dir.parent / "training"
-    channel.mkdir(parents=True)
-    features, target = load_sample()
-    features.assign(**{TARGET: target}).to_csv(channel / "iris.csv", index=False)
-    assert "in " + str(channel) in train(settings)["training_data"]["source"]
+    settings = make_settings(tmp_path, training_data_dir=channel(tmp_path))
+    training = settings.training_data_dir.parent / "training"
+    training.mkdir(parents=True)
+    features, target = training_data()
+    features.assign(**{TARGET: target}).to_csv(training / "data.csv", index=False)
+    assert "in " + str(training) in train(settings)["training_data"]["source"]
 
 
 def test_platform_hyperparameters_are_ignored(tmp_path: Path) -> None:
@@ -161,7 +166,7 @@ def test_platform_hyperparameters_are_ignored(tmp_path: Path) -> None:
 
 
 def test_several_sagemaker_channels_and_no_train_channel_is_refused(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, training_data_dir=channel(tmp_path))
     for channel in ("training", "validation"):
         (settings.training_data_dir.parent / channel).mkdir(parents=True)
     with pytest.raises(InputError, match=r"several channels \(training, validation\)") as error:

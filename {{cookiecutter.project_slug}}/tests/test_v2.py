@@ -7,9 +7,10 @@ from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME
 
-from .conftest import EXAMPLE
+from .conftest import CLASSES, EXAMPLE
 
 INFER = f"/v2/models/{PROJECT_NAME}/infer"
+WIDTH = len(EXAMPLE)  # the features: a matrix tensor's second dimension
 
 
 def test_server_and_model_metadata(client: TestClient) -> None:
@@ -22,21 +23,21 @@ def test_server_and_model_metadata(client: TestClient) -> None:
     assert client.get(f"/v2/models/{PROJECT_NAME}/versions/{version}/ready").status_code == 200
 
 
-def test_infer_with_one_tensor_per_feature(client: TestClient) -> None:
+def test_infer_with_one_tensor_per_feature(client: TestClient, example_label: str) -> None:
     inputs = [
         {"name": k, "shape": [2], "datatype": "FP32", "data": [v, v]} for k, v in EXAMPLE.items()
     ]
     body = client.post(INFER, json={"id": "r1", "inputs": inputs}).json()
     assert body["id"] == "r1"
     outputs = {o["name"]: o for o in body["outputs"]}
-    assert outputs["predict"]["data"] == ["setosa", "setosa"]
-    assert outputs["predict_proba"]["shape"] == [2, 3]
+    assert outputs["predict"]["data"] == [example_label, example_label]
+    assert outputs["predict_proba"]["shape"] == [2, len(CLASSES)]
 
 
 def test_infer_with_one_matrix_and_chosen_output(client: TestClient) -> None:
     tensor = {
         "name": "input-0",
-        "shape": [1, 4],
+        "shape": [1, WIDTH],
         "datatype": "FP64",
         "data": [list(EXAMPLE.values())],
     }
@@ -49,30 +50,33 @@ def test_errors_use_the_protocol_shape(client: TestClient) -> None:
     assert unknown.status_code == 404 and "error" in unknown.json()
     assert client.get("/v2/models/nope").status_code == 404
     assert client.get(f"/v2/models/{PROJECT_NAME}/versions/0/ready").status_code == 404
-    bad_shape = {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}
+    too_wide = list(range(1, WIDTH + 2))  # one value too many for a row
+    bad_shape = {"name": "x", "shape": [1, WIDTH + 1], "datatype": "FP32", "data": too_wide}
     response = client.post(INFER, json={"inputs": [bad_shape]})
-    assert response.status_code == 400 and "shape [N, 4]" in response.json()["error"]
-    text = {"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": ["a", "b", "c", "d"]}
+    assert response.status_code == 400 and f"shape [N, {WIDTH}]" in response.json()["error"]
+    letters = [chr(ord("a") + j % 26) for j in range(WIDTH)]
+    text = {"name": "x", "shape": [1, WIDTH], "datatype": "BYTES", "data": letters}
     assert client.post(INFER, json={"inputs": [text]}).status_code == 400
-    nan = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, float("nan")]}
+    values = [*range(1, WIDTH), float("nan")]
+    nan = {"name": "x", "shape": [1, WIDTH], "datatype": "FP64", "data": values}
     assert client.post(INFER, content=json.dumps({"inputs": [nan]})).status_code == 400
     assert client.post(INFER, content=b"{").status_code == 400
 
 
 def test_malformed_outputs_are_400(client: TestClient) -> None:
-    tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": list(EXAMPLE.values())}
+    tensor = {"name": "x", "shape": [1, WIDTH], "datatype": "FP64", "data": list(EXAMPLE.values())}
     for outputs in (1, True, "predict", [1]):
         response = client.post(INFER, json={"inputs": [tensor], "outputs": outputs})
         assert response.status_code == 400, outputs
 
 
 def test_malformed_tensor_headers_are_400_naming_the_tensor(client: TestClient) -> None:
-    tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": list(EXAMPLE.values())}
+    tensor = {"name": "x", "shape": [1, WIDTH], "datatype": "FP64", "data": list(EXAMPLE.values())}
     bad: dict[str, Any]
     for bad in (
         {"datatype": {}},
         {"datatype": ["FP64"]},
-        {"shape": [False, 4]},
+        {"shape": [False, WIDTH]},
         {"shape": [2**63, 0], "data": []},
         {"shape": [2**64 - 1, 0], "data": []},
     ):

@@ -3,7 +3,6 @@
 encoding, and a 400 naming the tensor for every body whose bytes do not add up."""
 
 import json
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
-from .conftest import v2_body, varied_rows
+from .conftest import CLASSES, EXAMPLE, v2_body, varied_rows
 
 INFER = f"/v2/models/{PROJECT_NAME}/infer"
 HEADER = "Inference-Header-Content-Length"
@@ -110,7 +109,7 @@ def test_binary_data_output_makes_every_output_binary(
     assert "data" not in predict and "data" not in proba
     labels = [b.decode() for b in deserialize_bytes_tensor(data[:labels_size])]
     assert labels == expected["predictions"]
-    assert proba["datatype"] == "FP64" and proba["shape"] == [len(rows), 3]
+    assert proba["datatype"] == "FP64" and proba["shape"] == [len(rows), len(CLASSES)]
     matrix = np.frombuffer(data[labels_size:], dtype="<f8").reshape(proba["shape"])
     np.testing.assert_array_equal(matrix, probabilities(expected))
 
@@ -137,32 +136,36 @@ def test_an_output_can_say_no_to_binary_data_output_and_only_requested_outputs_c
 
 
 def test_json_and_binary_inputs_mix_in_any_order(client: TestClient, rows: np.ndarray) -> None:
-    """Two features as binary data (FP32 [N], FP64 [N, 1]), two as JSON, interleaved."""
-    columns = dict(zip(FEATURE_NAMES, rows.T, strict=True))
-    first, second, third, fourth = FEATURE_NAMES
-    fp32, fp32_raw = binary_tensor(second, columns[second], "FP32")
-    fp64, fp64_raw = binary_tensor(fourth, columns[fourth].reshape(-1, 1), "FP64")
-    inputs = [
-        {"name": third, "shape": [len(rows)], "datatype": "FP64", "data": columns[third].tolist()},
-        fp64,
-        {
-            "name": first,
-            "shape": [len(rows), 1],
-            "datatype": "FP32",
-            "data": columns[first].tolist(),
-        },
-        fp32,
-    ]
-    answer = client.post(INFER, **binary_request({"inputs": inputs}, fp64_raw, fp32_raw)).json()
-    # The FP32 tensor's values are what the model sees: float32, read back as float64.
+    """The features in turn as JSON (FP32 [N, 1]), binary data (FP32 [N]), JSON (FP64 [N])
+    and binary data (FP64 [N, 1]), sent from the third feature on and around, so that the
+    tensors' order is not the features' and the binary buffers come in the tensors' order."""
+    tensors: list[tuple[dict[str, Any], bytes | None]] = []
+    # The binary FP32 tensors' values are what the model sees: float32, read back as float64.
     rounded = rows.copy()
-    rounded[:, 1] = rows[:, 1].astype(np.float32)
+    for j, (name, column) in enumerate(zip(FEATURE_NAMES, rows.T, strict=True)):
+        kind = j % 4
+        if kind == 0:
+            json_tensor = {"shape": [len(rows), 1], "datatype": "FP32", "data": column.tolist()}
+            tensors.append(({"name": name, **json_tensor}, None))
+        elif kind == 1:
+            tensors.append(binary_tensor(name, column, "FP32"))
+            rounded[:, j] = column.astype(np.float32)
+        elif kind == 2:
+            json_tensor = {"shape": [len(rows)], "datatype": "FP64", "data": column.tolist()}
+            tensors.append(({"name": name, **json_tensor}, None))
+        else:
+            tensors.append(binary_tensor(name, column.reshape(-1, 1), "FP64"))
+    order = tensors[2:] + tensors[:2]
+    inputs = [tensor for tensor, _ in order]
+    buffers = [raw for _, raw in order if raw is not None]
+    answer = client.post(INFER, **binary_request({"inputs": inputs}, *buffers)).json()
     records = [dict(zip(FEATURE_NAMES, row, strict=True)) for row in rounded.tolist()]
     expected = client.post("/predict", json=records).json()
     outputs = {o["name"]: o for o in answer["outputs"]}
     assert outputs["predict"]["data"] == expected["predictions"]
     np.testing.assert_array_equal(
-        np.reshape(outputs["predict_proba"]["data"], [len(rows), 3]), probabilities(expected)
+        np.reshape(outputs["predict_proba"]["data"], [len(rows), len(CLASSES)]),
+        probabilities(expected),
     )
 
 
@@ -184,13 +187,18 @@ def test_the_triton_clients_own_encoding(
     np.testing.assert_array_equal(result.as_numpy("predict_proba"), probabilities(expected))
 
 
+WIDTH = len(FEATURE_NAMES)
+
+
 def matrix_tensor(raw_size: object, **changes: Any) -> dict[str, Any]:
-    tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64"}
+    tensor = {"name": "input-0", "shape": [1, WIDTH], "datatype": "FP64"}
     return {**tensor, "parameters": {"binary_data_size": raw_size}, **changes}
 
 
-ROW = struct.pack("<4d", 5.1, 3.5, 1.4, 0.2)
-NAN_ROW = struct.pack("<4d", 5.1, 3.5, 1.4, float("nan"))
+# EXAMPLE as one row of FP64 binary data, SIZE bytes; and with its last value NaN.
+ROW = np.array([list(EXAMPLE.values())], dtype="<f8").tobytes()
+SIZE = len(ROW)
+NAN_ROW = ROW[:-8] + np.array([np.nan], dtype="<f8").tobytes()
 
 
 def per_feature(sizes: dict[str, int]) -> dict[str, Any]:
@@ -208,53 +216,59 @@ def with_header(length: str, body: bytes) -> dict[str, Any]:
 
 MALFORMED: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
     "sizes that do not add up": (
-        lambda: binary_request({"inputs": [matrix_tensor(32)]}, ROW, b"\x00" * 8),
-        "40 bytes of binary data follow the JSON request but the inputs' binary_data_size "
-        "(input-0 32) add up to 32",
+        lambda: binary_request({"inputs": [matrix_tensor(SIZE)]}, ROW, b"\x00" * 8),
+        f"{SIZE + 8} bytes of binary data follow the JSON request but the inputs' "
+        f"binary_data_size (input-0 {SIZE}) add up to {SIZE}",
     ),
     "a truncated buffer": (
-        lambda: binary_request({"inputs": [matrix_tensor(32)]}, ROW[:16]),
-        "input-0: binary_data_size is 32 bytes but only 16 are left",
+        lambda: binary_request({"inputs": [matrix_tensor(SIZE)]}, ROW[: SIZE // 2]),
+        f"input-0: binary_data_size is {SIZE} bytes but only {SIZE // 2} are left",
     ),
     "a later tensor cut short": (
-        lambda: binary_request(per_feature({n: 8 for n in FEATURE_NAMES}), ROW[:8] * 3 + ROW[:4]),
-        f"{FEATURE_NAMES[3]}: binary_data_size is 8 bytes but only 4 are left",
+        lambda: binary_request(
+            per_feature({n: 8 for n in FEATURE_NAMES}), ROW[:8] * (WIDTH - 1) + ROW[:4]
+        ),
+        f"{FEATURE_NAMES[-1]}: binary_data_size is 8 bytes but only 4 are left",
     ),
     "a size that does not match the shape": (
-        lambda: binary_request({"inputs": [matrix_tensor(24)]}, ROW[:24]),
-        "input-0: binary data has 24 bytes but shape [1, 4] of FP64 needs 32",
+        lambda: binary_request({"inputs": [matrix_tensor(SIZE - 8)]}, ROW[:-8]),
+        f"input-0: binary data has {SIZE - 8} bytes but shape [1, {WIDTH}] of FP64 needs {SIZE}",
     ),
     "an unsupported datatype": (
-        lambda: binary_request({"inputs": [matrix_tensor(16, datatype="BF16")]}, ROW[:16]),
+        lambda: binary_request(
+            {"inputs": [matrix_tensor(SIZE // 2, datatype="BF16")]}, ROW[: SIZE // 2]
+        ),
         "input-0: datatype 'BF16' is not supported",
     ),
     "a datatype that is not text": (
-        lambda: binary_request({"inputs": [matrix_tensor(32, datatype=["FP64"])]}, ROW),
+        lambda: binary_request({"inputs": [matrix_tensor(SIZE, datatype=["FP64"])]}, ROW),
         "input-0: datatype ['FP64'] is not supported",
     ),
     "a BYTES input": (
-        lambda: binary_request({"inputs": [matrix_tensor(32, datatype="BYTES")]}, ROW),
+        lambda: binary_request({"inputs": [matrix_tensor(SIZE, datatype="BYTES")]}, ROW),
         "input-0: datatype 'BYTES' is not supported",
     ),
     "a negative header length": (
-        lambda: with_header("-1", json.dumps({"inputs": [matrix_tensor(32)]}).encode() + ROW),
+        lambda: with_header("-1", json.dumps({"inputs": [matrix_tensor(SIZE)]}).encode() + ROW),
         f"{HEADER}: must be the length in bytes of the JSON request",
     ),
     "a header length that is not a number": (
-        lambda: with_header("ten", json.dumps({"inputs": [matrix_tensor(32)]}).encode() + ROW),
+        lambda: with_header("ten", json.dumps({"inputs": [matrix_tensor(SIZE)]}).encode() + ROW),
         f"{HEADER}: must be the length in bytes of the JSON request",
     ),
     "a header length past the body": (
-        lambda: with_header("99999", json.dumps({"inputs": [matrix_tensor(32)]}).encode() + ROW),
+        lambda: with_header(
+            "99999", json.dumps({"inputs": [matrix_tensor(SIZE)]}).encode() + ROW
+        ),
         f"{HEADER}: must be the length in bytes of the JSON request at the start of the body",
     ),
     "a header length that cuts the JSON": (
-        lambda: with_header("10", json.dumps({"inputs": [matrix_tensor(32)]}).encode() + ROW),
+        lambda: with_header("10", json.dumps({"inputs": [matrix_tensor(SIZE)]}).encode() + ROW),
         "body is not valid JSON",
     ),
     "binary data without the header": (
-        lambda: {"content": json.dumps({"inputs": [matrix_tensor(32)]}).encode()},
-        f"input-0: binary_data_size is 32 bytes but only 0 are left in the body after the "
+        lambda: {"content": json.dumps({"inputs": [matrix_tensor(SIZE)]}).encode()},
+        f"input-0: binary_data_size is {SIZE} bytes but only 0 are left in the body after the "
         f"JSON request (whose length is the {HEADER} header)",
     ),
     "a negative binary_data_size": (
@@ -262,21 +276,23 @@ MALFORMED: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
         "input-0: binary_data_size must be a whole number of bytes, got -8",
     ),
     "a binary_data_size that is text": (
-        lambda: binary_request({"inputs": [matrix_tensor("32")]}, ROW),
-        "input-0: binary_data_size must be a whole number of bytes, got '32'",
+        lambda: binary_request({"inputs": [matrix_tensor(str(SIZE))]}, ROW),
+        f"input-0: binary_data_size must be a whole number of bytes, got '{SIZE}'",
     ),
     "both data and binary data": (
-        lambda: binary_request({"inputs": [matrix_tensor(32, data=[[1, 2, 3, 4]])]}, ROW),
+        lambda: binary_request(
+            {"inputs": [matrix_tensor(SIZE, data=[list(range(1, WIDTH + 1))])]}, ROW
+        ),
         "input-0: tensor has both 'data' and binary_data_size",
     ),
     "a NaN in binary data": (
-        lambda: binary_request({"inputs": [matrix_tensor(32)]}, NAN_ROW),
+        lambda: binary_request({"inputs": [matrix_tensor(SIZE)]}, NAN_ROW),
         "input-0: data must be finite numbers",
     ),
     "a binary_data flag that is not a boolean": (
         lambda: binary_request(
             {
-                "inputs": [matrix_tensor(32)],
+                "inputs": [matrix_tensor(SIZE)],
                 "outputs": [{"name": "predict", "parameters": {"binary_data": "yes"}}],
             },
             ROW,
@@ -285,7 +301,7 @@ MALFORMED: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
     ),
     "a binary_data_output that is not a boolean": (
         lambda: binary_request(
-            {"inputs": [matrix_tensor(32)], "parameters": {"binary_data_output": 1}}, ROW
+            {"inputs": [matrix_tensor(SIZE)], "parameters": {"binary_data_output": 1}}, ROW
         ),
         "parameters: binary_data_output must be true or false, got 1",
     ),
@@ -300,13 +316,13 @@ def test_malformed_binary_bodies_are_400_naming_the_tensor(client: TestClient, c
     assert list(response.json()) == ["error"]
     assert message in response.json()["error"], response.json()["error"]
     # and the next request is answered as usual
-    tensor, raw = binary_tensor("input-0", np.array([[5.1, 3.5, 1.4, 0.2]]), "FP64")
+    tensor, raw = binary_tensor("input-0", np.array([list(EXAMPLE.values())]), "FP64")
     assert client.post(INFER, **binary_request({"inputs": [tensor]}, raw)).status_code == 200
 
 
 def test_a_binary_body_over_the_size_limit_is_413(trained: Settings) -> None:
     settings = trained.model_copy(update={"max_request_bytes": 1000})
-    tensor, raw = binary_tensor("input-0", np.ones((40, 4)), "FP64")
+    tensor, raw = binary_tensor("input-0", np.ones((200, WIDTH)), "FP64")
     with TestClient(create_app(settings)) as test_client:
         response = test_client.post(INFER, **binary_request({"inputs": [tensor]}, raw))
         assert response.status_code == 413

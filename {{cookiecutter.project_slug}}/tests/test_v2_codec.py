@@ -35,13 +35,13 @@ def test_fixed_size_data_is_read_without_a_copy() -> None:
 
 
 def test_bytes_elements_are_a_length_then_the_bytes() -> None:
-    labels = np.array(["setosa", "", "é"], dtype=object)
+    labels = np.array(["answer", "", "é"], dtype=object)
     raw = encode(labels, "BYTES")
-    assert raw == b"\x06\x00\x00\x00setosa" + b"\x00\x00\x00\x00" + b"\x02\x00\x00\x00\xc3\xa9"
-    assert decode("x", "BYTES", [3], raw).tolist() == [b"setosa", b"", "é".encode()]
+    assert raw == b"\x06\x00\x00\x00answer" + b"\x00\x00\x00\x00" + b"\x02\x00\x00\x00\xc3\xa9"
+    assert decode("x", "BYTES", [3], raw).tolist() == [b"answer", b"", "é".encode()]
     # The same bytes as the Triton client's own encoding, both ways.
     assert raw == serialize_byte_tensor(labels).item()
-    assert deserialize_bytes_tensor(raw).tolist() == [b"setosa", b"", "é".encode()]
+    assert deserialize_bytes_tensor(raw).tolist() == [b"answer", b"", "é".encode()]
 
 
 def test_bytes_round_trip_keeps_shape_and_takes_bytes_and_numpy_strings() -> None:
@@ -106,8 +106,8 @@ def test_bytes_that_do_not_fit_the_shape_name_the_tensor(
     datatype: str, shape: list[int], raw: bytes, message: str
 ) -> None:
     with pytest.raises(InputError) as raised:
-        decode("petals", datatype, shape, raw)
-    assert raised.value.location == ["petals"]
+        decode("tensor-x", datatype, shape, raw)
+    assert raised.value.location == ["tensor-x"]
     assert message in raised.value.message
 
 

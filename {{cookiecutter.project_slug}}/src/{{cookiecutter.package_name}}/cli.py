@@ -1,4 +1,4 @@
-"""The command line: `{{ cookiecutter.package_name }} train | predict | serve`.
+"""The command line: `{{ cookiecutter.package_name }} train | predict | serve | schema infer`.
 
 Exit codes: 0 success, 1 failure (bad input, no model, training error), 2 bad usage or
 configuration (a setting the model or the image cannot meet), 130/143 interrupted by
@@ -114,6 +114,43 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_schema_infer(args: argparse.Namespace) -> int:
+    try:
+        from .training.schema_inference import SAMPLE_ROWS, infer_files
+    except ModuleNotFoundError as error:
+        print(
+            f"schema infer: not in this image: it has no {error.name}. Use the full image "
+            "(the Dockerfile's default target).",
+            file=sys.stderr,
+        )
+        return 2
+    from .core.schema import SCHEMA_FILE, InputError
+
+    output = args.output or SCHEMA_FILE
+    try:
+        inferred = infer_files(args.path, args.target, args.task, args.ignore, output, args.sample)
+    except (InputError, OSError) as error:
+        print(f"schema infer: failed: {getattr(error, 'message', error)}", file=sys.stderr)
+        return 1
+    schema = inferred.schema
+    kinds = ", ".join(
+        f"{sum(f.type == kind for f in schema.features)} {kind}"
+        for kind in ("number", "integer", "boolean", "category")
+        if any(f.type == kind for f in schema.features)
+    )
+    nullable = sum(f.nullable for f in schema.features)
+    task = schema.task + (f" ({len(schema.classes)} classes)" if schema.classes else "")
+    print(f"schema infer: wrote {output}: {task}, target {schema.target!r}, {inferred.rows} rows")
+    print(f"schema infer: {len(schema.features)} features ({kinds}), {nullable} may be missing")
+    for name, why in inferred.left_out.items():
+        print(f"schema infer: left out {name!r}: {why}")
+    if args.sample:
+        print(
+            f"schema infer: wrote the first {SAMPLE_ROWS} rows without the target to {args.sample}"
+        )
+    return 0
+
+
 def run_serve(_args: argparse.Namespace) -> int:
     from .serve.run import run
 
@@ -132,9 +169,9 @@ def parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="train a model and save it to MODEL_DIR",
-        description="Train on the files in TRAINING_DATA_DIR (CSV, Parquet or JSON Lines with a "
-        "label column), or on the bundled sample when it does not exist, and save the model, "
-        "its metadata and a report to MODEL_DIR. The previous model is kept if training fails.",
+        description="Train on the files in TRAINING_DATA_DIR (CSV, Parquet or JSON Lines with "
+        "the schema's feature and target columns) and save the model, its metadata and a "
+        "report to MODEL_DIR. The previous model is kept if training fails.",
     )
     train.set_defaults(run=run_train)
 
@@ -198,6 +235,45 @@ def parser() -> argparse.ArgumentParser:
         "probes and /metrics.",
     )
     serve.set_defaults(run=run_serve)
+
+    schema = commands.add_parser(
+        "schema",
+        help="write the data schema from a data file",
+        description="The data schema (schema.yaml in the package) says what the model takes "
+        "and predicts; every API and check follows from it.",
+    )
+    schema_commands = schema.add_subparsers(dest="schema_command", metavar="COMMAND", required=True)
+    infer = schema_commands.add_parser(
+        "infer",
+        help="infer the schema from a CSV, Parquet or JSON Lines file",
+        description="Read the file and write its schema: each column's type, whether it has "
+        "missing values, a category's values, and the task (classification or regression) "
+        "from the target. Columns that cannot be features are left out, with the reason.",
+    )
+    infer.add_argument("path", type=Path, help="the data file, with the target column")
+    infer.add_argument("--target", required=True, metavar="COLUMN", help="the column to predict")
+    infer.add_argument(
+        "--task",
+        choices=["classification", "regression"],
+        help="override the task inferred from the target",
+    )
+    infer.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="a column that is not a feature (an id, a date); repeat for more",
+    )
+    infer.add_argument(
+        "--output", type=Path, help="where to write the schema (default: the package's schema.yaml)"
+    )
+    infer.add_argument(
+        "--sample",
+        type=Path,
+        metavar="CSV",
+        help="also write the data's first rows without the target here, as a file to score",
+    )
+    infer.set_defaults(run=run_schema_infer)
     return top
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..core.artifact import Artifact, load_artifact, sha256_file
 from ..core.predict import predict_matrix
-from ..core.schema import FEATURE_NAMES, InputError
+from ..core.schema import FEATURE_NAMES, TASK, InputError
 from .dataset import Piece
 from .output import PartResult, temporary_name
 from .tables import (
@@ -141,9 +141,12 @@ def score_piece(
 
 
 def label_array(labels: np.ndarray) -> "pa.Array":
-    """The labels as an Arrow string column (numeric classes become their text)."""
+    """A classifier's labels as an Arrow string column (numeric classes become their text); a
+    regressor's values as float64."""
     import pyarrow as pa
 
+    if TASK == "regression":
+        return pa.array(labels, pa.float64())
     array = pa.array(labels)
     return array if array.type == pa.string() else array.cast(pa.string())
 

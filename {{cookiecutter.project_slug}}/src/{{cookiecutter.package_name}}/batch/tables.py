@@ -15,12 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.schema import FEATURE_NAMES, InputError
+from ..core.encoding import BadValue as EncodingError
+from ..core.encoding import encode_array
+from ..core.schema import FEATURE_NAMES, FEATURES, InputError
+
+NUMBERS = ("number", "integer")
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from .dataset import Piece
+
 
 # ---------------------------------------------------------------------------------------
 # Batch scoring: Arrow record batches in, Arrow record batches out
@@ -103,7 +108,10 @@ def read_piece(
             if piece.kind == "csv":
                 import pyarrow.csv as pcsv
 
-                types = {name: pa.float64() for name in FEATURE_NAMES}
+                # Numbers as numbers; booleans and categories as text, for the encoder.
+                types = {
+                    f.name: pa.float64() if f.type in NUMBERS else pa.string() for f in FEATURES
+                }
                 types.update({name: pa.string() for name in keep})  # passed through as written
                 reader = pcsv.open_csv(
                     stream,
@@ -118,7 +126,8 @@ def read_piece(
             else:
                 import pyarrow.json as pjson
 
-                features = pa.schema([(name, pa.float64()) for name in FEATURE_NAMES])
+                kinds = {"boolean": pa.bool_(), "category": pa.string()}
+                features = pa.schema([(f.name, kinds.get(f.type, pa.float64())) for f in FEATURES])
                 reader = pjson.open_json(
                     stream,
                     read_options=pjson.ReadOptions(block_size=block),
@@ -149,16 +158,17 @@ def first_bad_csv_value(
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
+    numbers = [f.name for f in FEATURES if f.type in NUMBERS]
     as_text = pcsv.ConvertOptions(
-        column_types={name: pa.string() for name in FEATURE_NAMES},
-        include_columns=list(FEATURE_NAMES),
+        column_types={name: pa.string() for name in numbers},
+        include_columns=numbers,
         strings_can_be_null=False,
     )
     seen = 0
     with RangeFile(Path(piece.path), piece.start, piece.end) as stream:
         options = pcsv.ReadOptions(column_names=list(columns), block_size=1 << 20)
         for batch in pcsv.open_csv(stream, read_options=options, convert_options=as_text):
-            for name in FEATURE_NAMES:
+            for name in numbers:
                 cells = batch.column(name)
                 try:
                     pc.cast(cells, pa.float64())
@@ -166,6 +176,8 @@ def first_bad_csv_value(
                 except pa.ArrowInvalid:
                     pass
                 for i, cell in enumerate(cells.to_pylist()):
+                    if cell == "":  # a missing value, which the encoder judges
+                        continue
                     try:
                         pc.cast(pa.array([cell]), pa.float64())
                     except pa.ArrowInvalid:
@@ -175,28 +187,19 @@ def first_bad_csv_value(
 
 
 def feature_matrix(batch: "pa.RecordBatch", first: int) -> np.ndarray:
-    """The batch's features as a float matrix. A value that is missing or not a finite number
-    raises BadValue; `first` is the batch's first row within its piece, from 0."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    names = batch.schema.names
+    """The batch's features as the model's float matrix (core/encoding.py). A value that does
+    not fit its feature raises BadValue; `first` is the batch's first row within its piece,
+    from 0."""
+    names = set(batch.schema.names)
     missing = [name for name in FEATURE_NAMES if name not in names]
     if missing:
         raise InputError(["columns"], f"missing column(s): {', '.join(missing)}")
-    matrix = np.empty((batch.num_rows, len(FEATURE_NAMES)), dtype=np.float64)
-    for j, name in enumerate(FEATURE_NAMES):
-        column = batch.column(name)
+    matrix = np.empty((batch.num_rows, len(FEATURES)), dtype=np.float64)
+    for j, feature in enumerate(FEATURES):
         try:
-            values = pc.cast(column, pa.float64()) if column.type != pa.float64() else column
-        except pa.ArrowInvalid as error:
-            raise InputError([name], f"column {name!r} is not numeric: {error}") from None
-        matrix[:, j] = values.to_numpy(zero_copy_only=False)
-        bad = ~np.isfinite(matrix[:, j])
-        if bad.any():
-            i = int(np.argmax(bad))
-            problem = "is empty" if not values[i].is_valid else "is not a finite number"
-            raise BadValue(name, first + i, problem)
+            matrix[:, j] = encode_array(feature, batch.column(feature.name))
+        except EncodingError as bad:
+            raise BadValue(feature.name, first + bad.index, bad.problem) from None
     return matrix
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .runtime import ONNX_FILE, Choice, OnnxModel, RuntimeSetting, RuntimeSettingError, choose
+from .schema import FEATURE_NAMES, FEATURES, SCHEMA
 from .settings import FRAMEWORK
 
 METADATA_FILE = "metadata.json"
@@ -172,6 +173,12 @@ def load_artifact(model_dir: Path, setting: RuntimeSetting = "auto") -> Artifact
         raise ArtifactError(f"cannot read {metadata_path}: it holds no JSON object")
     if metadata.get("framework") != FRAMEWORK:
         raise _foreign(model_dir, metadata.get("framework"))
+    if mismatch := schema_mismatch(metadata):
+        raise ArtifactError(
+            f"the model in {model_dir} was trained on another data schema than this project's "
+            f"schema.yaml ({mismatch}). Train it again with this schema, or serve it with the "
+            "project that trained it."
+        )
     choice = choose(metadata, setting)  # RuntimeSettingError when the setting cannot be met
     # The artifact is one unit: every file metadata.json names must match, whichever serves.
     model_file = metadata.get("model_file")
@@ -186,6 +193,35 @@ def load_artifact(model_dir: Path, setting: RuntimeSetting = "auto") -> Artifact
     else:
         model = _load_native(model_dir, metadata)
     return Artifact(model=model, metadata=metadata, runtime=choice)
+
+
+# What a model's input and output depend on; descriptions and examples may differ.
+ENCODING_FIELDS = ("name", "type", "nullable", "categories", "unknown")
+
+
+def schema_mismatch(metadata: dict[str, Any]) -> str | None:
+    """How the schema the model was trained on differs from this project's, or None."""
+    saved = metadata.get("features")
+    if not isinstance(saved, list) or not all(isinstance(f, dict) for f in saved):
+        return "its metadata names no features"
+    ours = [
+        {k: v for k, v in f.model_dump(mode="json").items() if k in ENCODING_FIELDS}
+        for f in FEATURES
+    ]
+    theirs = [{k: f.get(k) for k in ENCODING_FIELDS} for f in saved]
+    if [f["name"] for f in theirs] != [f["name"] for f in ours]:
+        return (
+            f"features {', '.join(str(f['name']) for f in theirs)}, not {', '.join(FEATURE_NAMES)}"
+        )
+    for mine, its in zip(ours, theirs, strict=True):
+        if mine != its:
+            field = next(k for k in ENCODING_FIELDS if mine[k] != its[k])
+            return f"feature {mine['name']!r} has {field} {its[field]!r}, not {mine[field]!r}"
+    if metadata.get("task") != SCHEMA.task:
+        return f"task {metadata.get('task')!r}, not {SCHEMA.task!r}"
+    if sorted(map(str, metadata.get("classes", []))) != sorted(SCHEMA.classes):
+        return f"classes {', '.join(map(str, metadata.get('classes', [])))}, not {', '.join(SCHEMA.classes)}"
+    return None
 
 
 def check_runtime_setting(model_dir: Path, setting: RuntimeSetting) -> None:

@@ -61,9 +61,11 @@ class OnnxModel:
     """A verified ONNX model in ONNX Runtime, with the prediction core's interface.
 
     One thread per model call: the models this serves are small, requests are gathered into
-    batches, and the event loop and the other core stay free. NaN and infinity are refused
-    before a matrix gets here; values too large for a float32 input become infinite and give
-    non-finite probabilities, which the prediction core refuses like the native model's.
+    batches, and the event loop and the other core stay free. Infinity is refused before a
+    matrix gets here, and so is NaN outside the schema's nullable columns (in those, the
+    graph handles it as the native model does); values too large for a float32 input become
+    infinite and give non-finite probabilities, which the prediction core refuses like the
+    native model's.
     """
 
     def __init__(self, source: Path | bytes, features: int, classes: list[str]) -> None:

@@ -24,8 +24,8 @@ class Settings(BaseSettings):
     model_dir: Path = Field(Path("artifacts/model"), description="Where the model artifact lives.")
     training_data_dir: Path = Field(
         Path("/opt/ml/input/data/train"),
-        description="Training data (CSV, Parquet or JSON Lines files); the bundled sample "
-        "is used when it does not exist.",
+        description="Training data (CSV, Parquet or JSON Lines files). The full image holds "
+        "the project's data/train/ there.",
     )
     hyperparameters_file: Path = Field(
         Path("/opt/ml/input/config/hyperparameters.json"),

@@ -5,13 +5,13 @@ The one validator of JSON records, for every route that takes them: a fast vecto
 first, and only when that fails a row-by-row pass that finds and names the first bad field.
 """
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import orjson
 
+from ..core.encoding import BadValue, encode_json
 from ..core.schema import FEATURE_NAMES, FEATURES, Feature, InputError
 from .prediction_service import Prediction, PredictionService
 
@@ -38,17 +38,16 @@ def records_matrix(payload: Any) -> Any:
     return mappings_to_matrix(payload)
 
 
-INTEGER_COLUMNS = [j for j, f in enumerate(FEATURES) if f.type == "int"]
+INTEGER_COLUMNS = [j for j, f in enumerate(FEATURES) if f.type == "integer"]
+# Rows of plain numbers take the vectorised path only when every feature is a number.
+ALL_NUMBERS = all(f.type in ("number", "integer") for f in FEATURES)
 
 
-def _number(value: Any, feature: Feature, location: list[str | int]) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(location, f"expected a number, got {value!r}")
-    if not math.isfinite(value):
-        raise InputError(location, "must be a finite number (no NaN or infinity)")
-    if feature.type == "int" and not float(value).is_integer():
-        raise InputError(location, f"expected a whole number, got {value!r}")
-    return float(value)
+def _value(value: Any, feature: Feature, location: list[str | int]) -> float:
+    try:
+        return encode_json(feature, value)
+    except BadValue as bad:
+        raise InputError(location, bad.problem) from None
 
 
 def _plain_rows(rows: Sequence[Any]) -> list[list[Any]] | None:
@@ -85,7 +84,7 @@ def mappings_to_matrix(rows: Sequence[Any], location: Sequence[str | int] = ()) 
     The one validator of JSON records, for every route: a fast vectorised check first, and
     only when that fails a row-by-row pass that finds and names the first bad field.
     """
-    plain = _plain_rows(rows)
+    plain = _plain_rows(rows) if ALL_NUMBERS else None
     if plain is not None:
         matrix = np.array(plain, dtype=np.float64).reshape(-1, len(FEATURES))
         if _checked(matrix):
@@ -102,7 +101,7 @@ def mappings_to_matrix(rows: Sequence[Any], location: Sequence[str | int] = ()) 
         if extra:
             raise InputError([*here, extra[0]], f"unknown field(s): {', '.join(extra)}")
         for j, feature in enumerate(FEATURES):
-            matrix[i, j] = _number(row[feature.name], feature, [*here, feature.name])
+            matrix[i, j] = _value(row[feature.name], feature, [*here, feature.name])
     return matrix
 
 
@@ -116,7 +115,7 @@ def lists_to_matrix(rows: Sequence[Any], location: Sequence[str | int] = ()) -> 
                 here, f"expected a list of {len(FEATURES)} values ({', '.join(FEATURE_NAMES)})"
             )
         for j, value in enumerate(row):
-            matrix[i, j] = _number(value, FEATURES[j], [*here, j])
+            matrix[i, j] = _value(value, FEATURES[j], [*here, j])
     return matrix
 
 

@@ -69,6 +69,8 @@ class PredictionService:
         unscored = None
         if probabilities is not None and not np.isfinite(probabilities).all():
             unscored = ~np.isfinite(probabilities).all(axis=1)
+        elif probabilities is None and labels.dtype.kind == "f" and not np.isfinite(labels).all():
+            unscored = ~np.isfinite(labels)  # a regressor's values
         return Prediction(labels, probabilities, unscored)
 
     @property

@@ -7,6 +7,7 @@ bodies are JSON Schemas derived from the data schema, as the decoders in json_co
 v2_codec.py are, and the routes refer to them from `openapi_extra`. The OpenAPI fuzz test run against the image keeps both honest.
 """
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, create_model
@@ -15,19 +16,36 @@ from pydantic.json_schema import models_json_schema
 from ..core.schema import FEATURE_NAMES, FEATURES, Feature, FeatureType
 
 REF = "#/components/schemas/{model}"
-JSON_TYPES = {"float": "number", "int": "integer"}
+JSON_TYPES: dict[FeatureType, str] = {
+    "number": "number",
+    "integer": "integer",
+    "boolean": "boolean",
+    "category": "string",
+}
 
 
 def ref(name: str) -> dict[str, str]:
     return {"$ref": REF.format(model=name)}
 
 
-PYTHON_TYPES: dict[FeatureType, type] = {"float": float, "int": int}
+PYTHON_TYPES: dict[FeatureType, Any] = {
+    "number": float,
+    "integer": int,
+    "boolean": bool,
+    "category": str,
+}
+
+
+def _python_type(feature: Feature) -> Any:
+    kind = PYTHON_TYPES[feature.type]
+    if feature.type == "category" and feature.unknown == "error":
+        kind = Literal[feature.categories]  # OpenAPI lists the categories as an enum
+    return kind | None if feature.nullable else kind
 
 
 def _field(feature: Feature) -> Any:
     return (
-        PYTHON_TYPES[feature.type],
+        _python_type(feature),
         Field(
             description=feature.description,
             examples=[feature.example],
@@ -239,8 +257,16 @@ class InferenceResponse(BaseModel):
 # --- request bodies --------------------------------------------------------------------
 
 
-def _value(feature_type: str) -> dict[str, str]:
-    return {"type": JSON_TYPES[feature_type]}
+def _value(feature: Feature) -> dict[str, Any]:
+    """The JSON Schema of one value of the feature."""
+    schema: dict[str, Any] = {"type": JSON_TYPES[feature.type]}
+    if feature.type == "category" and feature.unknown == "error":
+        schema["enum"] = list(feature.categories)
+    if feature.nullable:
+        schema["type"] = [schema["type"], "null"]
+        if "enum" in schema:
+            schema["enum"].append(None)
+    return schema
 
 
 def _table_form(key: str, description: str) -> dict[str, Any]:
@@ -258,11 +284,13 @@ def _table_form(key: str, description: str) -> dict[str, Any]:
 
 
 _width = len(FEATURES)
+_value_kinds = list({json.dumps(_value(f)): _value(f) for f in FEATURES}.values())
+_any_value = _value_kinds[0] if len(_value_kinds) == 1 else {"anyOf": _value_kinds}
 INVOCATION_SCHEMAS: dict[str, Any] = {
     "Row": {
         "type": "array",
         "description": f"The values of one row, in feature order: {', '.join(FEATURE_NAMES)}.",
-        "prefixItems": [{**_value(f.type), "title": f.name} for f in FEATURES],
+        "prefixItems": [{**_value(f), "title": f.name} for f in FEATURES],
         "minItems": _width,
         "maxItems": _width,
     },
@@ -272,7 +300,7 @@ INVOCATION_SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "One list of values per feature, all of one length.",
         "properties": {
-            f.name: {"type": "array", "items": _value(f.type), "minItems": 1} for f in FEATURES
+            f.name: {"type": "array", "items": _value(f), "minItems": 1} for f in FEATURES
         },
         "required": list(FEATURE_NAMES),
         "additionalProperties": False,
@@ -293,7 +321,7 @@ INVOCATION_SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": {
                     "type": "array",
-                    "items": {"type": "number"},
+                    "items": _any_value,
                     "minItems": _width,
                     "maxItems": _width,
                 },

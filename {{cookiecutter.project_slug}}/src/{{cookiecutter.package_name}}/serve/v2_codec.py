@@ -2,8 +2,12 @@
 the feature matrix, the model's metadata, and tensors as raw bytes.
 
 Inputs are either one tensor per feature, named after it (shape [N] or [N, 1]), or a single
-tensor of shape [N, F] with the features in schema order, in any numeric datatype. Outputs are
-`predict` (BYTES, the class labels) and, for classifiers, `predict_proba` (FP64, [N, classes]).
+tensor of shape [N, F] with the features in schema order, in any numeric datatype (only when
+no feature is a category). Numbers come in any numeric datatype, booleans as BOOL, categories
+as BYTES (UTF-8 text); a missing value of a nullable feature is NaN, an empty BYTES element or
+a JSON null. Outputs are
+`predict` (BYTES, the class labels, or FP64, a regressor's values) and, for classifiers,
+`predict_proba` (FP64, [N, classes]).
 
 The protocol's binary form of a tensor is its elements in row-major order, little-endian, with
 no padding: a BOOL is one byte (0 or 1), and each BYTES element is a 4-byte little-endian
@@ -20,12 +24,19 @@ from typing import Any
 
 import numpy as np
 
-from ..core.schema import FEATURE_NAMES, FEATURES, InputError
+from ..core.encoding import BadValue, encode_json, encode_text
+from ..core.schema import FEATURE_NAMES, FEATURES, TASK, Feature, InputError
 from ..core.settings import PROJECT_NAME
 from .prediction_service import PredictionService
 
-FEATURE_DATATYPE = {"float": "FP64", "int": "INT64"}
-OUTPUTS = ("predict", "predict_proba")
+# The numbers of a single [N, F] tensor are the model's input as they are when every feature
+# is a non-nullable number: checked for NaN and infinity at once.
+ALL_NUMBERS_REQUIRED = all(f.type in ("number", "integer") and not f.nullable for f in FEATURES)
+FEATURE_DATATYPE = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "category": "BYTES"}
+# A classifier answers `predict` with its labels (BYTES) and `predict_proba` with the class
+# probabilities; a regressor answers `predict` with its values (FP64).
+OUTPUTS: tuple[str, ...] = ("predict",) if TASK == "regression" else ("predict", "predict_proba")
+PREDICT_DATATYPE = "FP64" if TASK == "regression" else "BYTES"
 
 # The fixed-size datatypes and their little-endian NumPy types. BF16 has none in NumPy.
 FIXED_SIZE: dict[str, np.dtype[Any]] = {
@@ -132,7 +143,7 @@ def unknown_model_message(name: str, version: str | None, service: PredictionSer
 
 def model_metadata(service: PredictionService) -> dict[str, Any]:
     classes = service.classes
-    outputs = [{"name": "predict", "datatype": "BYTES", "shape": [-1]}]
+    outputs = [{"name": "predict", "datatype": PREDICT_DATATYPE, "shape": [-1]}]
     if classes:
         outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes)]})
     return {
@@ -148,16 +159,17 @@ def model_metadata(service: PredictionService) -> dict[str, Any]:
 
 
 def tensor_array(tensor: Any, index: int, raw: memoryview | None = None) -> np.ndarray:
-    """One input tensor as float64, from its JSON `data` or, when given, its raw bytes."""
+    """One input tensor as sent: numbers as float64 (from JSON) or their datatype (raw), BOOL
+    as booleans, BYTES as objects; from its JSON `data` or, when given, its raw bytes."""
     where = f"inputs[{index}]"
     if not isinstance(tensor, dict):
         raise InputError([where], "expected a tensor object")
     name, datatype, shape, data = (tensor.get(k) for k in ("name", "datatype", "shape", "data"))
     if not isinstance(name, str):
         raise InputError([where], "tensor needs a 'name'")
-    if not isinstance(datatype, str) or datatype not in FIXED_SIZE:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise InputError(
-            [name], f"datatype {datatype!r} is not supported; use one of {', '.join(FIXED_SIZE)}"
+            [name], f"datatype {datatype!r} is not supported; use one of {', '.join(DATATYPES)}"
         )
     # `type(d) is int`: JSON's true and false are ints to isinstance.
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
@@ -166,27 +178,80 @@ def tensor_array(tensor: Any, index: int, raw: memoryview | None = None) -> np.n
         if raw is not None:
             if data is not None:
                 raise InputError([name], "tensor has both 'data' and binary_data_size: send one")
-            array = decode(name, datatype, shape, raw).astype(np.float64, copy=False)
-        elif data is None:
+            return decode(name, datatype, shape, raw)
+        if data is None:
             raise InputError([name], "tensor has neither 'data' nor a binary_data_size parameter")
-        else:
-            try:
-                array = np.asarray(data, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise InputError([name], "data must be numbers") from None
-            if array.size != math.prod(shape):
-                raise InputError(
-                    [name],
-                    f"data has {array.size} values but shape {shape} needs {math.prod(shape)}",
-                )
-            array = array.reshape(shape)
+        array = _json_data(name, datatype, data)
+        if array.size != math.prod(shape):
+            raise InputError(
+                [name], f"data has {array.size} values but shape {shape} needs {math.prod(shape)}"
+            )
+        return array.reshape(shape)
     except ValueError as error:  # a dimension beyond what NumPy can index, beside a 0
         if isinstance(error, InputError):
             raise
         raise InputError([name], f"shape {shape} is too large") from None
-    if not np.isfinite(array).all():
-        raise InputError([name], "data must be finite numbers (no NaN or infinity)")
-    return array
+
+
+def _json_data(name: str, datatype: str, data: Any) -> np.ndarray:
+    """A tensor's JSON `data` (flat, or nested as its shape) as a flat array."""
+    if datatype != "BYTES" and datatype != "BOOL":
+        try:
+            return np.asarray(data, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            pass  # nulls, text or ragged lists: element by element below
+    try:
+        elements = np.asarray(data, dtype=object).ravel()
+    except ValueError:
+        raise InputError([name], "data must be a flat list, or lists nested as the shape") from None
+    if datatype == "BYTES":
+        if not all(e is None or isinstance(e, str) for e in elements):
+            raise InputError([name], "BYTES data must be strings")
+        return elements
+    if datatype == "BOOL":
+        if not all(e is None or isinstance(e, bool) for e in elements):
+            raise InputError([name], "BOOL data must be true or false")
+        return elements
+    if not all(
+        e is None or (isinstance(e, int | float) and not isinstance(e, bool)) for e in elements
+    ):
+        raise InputError([name], "data must be numbers")
+    return np.array([math.nan if e is None else e for e in elements], dtype=np.float64)
+
+
+def feature_values(feature: Feature, array: np.ndarray, name: str) -> np.ndarray:
+    """One feature's column as the model's numbers (core/encoding.py): a fast check for
+    numbers, the encoder for booleans, categories and objects."""
+    if array.dtype.kind in "fiu" and feature.type in ("number", "integer"):
+        values = array.astype(np.float64, copy=False)
+        finite = np.isfinite(values)
+        if not finite.all() and (not feature.nullable or np.isinf(values).any()):
+            raise InputError([name], "data must be finite numbers (no NaN or infinity)")
+        if feature.type == "integer" and (values[finite] % 1 != 0).any():
+            raise InputError([name], "data must be whole numbers for this feature")
+        return values
+    if array.dtype.kind == "b" and feature.type != "boolean":
+        raise InputError([name], f"BOOL data for the {feature.type} feature {feature.name!r}")
+    if array.dtype.kind in "fiu" and feature.type == "category":
+        raise InputError([name], f"{feature.name!r} is a category: send its values as BYTES")
+    out = np.empty(len(array), dtype=np.float64)
+    for i, element in enumerate(array.tolist()):
+        try:
+            if isinstance(element, bytes):
+                out[i] = encode_text(feature, element.decode("utf-8"))
+            elif isinstance(element, float) and math.isnan(element):
+                out[i] = encode_json(feature, None)
+            elif feature.type == "boolean" and isinstance(element, int | float):
+                if element not in (0, 1):
+                    raise BadValue(f"has {element!r}, which is not true or false")
+                out[i] = float(element)
+            else:
+                out[i] = encode_json(feature, element)
+        except BadValue as bad:
+            raise InputError([name], f"element {i} {bad.problem}") from None
+        except UnicodeDecodeError:
+            raise InputError([name], f"element {i} is not UTF-8 text") from None
+    return out
 
 
 def request_matrix(inputs: Any, raw: list[memoryview | None] | None = None) -> np.ndarray:
@@ -204,7 +269,20 @@ def request_matrix(inputs: Any, raw: list[memoryview | None] | None = None) -> n
                 [names[0]],
                 f"a single input must have shape [N, {len(FEATURES)}] ({', '.join(FEATURE_NAMES)})",
             )
-        return matrix
+        if matrix.dtype.kind in "fiu" and ALL_NUMBERS_REQUIRED:
+            values = matrix.astype(np.float64, copy=False)
+            if not np.isfinite(values).all():
+                raise InputError([names[0]], "data must be finite numbers (no NaN or infinity)")
+            return values
+        if any(f.type == "category" for f in FEATURES):
+            raise InputError(
+                [names[0]],
+                "a single [N, F] input holds numbers; this model has category features: send "
+                "one tensor per feature, categories as BYTES",
+            )
+        return np.column_stack(
+            [feature_values(f, matrix[:, j], names[0]) for j, f in enumerate(FEATURES)]
+        )
     missing = [n for n in FEATURE_NAMES if n not in names]
     unknown = [n for n in names if n not in FEATURE_NAMES]
     if unknown:
@@ -215,13 +293,14 @@ def request_matrix(inputs: Any, raw: list[memoryview | None] | None = None) -> n
     if missing:
         raise InputError(["inputs"], f"missing input(s): {', '.join(missing)}")
     columns = []
-    for name in FEATURE_NAMES:
+    for feature in FEATURES:
+        name = feature.name
         array = arrays[names.index(name)]
         if array.ndim == 2 and array.shape[1] == 1:
             array = array[:, 0]
         if array.ndim != 1:
             raise InputError([name], "a feature input must have shape [N] or [N, 1]")
-        columns.append(array)
+        columns.append(feature_values(feature, array, name))
     if len({len(c) for c in columns}) != 1:
         raise InputError(["inputs"], "all inputs must have the same number of rows")
     return np.column_stack(columns)

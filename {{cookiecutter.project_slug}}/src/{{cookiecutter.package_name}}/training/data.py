@@ -1,15 +1,20 @@
-"""Training data: CSV, Parquet or JSON Lines files read whole with pandas, checked, or the
-bundled sample."""
+"""Training data: CSV, Parquet or JSON Lines files read whole with pandas and checked against
+the schema. The image holds the project's data/train/ where training looks by default."""
 
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+from ..core.encoding import BadValue, encode_array
 from ..core.formats import FORMATS, file_format
-from ..core.schema import FEATURE_NAMES, TARGET, InputError, load_sample
+from ..core.schema import FEATURE_NAMES, FEATURES, SCHEMA, TARGET, InputError
 
 
 def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -46,34 +51,37 @@ def _read_chunks(path: Path, kind: str, chunk_rows: int) -> Iterator[pd.DataFram
             yield batch.to_pandas()
 
 
-def check_frame(
-    frame: pd.DataFrame, first_row: int, allowed_extra: tuple[str, ...] = ()
-) -> np.ndarray:
-    """The feature columns as a float matrix, or InputError naming the column and row.
+def check_frame(frame: pd.DataFrame, first_row: int) -> np.ndarray:
+    """The feature columns encoded as the model's float matrix (core/encoding.py), or
+    InputError naming the column and row. Other columns are not looked at.
 
     Rows are numbered from 1, as in a spreadsheet of the data without its header.
     """
-    columns = [str(c) for c in frame.columns]
+    columns = {str(c) for c in frame.columns}
     missing = [name for name in FEATURE_NAMES if name not in columns]
     if missing:
         raise InputError(["columns"], f"missing column(s): {', '.join(missing)}")
-    extra = [name for name in columns if name not in FEATURE_NAMES and name not in allowed_extra]
-    if extra:
-        raise InputError(["columns"], f"unexpected column(s): {', '.join(extra)}")
-    matrix = np.empty((len(frame), len(FEATURE_NAMES)), dtype=np.float64)
-    for j, name in enumerate(FEATURE_NAMES):
-        column = frame[name]
-        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raw = column.iloc[i]
-            problem = "is empty" if pd.isna(raw) else f"has {raw!r}, which is not a finite number"
+    matrix = np.empty((len(frame), len(FEATURES)), dtype=np.float64)
+    for j, feature in enumerate(FEATURES):
+        try:
+            matrix[:, j] = encode_array(feature, arrow_column(frame[feature.name]))
+        except BadValue as bad:
+            row = first_row + bad.index
             raise InputError(
-                [name, first_row + i], f"column {name!r}, row {first_row + i} {problem}"
-            )
-        matrix[:, j] = values
+                [feature.name, row], f"column {feature.name!r}, row {row} {bad.problem}"
+            ) from None
     return matrix
+
+
+def arrow_column(column: pd.Series) -> "pa.Array":
+    """A pandas column as an Arrow array (NaN as null); a column of mixed Python types, as
+    pandas reads text that is partly numbers, as text."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(column, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if pd.isna(v) else str(v) for v in column], pa.string())
 
 
 def training_files(folder: Path) -> list[Path]:
@@ -101,23 +109,76 @@ def training_channel(folder: Path) -> Path:
 
 
 def load_training_data(folder: Path) -> tuple[pd.DataFrame, pd.Series, str]:
-    """Features and target from the files in `folder`, else the bundled sample.
+    """Features and target from the files in `folder`.
 
-    Returns the features, the target and a description of where they came from.
+    Returns the features, the target and a description of where they came from. Rows whose
+    target is missing are left out, and the description says how many.
     """
     folder = training_channel(folder)
     files = training_files(folder) if folder.is_dir() else []
     if not files:
-        features, target = load_sample()
-        return features, target, "the bundled iris sample"
+        raise InputError(
+            [str(folder)],
+            f"no training data in {folder}: put CSV, Parquet or JSON Lines files there "
+            "(or set TRAINING_DATA_DIR)",
+        )
     frames = [chunk for path in files for chunk in read_chunks(path, 100_000)]
     frame = pd.concat(frames, ignore_index=True)
     if TARGET not in frame.columns:
-        raise InputError(["columns"], f"training data needs a {TARGET!r} column with the labels")
-    matrix = check_frame(frame, first_row=1, allowed_extra=(TARGET,))
-    features = pd.DataFrame(matrix, columns=list(FEATURE_NAMES))
-    target = frame[TARGET].astype(str)
-    return features, target, f"{len(files)} file(s) in {folder}"
+        raise InputError(["columns"], f"training data needs a {TARGET!r} column with the target")
+    source = f"{len(files)} file(s) in {folder}"
+    unused = [str(c) for c in frame.columns if str(c) not in FEATURE_NAMES and str(c) != TARGET]
+    if unused:
+        source += f"; not features, so not used: {', '.join(unused[:10])}"
+        source += ", ..." if len(unused) > 10 else ""
+    matrix = check_frame(frame, first_row=1)
+    labelled = frame[TARGET].notna().to_numpy()
+    if not labelled.any():
+        raise InputError([TARGET], f"the target column {TARGET!r} is empty in {source}")
+    if not labelled.all():
+        source += f"; {int((~labelled).sum())} row(s) left out, their {TARGET!r} is missing"
+    features = pd.DataFrame(matrix[labelled], columns=list(FEATURE_NAMES))
+    given = frame[TARGET][labelled]
+    target = check_labels(label_text(given)) if SCHEMA.is_classification else numbers(given)
+    target = target.reset_index(drop=True)
+    return features, target, source
+
+
+def label_text(column: pd.Series) -> pd.Series:
+    """A classifier's labels as text: a float column of whole numbers as "1", not "1.0"."""
+    if pd.api.types.is_float_dtype(column) and (column.dropna() % 1 == 0).all():
+        column = column.astype("Int64")
+    return column.astype(str)
+
+
+def numbers(column: pd.Series) -> pd.Series:
+    """A regressor's target as float64; a value that is not a finite number names its row."""
+    values = pd.to_numeric(column, errors="coerce").astype("float64")
+    bad = ~np.isfinite(values.to_numpy())
+    if bad.any():
+        first = int(np.argmax(bad))
+        row = int(column.index[first]) + 1
+        raise InputError(
+            [TARGET, row],
+            f"column {TARGET!r}, row {row} has {column.iloc[first]!r}, which is not a finite "
+            "number: a regression's target must be numbers",
+        )
+    return values
+
+
+def check_labels(text: pd.Series) -> pd.Series:
+    """The labels, each one of the schema's classes; the index is the rows' position in the
+    data, so that an error names the row."""
+    unknown = ~text.isin(SCHEMA.classes)
+    if unknown.any():
+        first = int(np.argmax(unknown.to_numpy()))
+        row = int(text.index[first]) + 1  # the frame's index counts the rows from 0
+        raise InputError(
+            [TARGET, row],
+            f"column {TARGET!r}, row {row} has {text.iloc[first]!r}, which is not one of the "
+            f"schema's classes ({', '.join(SCHEMA.classes)})",
+        )
+    return text
 
 
 def data_sha256(features: pd.DataFrame, target: pd.Series) -> str:

@@ -1,6 +1,5 @@
 """Training: data in, a checked and reproducible model artifact out, with its ONNX model."""
 
-import io
 import json
 import platform
 import sys
@@ -12,9 +11,10 @@ import numpy as np
 
 from ..core.artifact import OnnxExport, save_artifact
 from ..core.model import HYPERPARAMETERS, build_model, library_versions
-from ..core.schema import FEATURES, TARGET, load_sample
+from ..core.schema import SCHEMA, TARGET, InputError
 from ..core.settings import PROJECT_NAME, PROJECT_VERSION, Settings
 from .data import data_sha256, load_training_data
+from .evaluation import evaluate_classifier, evaluate_regressor
 from .onnx_check import convert_and_check
 
 # The model's own (core/model.py), then those of training: the seed and the held-out share.
@@ -43,89 +43,39 @@ def read_hyperparameters(path: Path) -> dict[str, Any]:
     return {**DEFAULT_HYPERPARAMETERS, **given}
 
 
-def confusion_matrix_png(matrix: np.ndarray, labels: list[str]) -> bytes:
-    """The confusion matrix as a small PNG heat map, drawn with Pillow (fast to import)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    font, small = ImageFont.load_default(size=14), ImageFont.load_default(size=12)
-    cell, left, top, n = 70, 130, 50, len(labels)
-    width, height = left + n * cell + 20, top + n * cell + 70
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text(
-        (width / 2, 20), "Confusion matrix (held-out split)", font=font, anchor="mm", fill="black"
-    )
-    peak = max(int(matrix.max()), 1)
-    for i in range(n):
-        for j in range(n):
-            shade = float(matrix[i, j]) / peak
-            colour = tuple(int(255 - shade * (255 - c)) for c in (8, 81, 156))
-            x, y = left + j * cell, top + i * cell
-            draw.rectangle((x, y, x + cell, y + cell), fill=colour, outline="white")
-            text_colour = "white" if shade > 0.5 else "black"
-            draw.text(
-                (x + cell / 2, y + cell / 2),
-                str(int(matrix[i, j])),
-                font=font,
-                anchor="mm",
-                fill=text_colour,
-            )
-        draw.text(
-            (left - 8, top + i * cell + cell / 2), labels[i], font=small, anchor="rm", fill="black"
-        )
-        draw.text(
-            (left + i * cell + cell / 2, top + n * cell + 8),
-            labels[i],
-            font=small,
-            anchor="mt",
-            fill="black",
-        )
-    draw.text(
-        (left + n * cell / 2, top + n * cell + 45),
-        "predicted",
-        font=font,
-        anchor="mm",
-        fill="black",
-    )
-    draw.text((8, top + n * cell / 2), "true", font=font, anchor="lm", fill="black")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def train(settings: Settings) -> dict[str, Any]:
     """Train, evaluate on a held-out split and save the artifact; returns its metadata."""
     import sklearn
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
     from sklearn.model_selection import train_test_split
 
     hyperparameters = read_hyperparameters(settings.hyperparameters_file)
-    say(f"reading the training data ({settings.training_data_dir}, else the bundled sample)")
+    say(f"reading the training data in {settings.training_data_dir}")
     features, target, source = load_training_data(settings.training_data_dir)
     say(f"loaded {len(features)} rows from {source}")
+    if SCHEMA.is_classification:
+        check_classes(target)
     seed = int(hyperparameters["seed"])
     x_train, x_test, y_train, y_test = train_test_split(
         features.to_numpy(),
         target.to_numpy(),
         test_size=float(hyperparameters["test_size"]),
         random_state=seed,
-        stratify=target.to_numpy(),
+        stratify=target.to_numpy() if SCHEMA.is_classification else None,
     )
     say(f"fitting on {len(x_train)} rows, holding out {len(x_test)} (seed {seed})")
     model = build_model(hyperparameters)
     model.fit(x_train, y_train)
 
     predicted = model.predict(x_test)
-    classes = [str(c) for c in model.classes_]
-    metrics = {
-        "accuracy": round(float(accuracy_score(y_test, predicted)), 6),
-        "f1_macro": round(float(f1_score(y_test, predicted, average="macro")), 6),
-        "test_rows": len(x_test),
-        "train_rows": len(x_train),
-    }
-    say(f"held-out accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f}")
-    matrix = confusion_matrix(y_test, predicted, labels=classes)
-    onnx = export_and_check(model, x_test)
+    if SCHEMA.is_classification:
+        classes = [str(c) for c in model.classes_]
+        evaluation = evaluate_classifier(y_test, predicted, classes, len(x_train))
+    else:
+        classes = []
+        evaluation = evaluate_regressor(y_test, np.asarray(predicted, np.float64), y_train)
+    metrics = evaluation.metrics
+    say(evaluation.summary)
+    onnx = export_and_check(model, x_test, x_train)
 
     created = datetime.now(UTC)
     metadata = {
@@ -134,10 +84,9 @@ def train(settings: Settings) -> dict[str, Any]:
         "model_version": str(hyperparameters.get("model_version") or ""),
         "project_version": PROJECT_VERSION,
         "created": created.isoformat(timespec="seconds"),
-        "features": [
-            {"name": f.name, "type": f.type, "description": f.description} for f in FEATURES
-        ],
+        "features": [f.model_dump(mode="json") for f in SCHEMA.features],
         "target": TARGET,
+        "task": SCHEMA.task,
         "classes": classes,
         "metrics": metrics,
         "hyperparameters": hyperparameters,
@@ -154,15 +103,7 @@ def train(settings: Settings) -> dict[str, Any]:
             **library_versions(),
         },
     }
-    report = {
-        "metrics.json": (
-            json.dumps(
-                {**metrics, "confusion_matrix": matrix.tolist(), "labels": classes}, indent=2
-            )
-            + "\n"
-        ).encode(),
-        "confusion_matrix.png": confusion_matrix_png(matrix, classes),
-    }
+    report = evaluation.report
     saved = save_artifact(settings.model_dir, model, metadata, report, onnx)
     say(f"saved model version {saved.metadata['model_version']} to {settings.model_dir}")
     if saved.late_signals:
@@ -171,13 +112,34 @@ def train(settings: Settings) -> dict[str, Any]:
     return saved.metadata
 
 
-def export_and_check(model: Any, held_out: np.ndarray) -> OnnxExport:
-    """The model in ONNX, checked against itself on the held-out rows and the bundled sample
+def check_classes(target: Any) -> None:
+    """Every class of the schema has rows, and enough of them to hold one out."""
+    counts = target.value_counts()
+    absent = [c for c in SCHEMA.classes if c not in counts.index]
+    if absent:
+        raise InputError(
+            [TARGET],
+            f"the schema's class(es) {', '.join(map(repr, absent))} have no row in the training "
+            "data: add rows, or remove the class from the schema's classes",
+        )
+    lonely = [str(c) for c, n in counts.items() if n < 2]
+    if lonely:
+        raise InputError(
+            [TARGET],
+            f"{len(lonely)} of the {len(counts)} classes of {TARGET!r} have a single row "
+            f"({', '.join(lonely[:5])}{', ...' if len(lonely) > 5 else ''}): each class needs "
+            "two rows or more. If the target is a measured quantity, it is a regression: "
+            f"`schema infer PATH --target {TARGET} --task regression`",
+        )
+
+
+def export_and_check(model: Any, held_out: np.ndarray, trained_on: np.ndarray) -> OnnxExport:
+    """The model in ONNX, checked against itself on the held-out and the training rows
     (onnx_check.py); when that fails, the reason, and the native model will serve."""
     say("converting the model to ONNX and checking it against the model")
     checks = {
         "held-out": np.array(held_out, dtype=np.float64),
-        "sample": np.array(load_sample()[0].to_numpy(), dtype=np.float64),
+        "training": np.array(trained_on, dtype=np.float64),
     }
     onnx = convert_and_check(model, checks)
     report = onnx.report

@@ -17,7 +17,13 @@ from ...core.schema import InputError
 from ...core.settings import PROJECT_NAME, PROJECT_VERSION
 from .. import v2_codec
 from ..prediction_service import NotReady, PredictionService, TooManyRows
-from ..v2_codec import OUTPUTS, model_metadata, request_matrix, unknown_model_message
+from ..v2_codec import (
+    OUTPUTS,
+    PREDICT_DATATYPE,
+    model_metadata,
+    request_matrix,
+    unknown_model_message,
+)
 from . import inference_pb2 as pb
 
 # Which InferTensorContents field holds each datatype's values (FP16 has none: raw only).
@@ -131,7 +137,7 @@ class InferenceServicer:
             await _abort(context, grpc.StatusCode.UNAVAILABLE, f"model not ready: {error}")
         arrays: list[tuple[str, str, np.ndarray]] = []
         if "predict" in wanted:
-            arrays.append(("predict", "BYTES", result.labels))
+            arrays.append(("predict", PREDICT_DATATYPE, result.labels))
         if "predict_proba" in wanted and result.probabilities is not None:
             arrays.append(("predict_proba", "FP64", result.probabilities))
         response = pb.ModelInferResponse(

@@ -13,7 +13,6 @@ answer's type; without it, CSV and JSON Lines are answered in kind, JSON in JSON
 
 import csv
 import io
-import math
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from ...core.cpus import available_cpus
+from ...core.encoding import BadValue, encode_text
 from ...core.schema import FEATURE_NAMES, FEATURES, InputError
 from ..json_codec import (
     columns_to_matrix,
@@ -100,24 +100,19 @@ def csv_to_matrix(text: str) -> Any:
         rows = rows[1:]
     if not rows:
         raise InputError(["csv"], "no rows to predict")
-    parsed: list[list[float]] = []
+    matrix = np.empty((len(rows), len(FEATURES)), dtype=np.float64)
     for i, row in enumerate(rows, start=1):
-        if len(row) != len(FEATURE_NAMES):
+        if len(row) != len(FEATURES):
             raise InputError(
                 ["csv", i],
-                f"expected {len(FEATURE_NAMES)} values ({', '.join(FEATURE_NAMES)}), got {len(row)}",
+                f"expected {len(FEATURES)} values ({', '.join(FEATURE_NAMES)}), got {len(row)}",
             )
-        values = []
-        for name, cell in zip(FEATURE_NAMES, row, strict=True):
+        for j, (feature, cell) in enumerate(zip(FEATURES, row, strict=True)):
             try:
-                value = float(cell)
-            except ValueError:
-                raise InputError(["csv", i, name], f"{cell!r} is not a number") from None
-            if not math.isfinite(value):
-                raise InputError(["csv", i, name], "must be a finite number (no NaN or infinity)")
-            values.append(value)
-        parsed.append(values)
-    return lists_to_matrix(parsed, ["csv"])
+                matrix[i - 1, j] = encode_text(feature, cell)
+            except BadValue as bad:
+                raise InputError(["csv", i, feature.name], bad.problem) from None
+    return matrix
 
 
 def json_lines_to_matrix(body: bytes) -> Any:
@@ -216,7 +211,14 @@ async def execution_parameters(request: Request) -> Response:
     )
 
 
-_CSV_ROW = ",".join(str(f.example) for f in FEATURES)
+def _csv_cell(value: Any) -> str:
+    """A value as a CSV cell: empty when missing, true or false for a boolean."""
+    if value is None:
+        return ""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+_CSV_ROW = ",".join(_csv_cell(f.example) for f in FEATURES)
 _JSON_LINE = orjson.dumps({f.name: f.example for f in FEATURES}).decode()
 _TEXT = {"type": "string"}
 

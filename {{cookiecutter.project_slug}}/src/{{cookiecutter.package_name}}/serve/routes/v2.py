@@ -35,7 +35,14 @@ from ..schemas import (
     V2Error,
     ref,
 )
-from ..v2_codec import OUTPUTS, encode, model_metadata, request_matrix, unknown_model_message
+from ..v2_codec import (
+    OUTPUTS,
+    PREDICT_DATATYPE,
+    encode,
+    model_metadata,
+    request_matrix,
+    unknown_model_message,
+)
 from .lean_route import Endpoint, LeanRoute, service_of
 
 router = APIRouter(tags=["open inference protocol"], route_class=LeanRoute)
@@ -187,7 +194,7 @@ async def infer(
         outputs.append(tensor)
 
     if "predict" in wanted:
-        add("predict", "BYTES", result.labels)
+        add("predict", PREDICT_DATATYPE, result.labels)
     if "predict_proba" in wanted and result.probabilities is not None:
         add("predict_proba", "FP64", result.probabilities)
     answer: dict[str, Any] = {

@@ -3,6 +3,10 @@
 Loading a text model runs no code, unlike pickle. The file holds the trees only: the class
 names come from metadata.json. To use your own model, change `build_model()` and
 HYPERPARAMETERS.
+
+The trees take the schema's encoding as it is: a missing value (NaN) follows each split's
+learned default branch, and a category feature's codes are LightGBM's own categorical
+feature, split by sets of categories (no one-hot encoding).
 """
 
 from collections.abc import Mapping
@@ -11,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .schema import FEATURE_NAMES
+from .schema import FEATURES
 
 MODEL_FILE = "model.txt"
 
@@ -52,7 +56,12 @@ class Classifier:
                 "force_row_wise": True,
                 "verbosity": -1,
             },
-            lightgbm.Dataset(features, label=codes, feature_name=list(FEATURE_NAMES)),
+            lightgbm.Dataset(
+                features,
+                label=codes,
+                feature_name=[f.name for f in FEATURES],
+                categorical_feature=[f.name for f in FEATURES if f.type == "category"],
+            ),
             num_boost_round=int(self.hyperparameters["rounds"]),
         )
         return self
@@ -101,7 +110,8 @@ def read_model(path: Path, metadata: Mapping[str, Any]) -> Classifier:
         raise ValueError(
             f"it scores {outputs} classes and metadata.json names {len(model.classes_)}"
         )
-    if booster.feature_name() != list(FEATURE_NAMES):
-        raise ValueError(f"its features are {booster.feature_name()}, not {list(FEATURE_NAMES)}")
+    names = [f.name for f in FEATURES]
+    if booster.feature_name() != names:
+        raise ValueError(f"its features are {booster.feature_name()}, not {names}")
     model.booster = booster
     return model

@@ -1,18 +1,20 @@
 """The model: a small multilayer perceptron in PyTorch, its weights saved in safetensors.
 
 A safetensors file holds tensors only, so loading it runs no code, unlike pickle. The
-architecture lives here, in `Network`; its hyperparameters, the feature order and the class
-names live in metadata.json. Training is seeded and runs PyTorch's deterministic algorithms:
-the same data and hyperparameters give the same weights and the same predictions. To use your
-own model, change `Network`, `build_model()` and HYPERPARAMETERS.
+architecture lives here, in `Network`; its hyperparameters, the features and the class names
+live in metadata.json. Training is seeded and runs PyTorch's deterministic algorithms: the
+same data and hyperparameters give the same weights and the same predictions. To use your own
+model, change `Network`, `build_model()` and HYPERPARAMETERS.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from .schema import FEATURES, Feature
 
 MODEL_FILE = "model.safetensors"
 
@@ -21,22 +23,50 @@ HYPERPARAMETERS: dict[str, Any] = {"hidden_units": 16, "epochs": 300, "learning_
 
 
 class Network(torch.nn.Module):
-    """Standardised features, one hidden layer, one logit per class (float64 throughout)."""
+    """Rows in the schema's encoding (category codes, NaN for a missing value) in, one logit
+    per class out (float64 throughout): missing values imputed, numbers and booleans
+    standardised, each category one-hot encoded (a 0/1 input per category), then one hidden
+    layer. A schema of numbers with none missing skips the imputing and the encoding."""
 
-    def __init__(self, features: int, hidden_units: int, classes: int) -> None:
+    def __init__(self, features: Sequence[Feature], hidden_units: int, classes: int) -> None:
         super().__init__()
+        numbers = [j for j, f in enumerate(features) if f.type != "category"]
+        # Each category feature's column once per category, beside that category's code.
+        one_hot = [(j, code) for j, f in enumerate(features) for code in range(len(f.categories))]
+        self.imputes = any(f.nullable for f in features)
+        self.encodes = bool(one_hot)
         # Buffers, not parameters: fixed from the training data, saved with the weights.
-        self.register_buffer("mean", torch.zeros(features, dtype=torch.float64))
-        self.register_buffer("scale", torch.ones(features, dtype=torch.float64))
+        if self.imputes:
+            self.register_buffer("fill", torch.zeros(len(features), dtype=torch.float64))
+        self.register_buffer("mean", torch.zeros(len(numbers), dtype=torch.float64))
+        self.register_buffer("scale", torch.ones(len(numbers), dtype=torch.float64))
+        # The layout, which follows from the features: not saved.
+        self.register_buffer("numbers", torch.tensor(numbers, dtype=torch.int64), False)
+        columns, codes = [j for j, _ in one_hot], [float(code) for _, code in one_hot]
+        self.register_buffer("one_hot_columns", torch.tensor(columns, dtype=torch.int64), False)
+        self.register_buffer("one_hot_codes", torch.tensor(codes, dtype=torch.float64), False)
         self.layers = torch.nn.Sequential(
-            torch.nn.Linear(features, hidden_units, dtype=torch.float64),
+            torch.nn.Linear(len(numbers) + len(one_hot), hidden_units, dtype=torch.float64),
             torch.nn.ReLU(),
             torch.nn.Linear(hidden_units, classes, dtype=torch.float64),
         )
 
+    def impute(self, rows: torch.Tensor) -> torch.Tensor:
+        if not self.imputes:
+            return rows
+        return torch.where(rows.isnan(), self.get_buffer("fill"), rows)
+
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        standardised = (rows - self.get_buffer("mean")) / self.get_buffer("scale")
-        logits: torch.Tensor = self.layers(standardised)
+        rows = self.impute(rows)
+        mean, scale = self.get_buffer("mean"), self.get_buffer("scale")
+        if not self.encodes:
+            inputs = (rows - mean) / scale
+        else:
+            numbers = (rows[:, self.get_buffer("numbers")] - mean) / scale
+            categories = rows[:, self.get_buffer("one_hot_columns")]
+            one_hot = (categories == self.get_buffer("one_hot_codes")).to(torch.float64)
+            inputs = torch.cat([numbers, one_hot], dim=1)
+        logits: torch.Tensor = self.layers(inputs)
         return logits
 
 
@@ -45,9 +75,13 @@ class Classifier:
     `predict_proba` and `classes_` (labels in sorted order, as the probabilities' columns)."""
 
     def __init__(
-        self, hyperparameters: Mapping[str, Any], classes: list[str] | None = None
+        self,
+        hyperparameters: Mapping[str, Any],
+        features: Sequence[Feature],
+        classes: list[str] | None = None,
     ) -> None:
         self.hyperparameters = hyperparameters
+        self.features = tuple(features)
         self.classes_ = np.asarray(classes or [])
         self.network: Network | None = None
 
@@ -57,9 +91,12 @@ class Classifier:
         self.classes_, codes = np.unique(target, return_inverse=True)
         rows = torch.from_numpy(np.asarray(features, dtype=np.float64))
         labels = torch.from_numpy(codes.astype(np.int64))
-        network = self.network = self._network(rows.shape[1])
-        network.get_buffer("mean").copy_(rows.mean(dim=0))
-        network.get_buffer("scale").copy_(rows.std(dim=0).clamp(min=1e-12))
+        network = self.network = self._network()
+        if network.imputes:
+            network.get_buffer("fill").copy_(torch.from_numpy(fill_values(rows.numpy(), self.features)))
+        numbers = network.impute(rows)[:, network.get_buffer("numbers")]
+        network.get_buffer("mean").copy_(numbers.mean(dim=0))
+        network.get_buffer("scale").copy_(numbers.std(dim=0).clamp(min=1e-12))
         optimizer = torch.optim.Adam(
             network.parameters(), lr=float(self.hyperparameters["learning_rate"])
         )
@@ -72,13 +109,13 @@ class Classifier:
         network.eval()
         return self
 
-    def _network(self, features: int) -> Network:
+    def _network(self) -> Network:
         hidden_units = int(self.hyperparameters["hidden_units"])
-        return Network(features, hidden_units, len(self.classes_))
+        return Network(self.features, hidden_units, len(self.classes_))
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         assert self.network is not None, "fit or read the model first"
-        expected = self.network.get_buffer("mean").shape[0]
+        expected = len(self.features)
         if features.ndim != 2 or features.shape[1] != expected:
             raise ValueError(f"expected rows of {expected} features, got shape {features.shape}")
         with torch.inference_mode():
@@ -90,8 +127,25 @@ class Classifier:
 
 
 def build_model(hyperparameters: Mapping[str, Any]) -> Classifier:
-    """A fresh, unfitted model. Hyperparameters arrive as strings from SageMaker."""
-    return Classifier(hyperparameters)
+    """A fresh, unfitted model for the schema's features. Hyperparameters arrive as strings
+    from SageMaker."""
+    return Classifier(hyperparameters, FEATURES)
+
+
+def fill_values(rows: np.ndarray, features: Sequence[Feature]) -> np.ndarray:
+    """What a missing value of each column becomes: a number's median, a boolean's or a
+    category's most frequent value; 0 for a column missing in every row."""
+    fill = np.zeros(len(features))
+    for j, feature in enumerate(features):
+        present = rows[~np.isnan(rows[:, j]), j]
+        if not len(present):
+            continue
+        if feature.type in ("number", "integer"):
+            fill[j] = np.median(present)
+        else:
+            values, counts = np.unique(present, return_counts=True)
+            fill[j] = values[counts.argmax()]  # the smallest, when several are as frequent
+    return fill
 
 
 def library_versions() -> dict[str, str]:
@@ -118,8 +172,9 @@ def read_model(path: Path, metadata: Mapping[str, Any]) -> Classifier:
     from safetensors.torch import load_file
 
     weights = load_file(path)
-    model = Classifier(metadata["hyperparameters"], classes=list(metadata["classes"]))
-    network = model._network(len(metadata["features"]))
+    features = [Feature.model_validate(feature) for feature in metadata["features"]]
+    model = Classifier(metadata["hyperparameters"], features, list(metadata["classes"]))
+    network = model._network()
     network.load_state_dict(weights, strict=True)
     network.eval()
     model.network = network

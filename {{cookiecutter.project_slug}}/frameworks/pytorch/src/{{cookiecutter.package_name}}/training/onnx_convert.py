@@ -1,7 +1,7 @@
 """The model in ONNX, for serving from ONNX Runtime: exported with `torch.onnx`.
 
-The exported graph is the network followed by a softmax, in double precision like the
-network, with the number of rows left free.
+The exported graph is the network, its imputing and one-hot encoding included, followed by a
+softmax, in double precision like the network, with the number of rows left free.
 """
 
 import logging

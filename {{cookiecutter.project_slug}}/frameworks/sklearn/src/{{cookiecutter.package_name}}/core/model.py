@@ -7,9 +7,11 @@ trust by default, review them and add them to TRUSTED_TYPES.
 
 import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from .schema import FEATURES, Feature
 
 MODEL_FILE = "model.skops"
 
@@ -17,22 +19,23 @@ MODEL_FILE = "model.skops"
 HYPERPARAMETERS: dict[str, Any] = {"C": 1.0, "max_iter": 1000}
 
 # Types, beyond the scikit-learn and NumPy ones skops trusts by default, that this project's
-# model may contain. Loading refuses a file holding any type not on this list.
-TRUSTED_TYPES: list[str] = []
+# model may contain. Loading refuses a file holding any type not on this list. SimpleImputer
+# records the dtype it was fitted on; skops reads a dtype back from an empty array file,
+# without pickle.
+TRUSTED_TYPES: list[str] = ["numpy.dtype"]
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
 
 def build_model(hyperparameters: Mapping[str, Any]) -> Any:
-    """A fresh, unfitted model: a scaler and a logistic regression. Hyperparameters arrive as
-    strings from SageMaker."""
+    """A fresh, unfitted model: the features prepared (`prepare_features`), then a logistic
+    regression. Hyperparameters arrive as strings from SageMaker."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
 
     return Pipeline(
         [
-            ("scale", StandardScaler()),
+            ("prepare", prepare_features(FEATURES)),
             (
                 "classify",
                 LogisticRegression(
@@ -45,6 +48,52 @@ def build_model(hyperparameters: Mapping[str, Any]) -> Any:
     )
 
 
+def prepare_features(features: Sequence[Feature]) -> Any:
+    """The columns as a linear model needs them, in the schema's encoding (category codes,
+    NaN for a missing value): numbers and booleans standardised, each category one-hot
+    encoded (a 0/1 column per category), and missing values imputed first: a number with
+    its median, a boolean or a category with its most frequent value.
+
+    Numbers with none missing need the scaler alone: one step, as fast as it can be.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    if not any(f.nullable or f.type == "category" for f in features):
+        return StandardScaler()
+    numbers = [j for j, f in enumerate(features) if f.type in ("number", "integer")]
+    flags = [j for j, f in enumerate(features) if f.type == "boolean"]
+    categories = [j for j, f in enumerate(features) if f.type == "category"]
+    one_hot = OneHotEncoder(
+        categories=[[float(code) for code in range(len(features[j].categories))] for j in categories],
+        sparse_output=False,
+    )
+    groups = [
+        ("numbers", numbers, "median", StandardScaler()),
+        ("booleans", flags, "most_frequent", StandardScaler()),
+        ("categories", categories, "most_frequent", one_hot),
+    ]
+    return ColumnTransformer(
+        [
+            (name, imputed(encoder, strategy, [features[j] for j in columns]), columns)
+            for name, columns, strategy, encoder in groups
+            if columns
+        ]
+    )
+
+
+def imputed(encoder: Any, strategy: str, features: Sequence[Feature]) -> Any:
+    """`encoder`, after an imputer with `strategy` when one of `features` may be missing."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+
+    if not any(f.nullable for f in features):
+        return encoder
+    # keep_empty_features: a column missing in every training row still gets a value (0).
+    impute = SimpleImputer(strategy=strategy, keep_empty_features=True)
+    return Pipeline([("impute", impute), ("encode", encoder)])
+
+
 def library_versions() -> dict[str, str]:
     """The versions that wrote the model, for metadata.json."""
     import sklearn
@@ -54,8 +103,9 @@ def library_versions() -> dict[str, str]:
 
 
 def prepare_model_thread() -> None:
-    """Inputs are checked for NaN and infinity before they reach the model thread, so
-    scikit-learn need not check again (its setting is per thread)."""
+    """Inputs are checked before they reach the model thread (no infinity, and NaN only where
+    the schema lets a value be missing, which the model imputes), so scikit-learn need not
+    check again (its setting is per thread)."""
     import sklearn
 
     sklearn.set_config(assume_finite=True)

@@ -5,6 +5,7 @@ know (one of your own, say) cannot be converted: training then says why, and the
 model serves. The graph computes in double precision, as scikit-learn does.
 """
 
+import math
 from typing import Any
 
 CONVERTER = "skl2onnx"
@@ -22,6 +23,7 @@ def convert(model: Any, features: int) -> bytes:
     `probabilities` [rows, classes] (no ZipMap: a plain tensor)."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType
+    from sklearn.impute import SimpleImputer
 
     converted = convert_sklearn(
         model,
@@ -29,5 +31,35 @@ def convert(model: Any, features: int) -> bytes:
         options={id(model): {"zipmap": False}},
         target_opset={"": OPSET, "ai.onnx.ml": 3},
         name="model",  # the default is random: the same model must give the same file
+        custom_conversion_functions={SimpleImputer: convert_imputer},
     )
     return bytes(converted.SerializeToString())
+
+
+def convert_imputer(scope: Any, operator: Any, container: Any) -> None:
+    """A SimpleImputer of NaN in double precision: each NaN becomes its column's statistic.
+
+    skl2onnx's own converter uses ONNX's Imputer operator, which ONNX Runtime runs on 32-bit
+    floats only; IsNaN and Where run on doubles.
+    """
+    from onnx import TensorProto
+
+    imputer = operator.raw_operator
+    of_nan = isinstance(imputer.missing_values, float) and math.isnan(imputer.missing_values)
+    if not of_nan or imputer.add_indicator:
+        raise NotImplementedError("only a SimpleImputer of NaN, without indicator, converts")
+    (rows,) = operator.inputs
+    statistics = scope.get_unique_variable_name("statistics")
+    missing = scope.get_unique_variable_name("missing")
+    container.add_initializer(
+        statistics, TensorProto.DOUBLE, [len(imputer.statistics_)], imputer.statistics_.tolist()
+    )
+    container.add_node(
+        "IsNaN", [rows.full_name], [missing], name=scope.get_unique_operator_name("IsNaN")
+    )
+    container.add_node(
+        "Where",
+        [missing, statistics, rows.full_name],
+        [operator.outputs[0].full_name],
+        name=scope.get_unique_operator_name("Where"),
+    )

@@ -1,16 +1,22 @@
 """The model: gradient-boosted trees with XGBoost, saved in XGBoost's JSON model format.
 
-Loading a JSON model runs no code, unlike pickle. The file holds the trees only: the class
-names come from metadata.json. To use your own model, change `build_model()` and
-HYPERPARAMETERS.
+Loading a JSON model runs no code, unlike pickle. The file holds the trees and which features
+are categories: the class names come from metadata.json. To use your own model, change
+`build_model()` and HYPERPARAMETERS.
+
+The trees take the schema's encoding as it is: a missing value (NaN) follows each split's
+learned default branch, and a category feature's codes are XGBoost's own categories, split
+by sets of categories (no one-hot encoding).
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .schema import FEATURES, Feature
 
 MODEL_FILE = "model.json"
 
@@ -42,7 +48,12 @@ class Classifier:
                 "seed": int(self.hyperparameters["seed"]),
                 "tree_method": "hist",
             },
-            xgboost.DMatrix(features, label=codes),
+            xgboost.DMatrix(
+                features,
+                label=codes,
+                feature_types=feature_types(FEATURES),
+                enable_categorical=True,
+            ),
             num_boost_round=int(self.hyperparameters["rounds"]),
         )
         return self
@@ -60,6 +71,14 @@ class Classifier:
 def build_model(hyperparameters: Mapping[str, Any]) -> Classifier:
     """A fresh, unfitted model. Hyperparameters arrive as strings from SageMaker."""
     return Classifier(hyperparameters)
+
+
+def feature_types(features: Sequence[Feature]) -> list[str] | None:
+    """XGBoost's type of each feature: "c" for a category, "q" (quantitative) for the others;
+    None, XGBoost's default, when there is no category."""
+    if not any(f.type == "category" for f in features):
+        return None
+    return ["c" if f.type == "category" else "q" for f in features]
 
 
 def library_versions() -> dict[str, str]:
@@ -89,6 +108,12 @@ def read_model(path: Path, metadata: Mapping[str, Any]) -> Classifier:
     if outputs != len(model.classes_):
         raise ValueError(
             f"it scores {outputs} classes and metadata.json names {len(model.classes_)}"
+        )
+    expected = feature_types(FEATURES)
+    if booster.feature_types != expected:
+        raise ValueError(
+            f"its feature types are {booster.feature_types}, and the schema's {expected} "
+            '("c": a category)'
         )
     model.booster = booster
     return model
