@@ -28,7 +28,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from cookiecutter.main import cookiecutter
 
-from benchmarks.run import TAG_PREFIX, TEMPLATE, free_port, header, results_folder
+from benchmarks.run import (
+    TAG_PREFIX,
+    TEMPLATE,
+    free_port,
+    header,
+    results_folder,
+    training_features,
+)
 
 PACKAGE = "iris_classifier"
 FORMATS = ("csv", "parquet", "jsonl")
@@ -81,12 +88,16 @@ print(json.dumps({{"rows": table.num_rows, "seconds": seconds, "peak_memory_mb":
 """
 
 
-def make_rows(count: int) -> pd.DataFrame:
+def make_rows(project: Path, count: int) -> pd.DataFrame:
+    """`count` rows like the project's training data, each with an id: every feature drawn
+    from a normal distribution of its mean and standard deviation there, rounded to 2
+    decimals (the same rows on every call)."""
+    features = training_features(project)
     rng = np.random.default_rng(0)
-    matrix = rng.normal([5.8, 3.0, 3.8, 1.2], [0.8, 0.4, 1.8, 0.8], size=(count, 4)).round(2)
-    frame = pd.DataFrame(
-        matrix, columns=["sepal_length", "sepal_width", "petal_length", "petal_width"]
-    )
+    matrix = rng.normal(
+        features.mean().to_numpy(), features.std().to_numpy(), size=(count, features.shape[1])
+    ).round(2)
+    frame = pd.DataFrame(matrix, columns=features.columns)
     frame.insert(0, "id", np.arange(count).astype(str))
     return frame
 
@@ -157,9 +168,11 @@ def run(client: Any, tag: str, command: list[str], data: Path, **options: Any) -
         container.remove(force=True)
 
 
-def formats(client: Any, tag: str, data: Path, rows: int, rounds: int) -> list[dict[str, Any]]:
+def formats(
+    client: Any, tag: str, project: Path, data: Path, rows: int, rounds: int
+) -> list[dict[str, Any]]:
     """Ours and the baseline on the same file, alternating, `rounds` times each; medians."""
-    frame = make_rows(rows)
+    frame = make_rows(project, rows)
     table = []
     for kind in FORMATS:
         write(frame, data / f"in.{kind}")
@@ -225,7 +238,9 @@ def model_metadata(client: Any, tag: str) -> dict[str, Any]:
     return json.loads(output)
 
 
-def runtimes(client: Any, tag: str, data: Path, rows: int, rounds: int) -> list[dict[str, Any]]:
+def runtimes(
+    client: Any, tag: str, project: Path, data: Path, rows: int, rounds: int
+) -> list[dict[str, Any]]:
     """`predict` on the same file in each of RUNTIMES (MODEL_RUNTIME), `rounds` times each,
     the runtimes' order swapped every round. Two figures, medians: rows/s of the whole job
     (`docker run` to exit: what a batch job or a shard costs, start-up included), which
@@ -236,7 +251,7 @@ def runtimes(client: Any, tag: str, data: Path, rows: int, rounds: int) -> list[
     scored in the runtime asked for, and both runtimes must give the same labels, with
     probabilities within the tolerance the model's ONNX check guarantees."""
     tolerance = float(model_metadata(client, tag)["onnx"]["tolerance"])
-    frame = make_rows(rows)
+    frame = make_rows(project, rows)
     table = []
     for kind in RUNTIME_FORMATS:
         write(frame, data / f"in.{kind}")
@@ -320,8 +335,8 @@ def runtimes_report(table: list[dict[str, Any]], lead: str) -> list[str]:
     return lines
 
 
-def large_file(client: Any, tag: str, data: Path, rows: int) -> dict[str, Any]:
-    write(make_rows(rows), data / "large.csv")
+def large_file(client: Any, tag: str, project: Path, data: Path, rows: int) -> dict[str, Any]:
+    write(make_rows(project, rows), data / "large.csv")
     done = event(
         run(
             client,
@@ -398,12 +413,12 @@ def shards(
     return figures
 
 
-def dask(client: Any, tag: str, data: Path, rows: int, parts: int) -> dict[str, Any]:
+def dask(client: Any, tag: str, project: Path, data: Path, rows: int, parts: int) -> dict[str, Any]:
     """A folder of parts on a scheduler and two single-threaded workers, against one local
     process; all on the host's network."""
     folder = data / "parts"
     folder.mkdir()
-    frame = make_rows(rows)
+    frame = make_rows(project, rows)
     for i, chunk in enumerate(np.array_split(np.arange(rows), parts)):
         write(frame.iloc[chunk], folder / f"{i:03d}.csv")
     local, local_output = timed(
@@ -620,13 +635,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=args.root) as folder:
         data = Path(folder)
         data.chmod(0o777)
-        results["formats"] = formats(client, tag, data, rows, rounds)
-        results["runtimes"] = runtimes(client, tag, data, rows, rounds)
-        results["large_file"] = large_file(client, tag, data, large_rows)
+        results["formats"] = formats(client, tag, project, data, rows, rounds)
+        results["runtimes"] = runtimes(client, tag, project, data, rows, rounds)
+        results["large_file"] = large_file(client, tag, project, data, large_rows)
         (data / "large.csv.rows").write_text(str(large_rows))
         results["shards"] = shards(client, tag, data, (1, 2, 4))
         results["shards_one_cpu_each"] = shards(client, tag, data, (1, 2, 4), cpus=1.0)
-        results["dask"] = dask(client, tag, data, rows * 2, parts=8)
+        results["dask"] = dask(client, tag, project, data, rows * 2, parts=8)
     results["image"] = image_sizes(client, tag)
     folder = results_folder(args.results, args.root, args.smoke, results["date"])
     folder.mkdir(parents=True, exist_ok=True)

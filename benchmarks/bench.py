@@ -3,16 +3,17 @@
     python -m benchmarks.bench            # the full run (about 15 minutes on 2 cores)
     python -m benchmarks.bench --smoke    # a short run that only proves everything works
 
-Renders the default project, trains the reference model (StandardScaler + LogisticRegression
-on iris) and serves it in seven configurations (servers.py): ours by default (ONNX Runtime),
-without batching, and with the native model (MODEL_RUNTIME=native); MLServer and BentoML each
-by default and at their best. Every configuration runs alone while it is measured, its server
-pinned to one core and wrk to the other. Before any timing, ours must serve with the runtime
-its configuration names, and all must give the same labels and probabilities for the same
-rows. Then, round after round in a rotated order, each is started, warmed up and measured at
-every point, and stopped. Last, the images (image.py): the default one and the slim serving
-one. The report gives the median over rounds and its spread, and the ONNX fast path's targets
-against this run's figures; it is written as JSON, Markdown and a PNG chart.
+Renders the default project, trains the reference model (StandardScaler + LogisticRegression on
+the project's training data, data/train/) and serves it in seven configurations (servers.py):
+ours by default (ONNX Runtime), without batching, and with the native model
+(MODEL_RUNTIME=native); MLServer and BentoML each by default and at their best. Every
+configuration runs alone while it is measured, its server pinned to one core and wrk to the
+other. Before any timing, ours must serve with the runtime its configuration names, and all
+must give the same labels and probabilities for the same rows. Then, round after round in a
+rotated order, each is started, warmed up and measured at every point, and stopped. Last, the
+images (image.py): the default one and the slim serving one. The report gives the median over
+rounds and its spread, and the ONNX fast path's targets against this run's figures; it is
+written as JSON, Markdown and a PNG chart.
 """
 
 import argparse
@@ -33,7 +34,7 @@ from cookiecutter.main import cookiecutter
 from benchmarks import image, report
 from benchmarks.load import LOAD_CPU, run_wrk
 from benchmarks.run import BENCHMARKS, TAG_PREFIX, TEMPLATE, header, results_folder
-from benchmarks.servers import SERVER_CPU, Server, iris_rows, metadata_file, servers
+from benchmarks.servers import SERVER_CPU, Server, metadata_file, servers, training_rows
 
 ROWS_PER_REQUEST = [1, 100]
 AGREEMENT_RTOL = 1e-6
@@ -69,12 +70,12 @@ def render_project(root: Path, **context: str) -> Path:
     )
 
 
-def train_reference(ours: Server, root: Path) -> None:
-    """The project's own `train` on its bundled sample, into root/model."""
+def train_reference(ours: Server, root: Path, project: Path) -> None:
+    """The project's own `train` on its bundled training data (data/train/), into root/model."""
     shutil.rmtree(root / "model", ignore_errors=True)
     subprocess.run(
         [str(ours.venv(root) / "bin/python"), "-m", "iris_classifier", "train"],
-        env={**os.environ, **ours.env, "TRAINING_DATA_DIR": str(root / "no-data")},
+        env={**os.environ, **ours.env, "TRAINING_DATA_DIR": str(project / "data" / "train")},
         check=True,
     )
 
@@ -107,7 +108,7 @@ def prepare(root: Path) -> tuple[Path, list[Server]]:
     project = render_project(root)
     configurations = servers(root, project)
     install(configurations, root)
-    train_reference(configurations[0], root)
+    train_reference(configurations[0], root, project)
     export_reference(root, next(s for s in configurations if s.name == "mlserver"))
     return project, configurations
 
@@ -148,7 +149,7 @@ def check_agreement(configurations: list[Server], root: Path) -> dict[str, Any]:
                         f"{server.key} serves with {runtimes[server.key]}, not {server.runtime}"
                     )
             for rows in ROWS_PER_REQUEST:
-                answers[server.key, rows] = server.ask(iris_rows(root, rows))
+                answers[server.key, rows] = server.ask(training_rows(root, rows))
         finally:
             server.stop()
     reference = configurations[0].key
@@ -203,7 +204,7 @@ def measure_server(server: Server, plan: Plan, root: Path, round_index: int) -> 
     server.start(root)
     try:
         for rows in ROWS_PER_REQUEST:
-            body = server.body(iris_rows(root, rows))
+            body = server.body(training_rows(root, rows))
             for connections in plan.connections:
                 if plan.warmup_seconds:
                     run_wrk(server.predict_url, connections, plan.warmup_seconds, body)
@@ -273,7 +274,7 @@ def livez_under_load(ours: Server, root: Path, seconds: int) -> dict[str, float]
     """/livez latency while 16 connections saturate /predict, ours alone on its core."""
     ours.start(root)
     load = threading.Thread(
-        target=run_wrk, args=(ours.predict_url, 16, seconds + 1, ours.body(iris_rows(root, 1)))
+        target=run_wrk, args=(ours.predict_url, 16, seconds + 1, ours.body(training_rows(root, 1)))
     )
     try:
         load.start()

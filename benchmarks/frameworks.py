@@ -4,8 +4,8 @@
     python -m benchmarks.frameworks --smoke    # a short run that only proves everything works
 
 For each framework (scikit-learn, XGBoost, LightGBM, PyTorch) the template is rendered with
-it, the project's own `train` fits the reference model on the bundled sample, and two servers
-serve that very model: ours (the project's `serve`, by default) and a peer. The peer is
+it, the project's own `train` fits the reference model on its bundled training data, and two
+servers serve that very model: ours (the project's `serve`, by default) and a peer. The peer is
 MLServer's own runtime for the framework at its best (adaptive batching); PyTorch has no
 MLServer runtime, so its peer is a plain FastAPI app calling the same network
 (peers/pytorch_service.py). The load method is bench.py's: before any timing both servers
@@ -240,7 +240,7 @@ def prepare(framework: Framework, root: Path) -> tuple[Path, list[Server]]:
         framework.peer(root, project, port + 10),
     ]
     install(configurations, root)
-    train_reference(configurations[0], root)
+    train_reference(configurations[0], root, project)
     framework.prepare_peer(root, configurations[1])
     return project, configurations
 
@@ -417,7 +417,7 @@ def method(results: dict[str, Any]) -> str:
     return (
         f"Measured {results['date']} on {results['machine']}. For each framework the template "
         "is rendered with it and the project's own `train` fits the reference model on the "
-        "bundled sample; ours serves it with the project's `serve` (its defaults, log level "
+        "bundled training data; ours serves it with the project's `serve` (its defaults, log level "
         "warning), the peer serves the same fitted model. Before any timing, both must give "
         f"the same labels and probabilities within rtol {AGREEMENT_RTOL:g} or the absolute "
         "tolerance of training's ONNX check (ours answers from the ONNX model), matched by "

@@ -87,14 +87,11 @@ def _ready_and_stop(client: Any, tag: str) -> tuple[float, float]:
         container.remove(force=True)
 
 
-def _batch_predict(client: Any, tag: str, rows: int) -> dict[str, float]:
+def _batch_predict(client: Any, tag: str, project: Path, rows: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder)
         data.chmod(0o777)
-        rng = np.random.default_rng(0)
-        matrix = rng.normal([5.8, 3.0, 3.8, 1.2], [0.8, 0.4, 1.8, 0.8], size=(rows, 4)).round(2)
-        header = "sepal_length,sepal_width,petal_length,petal_width"
-        np.savetxt(data / "in.csv", matrix, delimiter=",", fmt="%.2f", header=header, comments="")
+        batch.write(batch.make_rows(project, rows).drop(columns="id"), data / "in.csv")
         started = time.perf_counter()
         logs = client.containers.run(
             tag,
@@ -233,12 +230,14 @@ def serve_figures(client: Any, project: Path, tag: str, ready_runs: int = 3) -> 
     return {**results, **ready_figures(client, tag, ready_runs)}
 
 
-def batch_runtimes(client: Any, tag: str, rows: int, rounds: int) -> list[dict[str, Any]]:
+def batch_runtimes(
+    client: Any, tag: str, project: Path, rows: int, rounds: int
+) -> list[dict[str, Any]]:
     """batch.py's comparison of `predict` in ONNX Runtime and natively, in this image."""
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder)
         data.chmod(0o777)
-        return batch.runtimes(client, tag, data, rows, rounds)
+        return batch.runtimes(client, tag, project, data, rows, rounds)
 
 
 def measure(
@@ -252,8 +251,8 @@ def measure(
     tag, serve_tag = f"{tag_prefix}image:latest", f"{tag_prefix}serve:latest"
     results = build_figures(client, project, base_image, cold, tag, f"{tag_prefix}floor:latest")
     results["startup_profile"] = _startup_profile(client, tag, package)
-    results["batch_predict"] = _batch_predict(client, tag, predict_rows)
-    results["batch_runtimes"] = batch_runtimes(client, tag, predict_rows, rounds)
+    results["batch_predict"] = _batch_predict(client, tag, project, predict_rows)
+    results["batch_runtimes"] = batch_runtimes(client, tag, project, predict_rows, rounds)
     results["serve"] = serve_figures(client, project, serve_tag)
     results["serve"]["startup_profile"] = _startup_profile(client, serve_tag, package)
     return results

@@ -40,7 +40,7 @@ from benchmarks.bench import (
 )
 from benchmarks.load import LoadResult, run_h2load
 from benchmarks.run import TEMPLATE, results_folder
-from benchmarks.servers import MLSERVER_BATCHING, Server, feature_names, iris_rows, mlserver
+from benchmarks.servers import MLSERVER_BATCHING, Server, feature_names, mlserver, training_rows
 from benchmarks.servers import ours as ours_server
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -206,7 +206,7 @@ def configurations(root: Path, project: Path) -> list[Configuration]:
 
 def matrix_of(root: Path, rows: int) -> list[list[float]]:
     names = feature_names(root)
-    return [[row[name] for name in names] for row in iris_rows(root, rows)]
+    return [[row[name] for name in names] for row in training_rows(root, rows)]
 
 
 def check_agreement(found: list[Configuration], root: Path, pb: ModuleType) -> dict[str, Any]:

@@ -242,8 +242,8 @@ def agreement(results: dict[str, Any]) -> list[str]:
         "",
         f"Before any timing, every configuration answered {found['reference']}'s labels and "
         f"class probabilities (numpy allclose, rtol {found['rtol']}) for the bodies the load "
-        f"sends: {' and '.join(str(r) for r in found['rows'])} different iris rows. Largest "
-        f"probability difference: {differences}.",
+        f"sends: {' and '.join(str(r) for r in found['rows'])} different rows of the training "
+        f"data. Largest probability difference: {differences}.",
     ]
 
 

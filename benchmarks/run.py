@@ -1,16 +1,23 @@
 """What every benchmark run shares: where the template and the results are, what a run takes
-on this host (its images' names, free ports), and the header its results begin with.
+on this host (its images' names, free ports), the rendered project's training data, and the
+header its results begin with.
 
 The bottom of the benchmarks' imports: every benchmark may import this module, and it imports
 none of them.
 """
 
+import functools
+import importlib
 import os
 import platform
 import socket
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BENCHMARKS = Path(__file__).resolve().parent
 TEMPLATE = BENCHMARKS.parent
@@ -34,6 +41,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def training_features(project: Path) -> "pd.DataFrame":
+    """The rendered project's training data (data/train/) as its model takes it: one float
+    column per feature, in the schema's order, read by the project's own load_training_data
+    (its package imported from src/). No benchmark names a column or a value of its own: the
+    rows they send come from here. They send these numbers as they are, so they take numeric
+    features, as the peers' servers (a plain matrix) do."""
+    return _training_features(project.resolve()).copy()
+
+
+@functools.cache
+def _training_features(project: Path) -> "pd.DataFrame":
+    src = project / "src"
+    [package] = [p.name for p in src.iterdir() if (p / "__init__.py").is_file()]
+    if str(src) not in sys.path:
+        sys.path.insert(0, str(src))
+    data = importlib.import_module(f"{package}.training.data")
+    features, _target, _source = data.load_training_data(project / "data" / "train")
+    return features
 
 
 def header(smoke: bool) -> dict[str, Any]:

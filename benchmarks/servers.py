@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.datasets import load_iris
 
-from benchmarks.run import BENCHMARKS
+from benchmarks.run import BENCHMARKS, training_features
 
 BENTOML_SERVICE = BENCHMARKS / "peers" / "bentoml_service.py"
 SERVER_CPU = "0"
@@ -58,11 +57,19 @@ def feature_names(root: Path) -> list[str]:
     return [f["name"] for f in json.loads(metadata_file(root).read_text())["features"]]
 
 
-def iris_rows(root: Path, count: int) -> list[Row]:
-    """`count` different rows of the iris data (all three species), the same on every call."""
-    data = load_iris().data
-    chosen = np.random.default_rng(0).permutation(len(data))[:count]
-    return [dict(zip(feature_names(root), map(float, data[i]), strict=True)) for i in chosen]
+def rendered_project(root: Path) -> Path:
+    """The project bench.render_project rendered under root/project."""
+    [project] = [p for p in (root / "project").iterdir() if p.is_dir()]
+    return project
+
+
+def training_rows(root: Path, count: int) -> list[Row]:
+    """`count` different rows of the project's training data (every class, as the data has
+    them shuffled), the same on every call."""
+    features = training_features(rendered_project(root))
+    chosen = np.random.default_rng(0).permutation(len(features))[:count]
+    names = feature_names(root)
+    return [dict(zip(names, map(float, features.iloc[i][names]), strict=True)) for i in chosen]
 
 
 def wait_until_ok(

@@ -1,14 +1,18 @@
-"""Shared fixtures of the template's tests: Docker, and renders of the template."""
+"""Shared fixtures of the template's tests: Docker, renders of the template, and a rendered
+project's data schema and training data."""
 
+import importlib
 import importlib.util
 import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pandas as pd
 import pytest
 from cookiecutter.main import cookiecutter
 
@@ -65,6 +69,72 @@ def render(output_dir: Path, **context: str) -> Path:
 @pytest.fixture(scope="session")
 def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return render(tmp_path_factory.mktemp("default"))
+
+
+# --- the rendered project's data ----------------------------------------------------------
+
+
+def project_module(project: Path, module: str) -> ModuleType:
+    """A module of the rendered project's package (e.g. "core.schema"), imported from its src/.
+    Python imports a package once: every render of the template holds the same schema and
+    training data, so the first render a test imports serves the later ones too."""
+    src = project / "src"
+    [package] = [p.name for p in src.iterdir() if (p / "__init__.py").is_file()]
+    if str(src) not in sys.path:
+        sys.path.insert(0, str(src))
+    return importlib.import_module(f"{package}.{module}")
+
+
+@dataclass(frozen=True)
+class ProjectData:
+    """A rendered project's data schema and its bundled training data (data/train/), as the
+    project's own code reads them. The template's tests take every column, class and value
+    they send or expect from here: replace the data and its schema, and they follow."""
+
+    target: str
+    classes: list[str]
+    # One request record: each feature's example value from the schema.
+    example: dict[str, Any]
+    # The training data's features, one column per feature in the schema's order (its
+    # FEATURE_NAMES), with the values a data file holds (a category as its text, a boolean as true or false).
+    rows: pd.DataFrame
+    labels: pd.Series  # the target of each row, as text
+
+    def labelled(self) -> pd.DataFrame:
+        """The rows with their target column, as a training file holds them."""
+        return self.rows.assign(**{self.target: self.labels.to_numpy()})
+
+    def one_row_per_class(self) -> pd.DataFrame:
+        """The first row of each class, in the schema's order of the classes."""
+        first = [int(self.labels[self.labels == c].index[0]) for c in self.classes]
+        return self.rows.iloc[first].reset_index(drop=True)
+
+
+def project_data(project: Path) -> ProjectData:
+    """The project's schema, and its data/train/ read with its own load_training_data."""
+    schema = project_module(project, "core.schema")
+    data = project_module(project, "training.data")
+    features, target, _source = data.load_training_data(project / "data" / "train")
+    rows = pd.DataFrame({f.name: as_written(f, features[f.name]) for f in schema.FEATURES})
+    return ProjectData(
+        target=schema.TARGET,
+        classes=list(schema.SCHEMA.classes),
+        example={f.name: f.example for f in schema.FEATURES},
+        rows=rows,
+        labels=target,
+    )
+
+
+def as_written(feature: Any, column: pd.Series) -> pd.Series:
+    """A feature's column as load_training_data gives it (the model's numbers: a category as
+    its position among the categories, a boolean as 1 or 0) back to the values of a data file."""
+    if feature.type == "category":
+        return column.map(lambda v: None if v != v else feature.categories[int(v)])
+    if feature.type == "boolean":
+        return column.map(lambda v: None if v != v else bool(v))
+    if feature.type == "integer":
+        return column.astype("Int64")
+    return column
 
 
 def run_in(

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Build, docker_support, on_worker
+from .conftest import Build, docker_support, on_worker, project_data
 
 pytestmark = on_worker("3.11")  # the 3.11 image is built once, on one worker
 
@@ -111,31 +111,27 @@ def test_the_compose_stack_serves_trains_and_leaves_nothing_behind(
     project, tag = build("3.11")
     name = f"compose-test-{time.time_ns()}"
     stack = Stack(project, name, tag, docker_support.free_port())
-    labelled = project / "data" / "train"
-    labelled.mkdir(exist_ok=True)
-    (labelled / "iris.csv").write_text(
-        "sepal_length,sepal_width,petal_length,petal_width,species\n"
-        + "".join(
-            f"{5.0 + i / 10},{3.4 - i / 50},{1.4 + (i % 3) * 2},{0.2 + (i % 3) * 0.9},"
-            f"{['setosa', 'versicolor', 'virginica'][i % 3]}\n"
-            for i in range(30)
-        )
-    )
+    # The train profile trains on data/train: the bundled data the baked model learnt from,
+    # and here a second file of half its rows again, so that it fits a model of its own.
+    data = project_data(project)
+    extra = project / "data" / "train" / "compose-test-extra.csv"
+    data.labelled()[::2].to_csv(extra, index=False)
+    rows = len(data.rows) + len(data.rows[::2])
     try:
         stack("up", "-d", "server", step="up")
         stack.wait_healthy(docker, "healthy after up")
-        row = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+        row = data.example
         answer = httpx.post(f"http://127.0.0.1:{stack.port}/predict", json=row)
         assert answer.status_code == 200, answer.text
         baked = stack.model_version()
         logs = stack("--profile", "train", "run", "--rm", "train", step="train")
-        assert "loaded 30 rows from 1 file(s)" in logs, logs
+        assert f"loaded {rows} rows from 2 file(s)" in logs, logs
         stack("restart", "server", step="restart")
         stack.wait_healthy(docker, "healthy after restart")
         assert stack.model_version() != baked, "the server must load the model `train` wrote"
     finally:
         stack("--profile", "train", "down", "--volumes", "--remove-orphans", step="down")
-        shutil.rmtree(labelled)
+        extra.unlink()
     assert leftovers(docker, name) == []
     with capsys.disabled():
         print(f"\ncompose timings (s): {json.dumps(stack.timings)}")

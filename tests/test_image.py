@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from docker.errors import BuildError
 
-from .conftest import PYTHON, Build, on_worker, render, run_in
+from .conftest import PYTHON, Build, on_worker, project_data, render, run_in
 
 # The generated container tests for each image, as its Makefile runs them.
 FULL_IMAGE_TESTS = "container and not serving_image"
@@ -144,15 +144,15 @@ def test_makefile_serve_needs_no_terminal(build: Build) -> None:
 
 
 @on_worker("3.11")
-def test_makefile_predict_takes_absolute_paths(build: Build, tmp_path: Path) -> None:
+def test_makefile_predict_takes_absolute_paths(docker: Any, build: Build, tmp_path: Path) -> None:
     project, tag = build("3.11")
     inputs, outputs = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     outputs.mkdir()
     outputs.chmod(0o777)
-    rows = [[5.1, 3.5, 1.4, 0.2], [6.9, 3.1, 5.4, 2.1]]
-    columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-    pd.DataFrame(rows, columns=columns).to_csv(inputs / "rows.csv", index=False)
+    data = project_data(project)
+    # A row of the first class and one of the last: the model tells them apart.
+    data.one_row_per_class().iloc[[0, -1]].to_csv(inputs / "rows.csv", index=False)
     result = make(
         project,
         "predict",
@@ -163,7 +163,19 @@ def test_makefile_predict_takes_absolute_paths(build: Build, tmp_path: Path) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     assert f'-v "{inputs}:/data/in:ro"' in result.stdout
     scored = pd.read_csv(outputs / "scored.csv")
-    assert scored["prediction"].tolist() == ["setosa", "virginica"]
+    # What the image's `predict` gives the same file, run directly.
+    docker.containers.run(
+        tag,
+        ["predict", "--input", "/data/in/rows.csv", "--output", "/data/out/direct.csv"],
+        volumes={
+            str(inputs): {"bind": "/data/in", "mode": "ro"},
+            str(outputs): {"bind": "/data/out"},
+        },
+        remove=True,
+    )
+    expected = pd.read_csv(outputs / "direct.csv")["prediction"].tolist()
+    assert scored["prediction"].tolist() == expected
+    assert len(set(expected)) == 2 and set(expected) <= set(data.classes), expected
     assert os.stat(outputs / "scored.csv").st_uid == os.getuid()
 
 
@@ -174,10 +186,10 @@ def test_readme_make_predict_works_as_written_on_a_fresh_project(build: Build) -
     assert result.returncode == 0, result.stdout + result.stderr
     scored = pd.read_csv(project / "data" / "predictions.csv")
     assert len(scored) == len(pd.read_csv(project / "data" / "sample.csv")) > 0
-    assert set(scored["prediction"]) == {"setosa", "versicolor", "virginica"}
+    assert set(scored["prediction"]) == set(project_data(project).classes)
 
 
-@pytest.mark.parametrize("target", ["train", "predict", "serve"])
+@pytest.mark.parametrize("target", ["train", "predict", "serve", "data"])
 def test_make_without_the_image_says_to_build_it(tmp_path: Path, target: str) -> None:
     project = render(tmp_path)
     result = make(project, target, "IMAGE=not-built-yet:latest")

@@ -18,7 +18,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from .conftest import Build, on_worker
+from .conftest import Build, on_worker, project_data, project_module
 from .kubelet import Cluster, PodContainer, docker_options
 from .test_deploy import SLUG, find, kustomize, overlay_dir, pod_specs
 
@@ -72,10 +72,10 @@ def pod_of(objects: list[dict[str, Any]], kind: str, name: str | None = None) ->
     return pod
 
 
-def iris_dataset(folder: Path, parts: int = 3, rows: int = 4_000) -> pd.DataFrame:
-    from iris_classifier.core.schema import load_sample  # the rendered project's, on sys.path
-
-    features, _ = load_sample()
+def scoring_dataset(project: Path, folder: Path, parts: int = 3, rows: int = 4_000) -> pd.DataFrame:
+    """`rows` rows of the project's training data (repeated), without the target, as `parts`
+    CSV files, each row with an id."""
+    features = project_data(project).rows
     frame = pd.concat([features] * (rows // len(features) + 1), ignore_index=True)[:rows]
     frame.insert(0, "id", [f"row-{i:06d}" for i in range(rows)])
     for k in range(parts):
@@ -94,11 +94,6 @@ def image_3_11(build: Build) -> tuple[Path, str]:
     return build("3.11")
 
 
-@pytest.fixture(autouse=True)
-def project_on_path(image_3_11: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(image_3_11[0] / "src"))
-
-
 def test_the_deployment_probes_answer_as_written_and_a_stop_in_the_grace_period_exits_0(
     docker: Any, image_3_11: tuple[Path, str], tmp_path: Path
 ) -> None:
@@ -113,7 +108,7 @@ def test_the_deployment_probes_answer_as_written_and_a_stop_in_the_grace_period_
         wait_for(server.probe_url("livenessProbe"))
         wait_for(server.probe_url("readinessProbe"))
         auth = {"Authorization": f"Bearer {TOKEN}"}
-        row = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+        row = project_data(project).example
         assert httpx.post(server.url("/predict"), json=row).status_code == 401
         answer = httpx.post(server.url("/predict"), json=row, headers=auth)
         assert answer.status_code == 200, answer.text
@@ -155,7 +150,7 @@ def test_the_indexed_job_run_once_per_index_adds_up_to_a_single_run(
     objects = kustomize(overlay_dir(project, "batch"))
     job = find(objects, "Job")
     data = shared(tmp_path / "data")
-    rows = iris_dataset(shared(data / "input"))
+    rows = scoring_dataset(project, shared(data / "input"))
     cluster = Cluster(objects, tmp_path, claims={f"{SLUG}-data": data})
     pod = pod_of(objects, "Job")
     assert job["spec"]["completionMode"] == "Indexed"
@@ -193,14 +188,12 @@ def test_the_indexed_job_run_once_per_index_adds_up_to_a_single_run(
 def test_the_retraining_cronjob_trains_into_the_volume_the_deployment_serves(
     docker: Any, image_3_11: tuple[Path, str], tmp_path: Path
 ) -> None:
-    from iris_classifier.core.schema import TARGET, load_sample
-
     project, tag = image_3_11
     objects = kustomize(overlay_dir(project, "scheduled"))
     model, data = shared(tmp_path / "model"), shared(tmp_path / "data")
-    features, target = load_sample()
-    labelled = features.assign(**{TARGET: target})[::2]  # half the sample: a model of its own
-    labelled.to_csv(shared(data / "train") / "iris.csv", index=False)
+    # Half the training data the baked model learnt from: a model of its own.
+    labelled = project_data(project).labelled()[::2]
+    labelled.to_csv(shared(data / "train") / "half.csv", index=False)
     cluster = Cluster(
         objects,
         tmp_path,
@@ -210,7 +203,7 @@ def test_the_retraining_cronjob_trains_into_the_volume_the_deployment_serves(
     logs = run_to_end(
         docker, docker_options(pod_of(objects, "CronJob", f"{SLUG}-retrain"), "train", cluster, tag)
     )
-    assert "loaded 75 rows from 1 file(s) in /opt/ml/input/data/train" in logs, logs
+    assert f"loaded {len(labelled)} rows from 1 file(s) in /opt/ml/input/data/train" in logs, logs
     trained = json.loads((model / "metadata.json").read_text())["model_version"]
     baked = (
         docker.containers.run(
@@ -233,7 +226,7 @@ def test_the_retraining_cronjob_trains_into_the_volume_the_deployment_serves(
         assert metadata.json()["model"]["model_version"] == trained
 
     # The nightly scoring CronJob scores the data volume with the model volume's model.
-    iris_dataset(shared(data / "input"), parts=2, rows=1_000)
+    scoring_dataset(project, shared(data / "input"), parts=2, rows=1_000)
     nightly = pod_of(objects, "CronJob", f"{SLUG}-score-nightly")
     shards = find(objects, "CronJob", f"{SLUG}-score-nightly")["spec"]["jobTemplate"]["spec"]
     for index in range(shards["completions"]):
@@ -256,23 +249,30 @@ def test_the_kserve_predictor_answers_the_open_inference_protocol(
     predictor = docker_options(
         pod_of(objects, "InferenceService"), "kserve-container", cluster, tag
     )
+    data = project_data(project)
+    datatypes = project_module(project, "serve.v2_codec").FEATURE_DATATYPE
+    schema = project_module(project, "core.schema")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
     with running(docker, predictor):
         wait_for(predictor.probe_url("readinessProbe"))
         assert httpx.get(predictor.url("/v2/health/ready")).status_code == 200
+        # The example record as KServe's clients send it: one tensor per feature.
         body = {
             "inputs": [
                 {
-                    "name": "input-0",
-                    "shape": [1, 4],
-                    "datatype": "FP64",
-                    "data": [5.1, 3.5, 1.4, 0.2],
+                    "name": feature.name,
+                    "shape": [1],
+                    "datatype": datatypes[feature.type],
+                    "data": [data.example[feature.name]],
                 }
+                for feature in schema.FEATURES
             ]
         }
-        answer = httpx.post(
-            predictor.url(f"/v2/models/{SLUG}/infer"),
-            json=body,
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        )
+        answer = httpx.post(predictor.url(f"/v2/models/{SLUG}/infer"), json=body, headers=auth)
         assert answer.status_code == 200, answer.text
-        assert answer.json()["outputs"][0]["data"] == ["setosa"]
+        # The label the same model gives the example through the project's own JSON API.
+        own = httpx.post(predictor.url("/predict"), json=data.example, headers=auth)
+        assert own.status_code == 200, own.text
+        [label] = own.json()["predictions"]
+        assert label in data.classes
+        assert answer.json()["outputs"][0]["data"] == [label]

@@ -20,9 +20,11 @@ PACKAGE_FILES = [
     "__init__.py",
     "__main__.py",
     "cli.py",
+    "schema.yaml",
     "core/__init__.py",
     "core/artifact.py",
     "core/cpus.py",
+    "core/encoding.py",
     "core/formats.py",
     "core/model.py",
     "core/predict.py",
@@ -32,8 +34,10 @@ PACKAGE_FILES = [
     "core/timestamps.py",
     "training/__init__.py",
     "training/data.py",
+    "training/evaluation.py",
     "training/onnx_check.py",
     "training/onnx_convert.py",
+    "training/schema_inference.py",
     "training/train.py",
     "batch/__init__.py",
     "batch/dataset.py",
@@ -99,6 +103,7 @@ TEST_FILES = [
     "test_openapi.py",
     "test_readme.py",
     "test_runtime.py",
+    "test_schema.py",
     "test_train.py",
     "test_v2.py",
     "test_v2_codec.py",
@@ -118,6 +123,7 @@ PROJECT_FILES = [
     "README.md",
     "data/.gitkeep",
     "data/sample.csv",
+    "data/train/iris.csv",
     "docker/install-locked.sh",
     *(
         f"deploy/{name}"
@@ -193,7 +199,7 @@ def test_every_option_combination_renders_exactly_its_files(
 
 
 # Words that only a project of that framework may hold (scikit-learn itself is every
-# project's: its iris data, held-out split and metrics).
+# project's: its held-out split and metrics).
 FRAMEWORK_WORDS = {
     "sklearn": ["skops", "LogisticRegression"],
     "xgboost": ["xgboost", "XGBoost"],
@@ -270,7 +276,7 @@ def test_installed_project_runs_its_command(tmp_path: Path) -> None:
         [str(venv / "bin/iris_classifier"), "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    for command in ("train", "predict", "serve"):
+    for command in ("train", "predict", "serve", "schema"):
         assert f"    {command} " in result.stdout, result.stdout
 
 

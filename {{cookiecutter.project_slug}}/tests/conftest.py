@@ -7,7 +7,9 @@ label a row should get from the trained model itself. Replace the data and its s
 tests follow.
 """
 
+import csv
 import functools
+import io
 import json
 import os
 import shutil
@@ -29,6 +31,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE, load_artifact
+from {{ cookiecutter.package_name }}.core.encoding import encode_json
 from {{ cookiecutter.package_name }}.core.model import build_model, library_versions
 from {{ cookiecutter.package_name }}.core.schema import (
     FEATURE_NAMES,
@@ -109,6 +112,9 @@ def channel(root: Path) -> Path:
     return root / "input" / "data" / "train"
 
 
+# --- the data: rows, records and values from the training data and the schema ----------
+
+
 @functools.cache
 def _training_data() -> tuple[pd.DataFrame, pd.Series]:
     features, target, _source = load_training_data(TRAINING_DATA)
@@ -116,10 +122,126 @@ def _training_data() -> tuple[pd.DataFrame, pd.Series]:
 
 
 def training_data() -> tuple[pd.DataFrame, pd.Series]:
-    """The project's training data as the model takes it: the features (one column per
-    feature, in the schema's order) and the target as text. Copies: change them freely."""
+    """The project's training data as the model takes it: the features encoded (one column of
+    numbers per feature, in the schema's order; as_table and as_records turn them back into
+    values) and the target. Copies: change them freely."""
     features, target = _training_data()
     return features.copy(), target.copy()
+
+
+def training_table() -> tuple[pd.DataFrame, pd.Series]:
+    """The project's training data as a data file holds it: the features' values (category
+    names, booleans, whole numbers, empty cells) and the target."""
+    features, target = training_data()
+    return as_table(features), target
+
+
+def plain(feature: Feature, code: float) -> Any:
+    """One number of the model's matrix as the value a request or a data file carries (the
+    inverse of core/encoding.py): a category's name, true or false, a whole number, or None
+    for a missing value."""
+    if np.isnan(code):
+        return None
+    if feature.type == "category":
+        return feature.categories[int(code)]
+    if feature.type == "boolean":
+        return bool(code)
+    if feature.type == "integer":
+        return int(code)
+    return float(code)
+
+
+def as_records(features: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of the model's matrix (training_data()'s features) as request records."""
+    columns = [[plain(f, code) for code in features[f.name].tolist()] for f in FEATURES]
+    return [dict(zip(FEATURE_NAMES, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def as_table(features: pd.DataFrame) -> pd.DataFrame:
+    """The model's matrix (training_data()'s features) as a data file holds it, to write as
+    CSV, Parquet or JSON Lines."""
+    columns: dict[str, Any] = {}
+    for f in FEATURES:
+        codes = features[f.name].to_numpy()
+        columns[f.name] = codes if f.type == "number" else [plain(f, c) for c in codes]
+    return pd.DataFrame(columns)
+
+
+def as_matrix(records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Request records as the matrix the model takes, encoded as every protocol encodes."""
+    return np.array(
+        [[encode_json(f, record[f.name]) for f in FEATURES] for record in records],
+        dtype=np.float64,
+    ).reshape(-1, len(FEATURES))
+
+
+def csv_line(record: Mapping[str, Any]) -> str:
+    """A record as a line of headerless CSV, the values in the schema's order; a missing
+    value is an empty cell."""
+    line = io.StringIO()
+    values = ["" if record[n] is None else record[n] for n in FEATURE_NAMES]
+    csv.writer(line, lineterminator="").writerow(values)
+    return line.getvalue()
+
+
+def in_turn(target: pd.Series) -> np.ndarray:
+    """The positions of the rows, the classes taking turns (the first row of each class, then
+    the second of each, ...), so that any leading slice holds rows of every class it can."""
+    turn = target.groupby(target).cumcount().to_numpy()
+    rank = target.map({label: i for i, label in enumerate(CLASSES)}).fillna(-1).to_numpy()
+    return np.lexsort((rank, turn))
+
+
+def varied_rows(count: int = 24) -> list[dict[str, Any]]:
+    """`count` rows of the training data (all of them, if it has fewer), from every class,
+    as request records."""
+    features, target = training_data()
+    return as_records(features.iloc[in_turn(target)[:count]])
+
+
+def refusing(feature: Feature) -> bool:
+    """Whether the feature refuses a value of the wrong kind: a category whose unknown values
+    become missing takes any text."""
+    return feature.type != "category" or feature.unknown == "error"
+
+
+def wrong_value(feature: Feature) -> Any:
+    """A value of the wrong kind for the feature: text where a number or a boolean belongs, or
+    a category it does not know."""
+    if feature.type == "category":
+        return "-".join(["not", *feature.categories])
+    return "wide"
+
+
+def first(*kinds: Any) -> Feature:
+    """The first feature that passes the first of these tests any feature passes; the first
+    feature if none does."""
+    for kind in kinds:
+        for feature in FEATURES:
+            if kind(feature):
+                return feature
+    return FEATURES[0]
+
+
+# The features the tests give a wrong, a missing or an out-of-range value.
+REFUSING = [f for f in FEATURES if refusing(f)] or list(FEATURES)
+REQUIRED = first(lambda f: not f.nullable)
+NUMERIC = first(lambda f: f.type == "number", lambda f: f.type == "integer")
+
+
+def unused(name: str) -> str:
+    """`name`, or `name` with underscores after it: a column that is not in the schema."""
+    while name in FEATURE_NAMES or name == SCHEMA.target:
+        name += "_"
+    return name
+
+
+# Columns of the tests' own, beside the features: an id and a note that pass through batch
+# scoring, and a field no record may carry.
+ID, NOTE, UNKNOWN = unused("id"), unused("note"), unused("colour")
+
+
+# --- the trained model, and what it answers --------------------------------------------
 
 
 def fitted(**hyperparameters: object) -> Any:
@@ -136,6 +258,34 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = make_settings(tmp_path_factory.mktemp("trained"))
     train(settings)
     return settings
+
+
+@pytest.fixture(scope="session")
+def served_model(trained: Settings) -> Any:
+    """The trained model as the server loads it (from ONNX, when verified)."""
+    return load_artifact(trained.model_dir).model
+
+
+def predicted(model: Any, records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The labels the model itself gives the records."""
+    return [str(label) for label in model.predict(as_matrix(records))]
+
+
+@pytest.fixture(scope="session")
+def example_label(served_model: Any) -> str:
+    """The label the trained model gives EXAMPLE: what every protocol must answer for it, and
+    the image's baked model too (trained on the same data/train/ with the same seed)."""
+    return predicted(served_model, [EXAMPLE])[0]
+
+
+@pytest.fixture(scope="session")
+def other_record(served_model: Any, example_label: str) -> dict[str, Any]:
+    """A row of the training data that the trained model labels otherwise than EXAMPLE."""
+    rows = varied_rows(1_000)
+    for row, label in zip(rows, predicted(served_model, rows), strict=True):
+        if label != example_label:
+            return row
+    raise AssertionError(f"the model labels every row {example_label!r}")
 
 
 @pytest.fixture
@@ -217,6 +367,9 @@ def mounted_model(
     return model_dir
 
 
+# --- waiting, metrics and V2 bodies ----------------------------------------------------
+
+
 def wait_until_ready(test_client: TestClient) -> None:
     for _ in range(200):
         if test_client.get("/readyz").status_code == 200:
@@ -267,129 +420,46 @@ def assert_consistent(labels: Sequence[str], probabilities: Sequence[Mapping[str
         assert all(0.0 <= p <= 1.0 for p in row.values())
 
 
-def plain(feature: Feature, value: Any) -> Any:
-    """A value of the training data as a request carries it: a JSON number, whole for an
-    integer feature, true or false for a boolean one."""
-    if pd.isna(value):
-        return None
-    if feature.type == "integer":
-        return int(value)
-    if feature.type == "boolean":
-        return bool(value)
-    if feature.type == "number":
-        return float(value)
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def as_records(features: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of the training data's features as request records."""
-    return [
-        {f.name: plain(f, row[f.name]) for f in FEATURES}
-        for row in features.to_dict(orient="records")
-    ]
-
-
-def as_matrix(records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """Request records as the matrix the model takes."""
-    return np.array([[record[n] for n in FEATURE_NAMES] for record in records], dtype=np.float64)
-
-
-def csv_line(record: Mapping[str, Any]) -> str:
-    """A record as a line of headerless CSV, the values in the schema's order."""
-    return ",".join(str(record[n]) for n in FEATURE_NAMES)
-
-
-def in_turn(target: pd.Series) -> np.ndarray:
-    """The positions of the rows, the classes taking turns (the first row of each class, then
-    the second of each, ...), so that any leading slice holds rows of every class it can."""
-    turn = target.groupby(target).cumcount().to_numpy()
-    rank = target.map({label: i for i, label in enumerate(CLASSES)}).fillna(-1).to_numpy()
-    return np.lexsort((rank, turn))
-
-
-def varied_rows(count: int = 24) -> list[dict[str, Any]]:
-    """`count` rows of the training data (all of them, if it has fewer), from every class,
-    as request records."""
-    features, target = training_data()
-    return as_records(features.iloc[in_turn(target)[:count]])
-
-
-def predicted(model: Any, records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The labels the model itself gives the records."""
-    return [str(label) for label in model.predict(as_matrix(records))]
-
-
-@pytest.fixture(scope="session")
-def served_model(trained: Settings) -> Any:
-    """The trained model as the server loads it (from ONNX, when verified)."""
-    return load_artifact(trained.model_dir).model
-
-
-@pytest.fixture(scope="session")
-def example_label(served_model: Any) -> str:
-    """The label the trained model gives EXAMPLE: what every protocol must answer for it."""
-    return predicted(served_model, [EXAMPLE])[0]
-
-
-@pytest.fixture(scope="session")
-def other_record(served_model: Any, example_label: str) -> dict[str, Any]:
-    """A row of the training data that the trained model labels otherwise than EXAMPLE."""
-    rows = varied_rows(1_000)
-    for row, label in zip(rows, predicted(served_model, rows), strict=True):
-        if label != example_label:
-            return row
-    raise AssertionError(f"the model labels every row {example_label!r}")
-
-
-def refusing(feature: Feature) -> bool:
-    """Whether the feature refuses a value of the wrong kind: a category whose unknown values
-    become missing takes any text."""
-    return feature.type != "category" or feature.unknown == "error"
-
-
-def wrong_value(feature: Feature) -> Any:
-    """A value of the wrong kind for the feature: text where a number or a boolean belongs, or
-    a category it does not know."""
-    if feature.type == "category":
-        return "-".join(["not", *feature.categories])
-    return "wide"
-
-
-def first(*kinds: Any) -> Feature:
-    """The first feature that is of the first kind any feature is of (each kind a test of a
-    feature); the first feature if none is."""
-    for kind in kinds:
-        for feature in FEATURES:
-            if kind(feature):
-                return feature
-    return FEATURES[0]
-
-
-# The features the tests give a wrong, a missing or an out-of-range value.
-REFUSING = [f for f in FEATURES if refusing(f)] or list(FEATURES)
-REQUIRED = first(lambda f: not f.nullable)
-NUMERIC = first(lambda f: f.type == "number", lambda f: f.type == "integer")
-
-
-def unused(name: str) -> str:
-    """`name`, or `name` with underscores after it: a column that is not in the schema."""
-    while name in FEATURE_NAMES or name == SCHEMA.target:
-        name += "_"
-    return name
-
-
-# Columns of the tests' own, beside the features: an id and a note that pass through batch
-# scoring, and a field no record may carry.
-ID, NOTE, UNKNOWN = unused("id"), unused("note"), unused("colour")
-
-
 def v2_probabilities(output: Mapping[str, Any], classes: Sequence[str]) -> list[dict[str, float]]:
     """A V2 `predict_proba` output as one {class: probability} mapping per row."""
     matrix = np.asarray(output["data"], dtype=np.float64).reshape(output["shape"])
     return [dict(zip(classes, row, strict=True)) for row in matrix.tolist()]
 
 
-def v2_body(rows: Sequence[Sequence[float]]) -> dict[str, Any]:
-    """A V2 inference request with the rows as one [N, features] tensor."""
+# The V2 datatype of a tensor of each feature type.
+V2_DATATYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "category": "BYTES"}
+# Whether the rows fit one [N, features] tensor of numbers: not when a feature is a category.
+# The tests of that form skip when they do not.
+ONE_MATRIX = all(f.type != "category" for f in FEATURES)
+needs_one_matrix = pytest.mark.skipif(
+    not ONE_MATRIX, reason="a category feature: the rows do not fit one tensor of numbers"
+)
+
+
+def json_value(value: Any) -> Any:
+    """A value as JSON carries it: NaN (a missing value) as null."""
+    return None if isinstance(value, float) and np.isnan(value) else value
+
+
+def v2_tensors(records: Sequence[Mapping[str, Any]], numbers: str = "FP64") -> list[Any]:
+    """One V2 input tensor per feature, of shape [N], holding the records' values: a number
+    feature's in the datatype `numbers`, the others' in their own."""
+    return [
+        {
+            "name": f.name,
+            "shape": [len(records)],
+            "datatype": numbers if f.type == "number" else V2_DATATYPES[f.type],
+            "data": [json_value(record[f.name]) for record in records],
+        }
+        for f in FEATURES
+    ]
+
+
+def v2_body(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """A V2 inference request for the rows (values in the schema's order): one [N, features]
+    tensor, or one tensor per feature when a category's text cannot be in one tensor of
+    numbers."""
+    if not ONE_MATRIX:
+        return {"inputs": v2_tensors([dict(zip(FEATURE_NAMES, row, strict=True)) for row in rows])}
     tensor = {"name": "input-0", "shape": [len(rows), len(FEATURES)], "datatype": "FP64"}
-    return {"inputs": [{**tensor, "data": [list(row) for row in rows]}]}
+    return {"inputs": [{**tensor, "data": [[json_value(v) for v in row] for row in rows]}]}

@@ -281,7 +281,7 @@ def test_batch_transform_gets_one_line_per_record_in_order(trained: Settings) ->
     settings = trained.model_copy(update={"max_batch_rows": 300})
     sample = varied_rows(200)
     rows = [sample[i % len(sample)] for i in range(1_000)]
-    csv_body = "".join(",".join(str(v) for v in row.values()) + "\n" for row in rows)
+    csv_body = "".join(csv_line(row) + "\n" for row in rows)
     jsonl_body = "".join(json.dumps(row) + "\n" for row in rows)
     with TestClient(create_app(settings)) as client:
         wait_until_ready(client)
@@ -400,7 +400,7 @@ class FailingModel:
         ("/predict", EXAMPLE, "detail"),
         (
             "/v2/models/{{ cookiecutter.project_slug }}/infer",
-            v2_body([[float(j) for j in range(len(FEATURES))]]),
+            v2_body([list(EXAMPLE.values())]),
             "error",
         ),
     ],

@@ -34,6 +34,7 @@ from .conftest import (
     UNKNOWN,
     as_records,
     training_data,
+    training_table,
     unused,
 )
 
@@ -41,7 +42,7 @@ from .conftest import (
 def keyed_rows(count: int) -> pd.DataFrame:
     """`count` rows of the training data's features (again from the start when it has fewer),
     with an id (leading zeros: it must pass through as text) and a free-text note around them."""
-    features, _ = training_data()
+    features, _ = training_table()
     rows = features.iloc[np.arange(count) % len(features)].reset_index(drop=True)
     rows.insert(0, ID, [f"{i:07d}" for i in range(count)])
     rows[NOTE] = [f'row {i}, "quoted"' for i in range(count)]
@@ -75,9 +76,7 @@ def test_keep_columns_selects_the_extra_columns(tmp_path: Path, trained: Setting
     assert list(pd.read_csv(tmp_path / "a.csv").columns[: width + 1]) == [ID, *FEATURE_NAMES]
     assert list(pd.read_csv(tmp_path / "b.csv").columns[:width]) == list(FEATURE_NAMES)
     with pytest.raises(InputError, match=f"no such extra column: {re.escape(UNKNOWN)}"):
-        predict(
-            trained, BatchJob(tmp_path / "in.csv", tmp_path / "c.csv", keep_columns=(UNKNOWN,))
-        )
+        predict(trained, BatchJob(tmp_path / "in.csv", tmp_path / "c.csv", keep_columns=(UNKNOWN,)))
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet", "jsonl"])
@@ -226,7 +225,9 @@ def test_a_bad_value_deep_in_a_shard_names_its_row_in_the_file(
     rows = keyed_rows(1_000).astype({name: object})
     rows.loc[876, name] = "n/a"
     rows.to_csv(tmp_path / "in.csv", index=False)
-    with pytest.raises(InputError, match=rf"in\.csv: column '{re.escape(name)}', row 877 has 'n/a'"):
+    with pytest.raises(
+        InputError, match=rf"in\.csv: column '{re.escape(name)}', row 877 has 'n/a'"
+    ):
         for index in range(4):
             predict(trained, BatchJob(tmp_path / "in.csv", tmp_path / "out", shard=Shard(index, 4)))
     assert not list((tmp_path / "out").glob("*.partial")) and not list(

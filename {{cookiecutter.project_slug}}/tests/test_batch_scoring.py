@@ -15,7 +15,17 @@ from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, InputError
 from {{ cookiecutter.package_name }}.core.settings import Settings
 
-from .conftest import EXAMPLE, NUMERIC, REFUSING, REQUIRED, csv_line, training_data, wrong_value
+from .conftest import (
+    EXAMPLE,
+    NUMERIC,
+    REFUSING,
+    REQUIRED,
+    as_table,
+    csv_line,
+    training_data,
+    training_table,
+    wrong_value,
+)
 
 WRITERS = {
     "csv": lambda frame, path: frame.to_csv(path, index=False),
@@ -46,7 +56,7 @@ def test_scores_every_row_in_small_chunks(
 ) -> None:
     features, _ = training_data()
     source, output = tmp_path / f"in.{kind}", tmp_path / f"out.{kind}"
-    WRITERS[kind](features, source)
+    WRITERS[kind](as_table(features), source)
     assert predict_file(trained, source, output, chunk_rows=7) == len(features)
     scored = READERS[kind](output)
     assert list(scored.columns[: len(FEATURE_NAMES)]) == list(FEATURE_NAMES)
@@ -57,7 +67,7 @@ def test_scores_every_row_in_small_chunks(
 
 
 def test_chunked_result_equals_one_chunk(tmp_path: Path, trained: Settings) -> None:
-    features, _ = training_data()
+    features, _ = training_table()
     features.to_csv(tmp_path / "in.csv", index=False)
     predict_file(trained, tmp_path / "in.csv", tmp_path / "a.csv", chunk_rows=1000)
     predict_file(trained, tmp_path / "in.csv", tmp_path / "b.csv", chunk_rows=13)
@@ -117,7 +127,7 @@ def test_cli_exits_1_with_the_reason(
 
 
 def test_output_format_must_match_input(tmp_path: Path, trained: Settings) -> None:
-    training_data()[0].to_csv(tmp_path / "in.csv", index=False)
+    training_table()[0].to_csv(tmp_path / "in.csv", index=False)
     with pytest.raises(InputError, match="same format"):
         predict_file(trained, tmp_path / "in.csv", tmp_path / "out.parquet", chunk_rows=10)
 
@@ -144,7 +154,7 @@ def test_unparsable_file_names_the_file(tmp_path: Path, trained: Settings) -> No
 
 
 def test_json_lines_output_has_no_blank_lines(tmp_path: Path, trained: Settings) -> None:
-    features, _ = training_data()
+    features, _ = training_table()
     features.to_json(tmp_path / "in.jsonl", orient="records", lines=True)
     predict_file(trained, tmp_path / "in.jsonl", tmp_path / "out.jsonl", chunk_rows=7)
     lines = (tmp_path / "out.jsonl").read_text().split("\n")

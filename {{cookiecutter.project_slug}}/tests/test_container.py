@@ -25,9 +25,11 @@ from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
 from .conftest import (
     EXAMPLE,
     REFUSING,
+    as_table,
     csv_line,
     predicted,
     training_data,
+    training_table,
     v2_body,
     varied_rows,
     wrong_value,
@@ -50,6 +52,7 @@ DOCKER_STOP_TIMEOUT = 10  # `docker stop`'s default, seconds before SIGKILL
 def repeated(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
     """`rows` rows: the frame's, again and again."""
     return frame.iloc[np.arange(rows) % len(frame)].reset_index(drop=True)
+
 
 pytestmark = pytest.mark.container
 
@@ -91,9 +94,7 @@ USERS = pytest.mark.parametrize("user", ["54321:0", "54321:54321"], ids=["group-
 
 
 @USERS
-def test_serves_as_an_arbitrary_uid(
-    docker: Any, image: str, user: str, example_label: str
-) -> None:
+def test_serves_as_an_arbitrary_uid(docker: Any, image: str, user: str, example_label: str) -> None:
     """OpenShift and some clusters run images under a UID they pick."""
     with serving(docker, image, user=user) as server:  # the baked model
         predictions = httpx.post(server.url + "/predict", json=EXAMPLE).json()["predictions"]
@@ -150,9 +151,7 @@ def wait_for_health(container: Any, status: str) -> dict[str, Any]:
 # --- serve -----------------------------------------------------------------------------
 
 
-def test_serves_the_baked_model_with_no_mounts(
-    docker: Any, image: str, example_label: str
-) -> None:
+def test_serves_the_baked_model_with_no_mounts(docker: Any, image: str, example_label: str) -> None:
     """The image bakes a model trained on data/train/ with the default hyperparameters: the
     model the unit tests train, which answers EXAMPLE with example_label."""
     with serving(docker, image) as server:
@@ -338,7 +337,7 @@ def test_train_on_a_mounted_channel_and_fail_cleanly(
     docker: Any, image: str, tmp_path: Path
 ) -> None:
     model_dir, data, output = (shared_dir(tmp_path / p) for p in ("model", "data", "output"))
-    features, target = training_data()
+    features, target = training_table()
     features.assign(**{TARGET: target}).to_csv(data / "train.csv", index=False)
     volumes = {
         **bind(model_dir, MODEL_MOUNT),
@@ -366,7 +365,7 @@ def test_docker_stop_during_training_exits_143_and_keeps_the_previous_model(
     code, logs = run_job(docker, image, ["train"], volumes=bind(model_dir, MODEL_MOUNT))
     assert code == 0, logs
     before = {p.name: p.read_bytes() for p in model_dir.iterdir() if p.is_file()}
-    features, target = training_data()
+    features, target = training_table()
     repeated(features.assign(**{TARGET: target}), 300_000).to_csv(data / "part-0.csv", index=False)
     for part in range(1, 10):  # 3 million rows in all: reading them takes seconds
         (data / f"part-{part}.csv").hardlink_to(data / "part-0.csv")
@@ -398,7 +397,7 @@ def test_docker_stop_during_training_exits_143_and_keeps_the_previous_model(
 
 def test_batch_predict_without_a_model_exits_1(docker: Any, image: str, tmp_path: Path) -> None:
     data = shared_dir(tmp_path / "data")
-    training_data()[0].to_csv(data / "in.csv", index=False)
+    training_table()[0].to_csv(data / "in.csv", index=False)
     code, logs = run_job(
         docker,
         image,
@@ -423,7 +422,7 @@ def test_batch_scoring_memory_does_not_grow_with_the_file(
     """Chunked scoring: 20 times the rows, about the same peak memory. Both files take
     several chunks, so both runs have a chunk in the writer thread while the next scores."""
     data = shared_dir(tmp_path / "data")
-    small = repeated(training_data()[0], 15_000)
+    small = repeated(training_table()[0], 15_000)
     small.to_csv(data / "small.csv", index=False)
     pd.concat([small] * 20, ignore_index=True).to_csv(data / "big.csv", index=False)
     peaks = {}
@@ -449,13 +448,11 @@ def test_batch_scoring_memory_does_not_grow_with_the_file(
     assert peaks["big"] - peaks["small"] < 30, peaks
 
 
-def test_batch_predict_a_file(
-    docker: Any, image: str, tmp_path: Path, served_model: Any
-) -> None:
+def test_batch_predict_a_file(docker: Any, image: str, tmp_path: Path, served_model: Any) -> None:
     """The baked model scores the file as the model the unit tests train on the same data."""
     data = shared_dir(tmp_path / "data")
     features, _ = training_data()
-    features.to_csv(data / "in.csv", index=False)
+    as_table(features).to_csv(data / "in.csv", index=False)
     code, logs = run_job(
         docker,
         image,
@@ -489,7 +486,7 @@ def test_batch_predict_rejects_a_bad_csv(docker: Any, image: str, tmp_path: Path
 
 def test_docker_stop_ends_a_long_batch_job(docker: Any, image: str, tmp_path: Path) -> None:
     data = shared_dir(tmp_path / "data")
-    repeated(training_data()[0], 600_000).to_csv(data / "in.csv", index=False)
+    repeated(training_table()[0], 600_000).to_csv(data / "in.csv", index=False)
     container = docker.containers.run(
         image,
         # Small chunks and frequent progress lines: the job is surely still running when

@@ -19,14 +19,15 @@ import pytest
 from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME
 
-from .conftest import CLASSES, varied_rows
+from .conftest import CLASSES, as_matrix, needs_one_matrix, varied_rows
 from .docker_support import CONTAINER_PORT, free_port, wait_for
 
-pytestmark = pytest.mark.container
+# The tests send the rows as one tensor of numbers: not when a feature is a category.
+pytestmark = [pytest.mark.container, needs_one_matrix]
 
 GRPC_PORT = "8081/tcp"
 # Three rows of the training data, of different classes where it has three.
-ROWS = np.array([[row[n] for n in FEATURE_NAMES] for row in varied_rows(3)], dtype=np.float64)
+ROWS = as_matrix(varied_rows(3))
 WIDTH = len(FEATURE_NAMES)
 TOKEN = "grpc-test-token"
 

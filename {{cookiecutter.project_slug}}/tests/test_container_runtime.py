@@ -20,7 +20,7 @@ from {{ cookiecutter.package_name }}.core.artifact import load_artifact
 from {{ cookiecutter.package_name }}.core.runtime import ONNX_FILE
 from {{ cookiecutter.package_name }}.training.onnx_check import TOLERANCE
 
-from .conftest import EXAMPLE, predicted, training_data, training_libraries
+from .conftest import EXAMPLE, predicted, training_libraries, training_table
 from .docker_support import MODEL_MOUNT, bind, run_job, serving, shared_dir
 
 pytestmark = pytest.mark.container
@@ -150,7 +150,7 @@ def test_batch_predict_from_onnx_matches_the_native_model(
     """The image under test scores from ONNX; the full image, forced onto the native model,
     scores the same file: the same labels."""
     data = shared_dir(tmp_path / "data")
-    features, _ = training_data()
+    features, _ = training_table()
     features.to_csv(data / "in.csv", index=False)
     command = ["predict", "--input", "/data/in.csv", "--output"]
     code, logs = run_job(docker, image, [*command, "/data/onnx.csv"], volumes=bind(data, "/data"))

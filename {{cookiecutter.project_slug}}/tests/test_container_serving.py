@@ -10,20 +10,30 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME
 
 from .conftest import (
+    CLASSES,
     EXAMPLE,
+    NUMERIC,
+    UNKNOWN,
+    as_matrix,
+    as_records,
     assert_consistent,
+    csv_line,
     metric,
+    needs_one_matrix,
     v2_body,
     v2_probabilities,
     varied_rows,
 )
 from .docker_support import serving
+
+WIDTH = len(FEATURE_NAMES)
 
 pytestmark = pytest.mark.container
 
@@ -48,14 +58,16 @@ def test_v2_metadata_with_the_triton_client(server: Any) -> None:
     assert [i["name"] for i in model["inputs"]] == list(FEATURE_NAMES)
 
 
+@needs_one_matrix
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
 def test_v2_infer_with_the_triton_client(server: Any, binary: bool) -> None:
     """The client as it comes (binary data in and out), and with binary_data=False: one
-    [N, 4] tensor, or one tensor per feature in FP64 and FP32, each answering as /predict."""
+    [N, features] tensor, or one tensor per feature in FP64 and FP32, each answering as
+    /predict."""
     import tritonclient.http as triton
 
     client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
-    rows = np.array([list(row.values()) for row in varied_rows()])
+    rows = as_matrix(varied_rows())
 
     def tensor(name: str, array: np.ndarray, datatype: str) -> Any:
         data = triton.InferInput(name, list(array.shape), datatype)
@@ -67,7 +79,7 @@ def test_v2_infer_with_the_triton_client(server: Any, binary: bool) -> None:
 
     def check(inputs: list[Any], sent: np.ndarray, **options: Any) -> None:
         """The answer to `inputs` is /predict's answer for the rows the server saw."""
-        records = [dict(zip(FEATURE_NAMES, row, strict=True)) for row in sent.tolist()]
+        records = as_records(pd.DataFrame(sent.astype(np.float64), columns=list(FEATURE_NAMES)))
         expected = httpx.post(server.url + "/predict", json=records).json()
         if not binary:
             names = ("predict", "predict_proba")
@@ -90,49 +102,60 @@ def test_v2_infer_with_the_triton_client(server: Any, binary: bool) -> None:
     check([tensor(n, single[:, j], "FP32") for j, n in enumerate(FEATURE_NAMES)], single)
 
 
-def test_v2_malformed_binary_bodies_are_400_and_the_server_goes_on(server: Any) -> None:
+@needs_one_matrix
+def test_v2_malformed_binary_bodies_are_400_and_the_server_goes_on(
+    server: Any, example_label: str
+) -> None:
     import tritonclient.http as triton
     from tritonclient.utils import InferenceServerException
 
     url = f"{server.url}/v2/models/{PROJECT_NAME}/infer"
     header = "Inference-Header-Content-Length"
-    row = np.array([list(EXAMPLE.values())], dtype="<f8").tobytes()
+    row = as_matrix([EXAMPLE]).astype("<f8").tobytes()
+    full = len(row)
 
     def post(size: int, datatype: str, data: bytes, length: str | None = None) -> httpx.Response:
-        tensor = {"name": "input-0", "shape": [1, 4], "datatype": datatype}
+        tensor = {"name": "input-0", "shape": [1, WIDTH], "datatype": datatype}
         request = json.dumps({"inputs": [{**tensor, "parameters": {"binary_data_size": size}}]})
         length = str(len(request)) if length is None else length
         return httpx.post(url, content=request.encode() + data, headers={header: length})
 
     for response, message in [
-        (post(32, "FP64", row + bytes(8)), "input-0 32) add up to 32"),
-        (post(32, "FP64", row[:20]), "input-0: binary_data_size is 32 bytes but only 20"),
-        (post(24, "FP64", row[:24]), "input-0: binary data has 24 bytes but shape [1, 4]"),
-        (post(16, "BF16", row[:16]), "input-0: datatype 'BF16' is not supported"),
-        (post(32, "FP64", row, length="-3"), f"{header}: must be the length"),
-        (post(32, "FP64", row, length="100000"), f"{header}: must be the length"),
+        (post(full, "FP64", row + bytes(8)), f"input-0 {full}) add up to {full}"),
+        (
+            post(full, "FP64", row[:-4]),
+            f"input-0: binary_data_size is {full} bytes but only {full - 4}",
+        ),
+        (
+            post(full - 8, "FP64", row[:-8]),
+            f"input-0: binary data has {full - 8} bytes but shape [1, {WIDTH}]",
+        ),
+        (post(full // 2, "BF16", row[: full // 2]), "input-0: datatype 'BF16' is not supported"),
+        (post(full, "FP64", row, length="-3"), f"{header}: must be the length"),
+        (post(full, "FP64", row, length="100000"), f"{header}: must be the length"),
     ]:
         assert response.status_code == 400, response.text
         assert message in response.json()["error"], response.json()
 
     client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
-    text = triton.InferInput("input-0", [1, 4], "BYTES")
-    text.set_data_from_numpy(np.array([[b"5.1", b"3.5", b"1.4", b"0.2"]], dtype=object))
+    text = triton.InferInput("input-0", [1, WIDTH], "BYTES")
+    text.set_data_from_numpy(np.array([[b"wide"] * WIDTH], dtype=object))  # not values
     with pytest.raises(InferenceServerException) as raised:
         client.infer(PROJECT_NAME, [text])
     assert raised.value.status() == "400"
-    assert "input-0: datatype 'BYTES' is not supported" in raised.value.message()
+    assert raised.value.message().startswith("input-0: ")
 
-    matrix = triton.InferInput("input-0", [1, 4], "FP64")
-    matrix.set_data_from_numpy(np.array([list(EXAMPLE.values())]))
-    assert client.infer(PROJECT_NAME, [matrix]).as_numpy("predict").tolist() == [b"setosa"]
+    matrix = triton.InferInput("input-0", [1, WIDTH], "FP64")
+    matrix.set_data_from_numpy(as_matrix([EXAMPLE]))
+    answer = client.infer(PROJECT_NAME, [matrix]).as_numpy("predict").tolist()
+    assert answer == [example_label.encode()]
     assert httpx.get(server.url + "/readyz").status_code == 200
 
 
 def test_every_protocol_gives_the_same_consistent_answer(server: Any) -> None:
     rows = varied_rows()
     own = httpx.post(server.url + "/predict", json=rows).json()
-    assert len(set(own["predictions"])) == 3, "the rows cover every class"
+    assert sorted(set(own["predictions"])) == sorted(CLASSES), "the rows cover every class"
     assert_consistent(own["predictions"], own["probabilities"])
     classes = list(own["probabilities"][0])
     v2 = httpx.post(
@@ -154,7 +177,7 @@ def test_metrics_count_what_happened(server: Any) -> None:
     before = scrape()
     for _ in range(3):
         assert httpx.post(server.url + "/predict", json=[EXAMPLE, EXAMPLE]).status_code == 200
-    assert httpx.post(server.url + "/predict", json={"x": 1}).status_code == 422
+    assert httpx.post(server.url + "/predict", json={UNKNOWN: 1}).status_code == 422
     after = scrape()
 
     def grew(name: str, **labels: Any) -> float:
@@ -170,22 +193,23 @@ def test_metrics_count_what_happened(server: Any) -> None:
 def test_v2_errors_have_the_protocol_shape(server: Any) -> None:
     response = httpx.post(f"{server.url}/v2/models/other/infer", json={"inputs": []})
     assert response.status_code == 404 and "error" in response.json()
-    bad = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}
+    too_wide = list(range(WIDTH + 1))
+    bad = {"inputs": [{"name": "x", "shape": [1, WIDTH + 1], "datatype": "FP32", "data": too_wide}]}
     response = httpx.post(f"{server.url}/v2/models/{PROJECT_NAME}/infer", json=bad)
     assert response.status_code == 400 and "error" in response.json()
 
 
-def test_sagemaker_ping_and_invocations(server: Any) -> None:
+def test_sagemaker_ping_and_invocations(server: Any, example_label: str) -> None:
     assert httpx.get(server.url + "/ping").status_code == 200
     as_json = httpx.post(server.url + "/invocations", json=[EXAMPLE, EXAMPLE])
-    assert as_json.json()["predictions"] == ["setosa", "setosa"]
+    assert as_json.json()["predictions"] == [example_label, example_label]
     as_csv = httpx.post(
         server.url + "/invocations",
-        content="5.1,3.5,1.4,0.2\n",
+        content=csv_line(EXAMPLE) + "\n",
         headers={"Content-Type": "text/csv", "Accept": "text/csv"},
     )
     assert as_csv.headers["content-type"].startswith("text/csv")
-    assert as_csv.text.splitlines()[0].startswith("setosa,"), "no header line"
+    assert as_csv.text.splitlines()[0].startswith(f"{example_label},"), "no header line"
 
 
 @pytest.mark.parametrize(
@@ -198,10 +222,10 @@ def test_sagemaker_ping_and_invocations(server: Any) -> None:
     ],
     ids=["dataframe_split", "dataframe_records", "instances", "inputs"],
 )
-def test_mlflow_forms(server: Any, body: dict[str, Any]) -> None:
+def test_mlflow_forms(server: Any, body: dict[str, Any], example_label: str) -> None:
     response = httpx.post(server.url + "/invocations", json=body)
     assert response.status_code == 200
-    assert response.json()["predictions"] == ["setosa"]
+    assert response.json()["predictions"] == [example_label]
 
 
 def test_metrics_logs_and_request_ids(server: Any) -> None:
@@ -275,7 +299,9 @@ def test_limits(docker: Any, image: str) -> None:
             assert streamed.status_code == 413, path
             assert "MAX_REQUEST_BYTES=2000" in streamed.json()[key], path
         nan = httpx.post(
-            limited.url + "/invocations", content="1,2,nan,4", headers={"Content-Type": "text/csv"}
+            limited.url + "/invocations",
+            content=csv_line({**EXAMPLE, NUMERIC.name: "nan"}),
+            headers={"Content-Type": "text/csv"},
         )
         assert nan.status_code == 422
         settings = httpx.get(limited.url + "/metadata").json()["settings"]

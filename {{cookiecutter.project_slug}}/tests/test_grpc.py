@@ -25,7 +25,15 @@ from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, FEATURES
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
-from .conftest import make_settings, metric, v2_body, varied_rows, wait_until_ready
+from .conftest import (
+    as_matrix,
+    make_settings,
+    metric,
+    needs_one_matrix,
+    v2_body,
+    varied_rows,
+    wait_until_ready,
+)
 from .docker_support import free_port
 
 ROOT = Path(__file__).parents[1]
@@ -135,7 +143,9 @@ def code_of(call: Any) -> tuple[Any, str]:
     return raised.value.code(), raised.value.details()
 
 
-ROWS = [[float(r[n]) for n in FEATURE_NAMES] for r in varied_rows()]
+# The model's matrix of some rows: the gRPC tests of inference send it as one tensor, which
+# they can when no feature is a category.
+ROWS = as_matrix(varied_rows()).tolist()
 
 
 def test_the_checked_in_code_is_what_make_proto_generates(tmp_path: Path) -> None:
@@ -166,6 +176,7 @@ def test_model_metadata_matches_the_rest_route(rpc: Grpc) -> None:
 
 
 @pytest.mark.parametrize("raw", [True, False], ids=["raw_input_contents", "contents"])
+@needs_one_matrix
 def test_infer_with_one_matrix_equals_the_rest_route(rpc: Grpc, raw: bool) -> None:
     request = matrix_request(rpc.pb, ROWS, raw, id="req-1")
     response = rpc.stub.ModelInfer(request, timeout=10)
@@ -178,6 +189,7 @@ def test_infer_with_one_matrix_equals_the_rest_route(rpc: Grpc, raw: bool) -> No
     np.testing.assert_array_equal(proba, rest_proba)
 
 
+@needs_one_matrix
 def test_infer_with_one_tensor_per_feature(rpc: Grpc) -> None:
     pb = rpc.pb
     columns = np.asarray(ROWS).T
@@ -191,6 +203,7 @@ def test_infer_with_one_tensor_per_feature(rpc: Grpc) -> None:
     np.testing.assert_allclose(proba, rest_proba)
 
 
+@needs_one_matrix
 def test_outputs_follow_the_request(rpc: Grpc) -> None:
     pb = rpc.pb
     request = matrix_request(pb, ROWS[:2], raw=True)
@@ -214,6 +227,7 @@ def test_outputs_follow_the_request(rpc: Grpc) -> None:
     ],
     ids=["truncated", "more-raw-than-inputs", "bytes-datatype", "unknown-datatype", "wrong-shape"],
 )
+@needs_one_matrix
 def test_bad_input_is_invalid_argument_naming_the_tensor(
     rpc: Grpc, change: Any, named: str
 ) -> None:
@@ -223,6 +237,7 @@ def test_bad_input_is_invalid_argument_naming_the_tensor(
     assert code == grpc.StatusCode.INVALID_ARGUMENT and named in details, details
 
 
+@needs_one_matrix
 def test_unknown_output_is_invalid_argument_and_too_many_rows_resource_exhausted(
     serve_grpc: Any, trained: Settings
 ) -> None:
@@ -236,6 +251,7 @@ def test_unknown_output_is_invalid_argument_and_too_many_rows_resource_exhausted
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "MAX_BATCH_ROWS" in details
 
 
+@needs_one_matrix
 def test_nan_in_contents_is_invalid_argument(rpc: Grpc) -> None:
     row = [float("nan"), *[1.0] * (len(FEATURES) - 1)]
     request = matrix_request(rpc.pb, [row], raw=False)
@@ -243,6 +259,7 @@ def test_nan_in_contents_is_invalid_argument(rpc: Grpc) -> None:
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "input-0" in details
 
 
+@needs_one_matrix
 def test_unknown_model_or_version_is_not_found(rpc: Grpc) -> None:
     pb = rpc.pb
     for call in (
@@ -263,6 +280,7 @@ def test_health_serves_once_the_model_is_loaded(rpc: Grpc) -> None:
     assert status == rpc.health_pb.HealthCheckResponse.SERVING
 
 
+@needs_one_matrix
 def test_without_a_model_health_is_not_serving_and_infer_unavailable(
     serve_grpc: Any, tmp_path: Path
 ) -> None:
@@ -275,6 +293,7 @@ def test_without_a_model_health_is_not_serving_and_infer_unavailable(
     assert code == grpc.StatusCode.UNAVAILABLE, details
 
 
+@needs_one_matrix
 def test_bearer_token_from_authorization_metadata(serve_grpc: Any, trained: Settings) -> None:
     rpc = serve_grpc(trained.model_copy(update={"api_token": SecretStr(TOKEN)}))
     pb = rpc.pb
@@ -290,6 +309,7 @@ def test_bearer_token_from_authorization_metadata(serve_grpc: Any, trained: Sett
     assert rpc.health_status() == rpc.health_pb.HealthCheckResponse.SERVING
 
 
+@needs_one_matrix
 def test_messages_above_the_limit_are_refused(serve_grpc: Any, trained: Settings) -> None:
     rpc = serve_grpc(trained.model_copy(update={"grpc_max_message_bytes": 1024}))
     request = matrix_request(rpc.pb, ROWS * 10, raw=True)
@@ -298,6 +318,7 @@ def test_messages_above_the_limit_are_refused(serve_grpc: Any, trained: Settings
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+@needs_one_matrix
 def test_grpc_predictions_are_counted_with_the_others(rpc: Grpc) -> None:
     rpc.stub.ModelInfer(matrix_request(rpc.pb, ROWS[:3], raw=True), timeout=5)
     assert metric(rpc.http.get("/metrics").text, "predictions_total") >= 3

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
-from .conftest import EXAMPLE, UNKNOWN, v2_body, wait_until_ready
+from .conftest import EXAMPLE, UNKNOWN, v2_body, v2_tensors, wait_until_ready
 
 V2_MODEL_ROUTES = {
     ("get", "/v2/models/{name}"),
@@ -108,10 +108,7 @@ def test_invocations_document_the_types_they_take_and_answer(document: dict[str,
             INFER,
             {
                 "id": "r1",
-                "inputs": [
-                    {"name": k, "shape": [1], "datatype": "FP32", "data": [v]}
-                    for k, v in EXAMPLE.items()
-                ],
+                "inputs": v2_tensors([EXAMPLE], numbers="FP32"),
                 "outputs": [{"name": "predict"}],
             },
             200,

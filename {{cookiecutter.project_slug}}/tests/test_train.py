@@ -22,7 +22,7 @@ from {{ cookiecutter.package_name }}.core.settings import (
 )
 from {{ cookiecutter.package_name }}.training.train import train
 
-from .conftest import CLASSES, channel, make_settings, training_data
+from .conftest import CLASSES, channel, make_settings, training_data, training_table
 
 
 def test_artifact_holds_model_metadata_and_report(trained: Settings) -> None:
@@ -73,7 +73,7 @@ def test_training_is_reproducible_to_the_byte(tmp_path: Path, trained: Settings)
 def test_trains_on_files_in_the_training_folder(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, training_data_dir=channel(tmp_path))
     settings.training_data_dir.mkdir(parents=True)
-    features, target = training_data()
+    features, target = training_table()
     features.assign(**{TARGET: target}).to_parquet(settings.training_data_dir / "data.parquet")
     metadata = train(settings)
     assert metadata["training_data"]["rows"] == len(features)
@@ -151,7 +151,7 @@ def test_single_sagemaker_channel_of_another_name_is_used(tmp_path: Path) -> Non
     settings = make_settings(tmp_path, training_data_dir=channel(tmp_path))
     training = settings.training_data_dir.parent / "training"
     training.mkdir(parents=True)
-    features, target = training_data()
+    features, target = training_table()
     features.assign(**{TARGET: target}).to_csv(training / "data.csv", index=False)
     assert "in " + str(training) in train(settings)["training_data"]["source"]
 
@@ -167,8 +167,8 @@ def test_platform_hyperparameters_are_ignored(tmp_path: Path) -> None:
 
 def test_several_sagemaker_channels_and_no_train_channel_is_refused(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, training_data_dir=channel(tmp_path))
-    for channel in ("training", "validation"):
-        (settings.training_data_dir.parent / channel).mkdir(parents=True)
+    for name in ("training", "validation"):
+        (settings.training_data_dir.parent / name).mkdir(parents=True)
     with pytest.raises(InputError, match=r"several channels \(training, validation\)") as error:
         train(settings)
     assert "TRAINING_DATA_DIR" in error.value.message

@@ -7,7 +7,15 @@ from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME
 
-from .conftest import CLASSES, EXAMPLE
+from .conftest import (
+    CLASSES,
+    EXAMPLE,
+    REQUIRED,
+    as_matrix,
+    needs_one_matrix,
+    v2_body,
+    v2_tensors,
+)
 
 INFER = f"/v2/models/{PROJECT_NAME}/infer"
 WIDTH = len(EXAMPLE)  # the features: a matrix tensor's second dimension
@@ -24,9 +32,7 @@ def test_server_and_model_metadata(client: TestClient) -> None:
 
 
 def test_infer_with_one_tensor_per_feature(client: TestClient, example_label: str) -> None:
-    inputs = [
-        {"name": k, "shape": [2], "datatype": "FP32", "data": [v, v]} for k, v in EXAMPLE.items()
-    ]
+    inputs = v2_tensors([EXAMPLE, EXAMPLE], numbers="FP32")
     body = client.post(INFER, json={"id": "r1", "inputs": inputs}).json()
     assert body["id"] == "r1"
     outputs = {o["name"]: o for o in body["outputs"]}
@@ -34,6 +40,7 @@ def test_infer_with_one_tensor_per_feature(client: TestClient, example_label: st
     assert outputs["predict_proba"]["shape"] == [2, len(CLASSES)]
 
 
+@needs_one_matrix
 def test_infer_with_one_matrix_and_chosen_output(client: TestClient) -> None:
     tensor = {
         "name": "input-0",
@@ -57,16 +64,18 @@ def test_errors_use_the_protocol_shape(client: TestClient) -> None:
     letters = [chr(ord("a") + j % 26) for j in range(WIDTH)]
     text = {"name": "x", "shape": [1, WIDTH], "datatype": "BYTES", "data": letters}
     assert client.post(INFER, json={"inputs": [text]}).status_code == 400
-    values = [*range(1, WIDTH), float("nan")]
+    values = as_matrix([EXAMPLE])[0].tolist()
+    values[list(EXAMPLE).index(REQUIRED.name)] = float("nan")  # a feature that needs a value
     nan = {"name": "x", "shape": [1, WIDTH], "datatype": "FP64", "data": values}
     assert client.post(INFER, content=json.dumps({"inputs": [nan]})).status_code == 400
     assert client.post(INFER, content=b"{").status_code == 400
 
 
 def test_malformed_outputs_are_400(client: TestClient) -> None:
-    tensor = {"name": "x", "shape": [1, WIDTH], "datatype": "FP64", "data": list(EXAMPLE.values())}
+    request = v2_body([list(EXAMPLE.values())])
+    assert client.post(INFER, json=request).status_code == 200
     for outputs in (1, True, "predict", [1]):
-        response = client.post(INFER, json={"inputs": [tensor], "outputs": outputs})
+        response = client.post(INFER, json={**request, "outputs": outputs})
         assert response.status_code == 400, outputs
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from tritonclient.utils import deserialize_bytes_tensor
@@ -16,10 +17,25 @@ from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
-from .conftest import CLASSES, EXAMPLE, v2_body, varied_rows
+from .conftest import (
+    CLASSES,
+    EXAMPLE,
+    as_matrix,
+    as_records,
+    needs_one_matrix,
+    v2_body,
+    varied_rows,
+)
 
 INFER = f"/v2/models/{PROJECT_NAME}/infer"
 HEADER = "Inference-Header-Content-Length"
+# Binary tensors of numbers: the rows as the model's matrix, which a category's text is not.
+pytestmark = needs_one_matrix
+
+
+def records_of(matrix: np.ndarray) -> list[dict[str, Any]]:
+    """Rows of the model's matrix as /predict's records."""
+    return as_records(pd.DataFrame(matrix, columns=list(FEATURE_NAMES)))
 
 
 def binary_request(request: dict[str, Any], *data: bytes) -> dict[str, Any]:
@@ -49,13 +65,13 @@ def split_answer(response: httpx.Response) -> tuple[dict[str, Any], bytes]:
 
 @pytest.fixture
 def rows() -> np.ndarray:
-    return np.array([list(row.values()) for row in varied_rows()])
+    return as_matrix(varied_rows())
 
 
 @pytest.fixture
 def expected(client: TestClient, rows: np.ndarray) -> dict[str, Any]:
     """/predict's answer for the rows: every V2 answer must agree with it."""
-    records = [dict(zip(FEATURE_NAMES, row, strict=True)) for row in rows.tolist()]
+    records = records_of(rows)
     return dict(client.post("/predict", json=records).json())
 
 
@@ -98,8 +114,7 @@ def test_binary_output_per_output(
 def test_binary_data_output_makes_every_output_binary(
     client: TestClient, rows: np.ndarray, expected: dict[str, Any]
 ) -> None:
-    tensor = {"name": "input-0", "shape": list(rows.shape), "datatype": "FP64"}
-    request = {"inputs": [{**tensor, "data": rows.tolist()}]}
+    request = v2_body(rows.tolist())  # one [N, features] FP64 tensor, as JSON
     answer, data = split_answer(
         client.post(INFER, json={**request, "parameters": {"binary_data_output": True}})
     )
@@ -159,7 +174,7 @@ def test_json_and_binary_inputs_mix_in_any_order(client: TestClient, rows: np.nd
     inputs = [tensor for tensor, _ in order]
     buffers = [raw for _, raw in order if raw is not None]
     answer = client.post(INFER, **binary_request({"inputs": inputs}, *buffers)).json()
-    records = [dict(zip(FEATURE_NAMES, row, strict=True)) for row in rounded.tolist()]
+    records = records_of(rounded)
     expected = client.post("/predict", json=records).json()
     outputs = {o["name"]: o for o in answer["outputs"]}
     assert outputs["predict"]["data"] == expected["predictions"]
@@ -196,7 +211,7 @@ def matrix_tensor(raw_size: object, **changes: Any) -> dict[str, Any]:
 
 
 # EXAMPLE as one row of FP64 binary data, SIZE bytes; and with its last value NaN.
-ROW = np.array([list(EXAMPLE.values())], dtype="<f8").tobytes()
+ROW = as_matrix([EXAMPLE]).astype("<f8").tobytes()
 SIZE = len(ROW)
 NAN_ROW = ROW[:-8] + np.array([np.nan], dtype="<f8").tobytes()
 
@@ -244,9 +259,11 @@ MALFORMED: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
         lambda: binary_request({"inputs": [matrix_tensor(SIZE, datatype=["FP64"])]}, ROW),
         "input-0: datatype ['FP64'] is not supported",
     ),
-    "a BYTES input": (
-        lambda: binary_request({"inputs": [matrix_tensor(SIZE, datatype="BYTES")]}, ROW),
-        "input-0: datatype 'BYTES' is not supported",
+    "BYTES elements longer than the data": (
+        lambda: binary_request(
+            {"inputs": [matrix_tensor(7, datatype="BYTES")]}, b"\x09\x00\x00\x00abc"
+        ),
+        "input-0: BYTES element 0 has a length of 9 bytes but only 3 are left",
     ),
     "a negative header length": (
         lambda: with_header("-1", json.dumps({"inputs": [matrix_tensor(SIZE)]}).encode() + ROW),
@@ -257,9 +274,7 @@ MALFORMED: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
         f"{HEADER}: must be the length in bytes of the JSON request",
     ),
     "a header length past the body": (
-        lambda: with_header(
-            "99999", json.dumps({"inputs": [matrix_tensor(SIZE)]}).encode() + ROW
-        ),
+        lambda: with_header("99999", json.dumps({"inputs": [matrix_tensor(SIZE)]}).encode() + ROW),
         f"{HEADER}: must be the length in bytes of the JSON request at the start of the body",
     ),
     "a header length that cuts the JSON": (
@@ -316,7 +331,7 @@ def test_malformed_binary_bodies_are_400_naming_the_tensor(client: TestClient, c
     assert list(response.json()) == ["error"]
     assert message in response.json()["error"], response.json()["error"]
     # and the next request is answered as usual
-    tensor, raw = binary_tensor("input-0", np.array([list(EXAMPLE.values())]), "FP64")
+    tensor, raw = binary_tensor("input-0", as_matrix([EXAMPLE]), "FP64")
     assert client.post(INFER, **binary_request({"inputs": [tensor]}, raw)).status_code == 200
 
 

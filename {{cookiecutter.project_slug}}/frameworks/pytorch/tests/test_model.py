@@ -1,11 +1,13 @@
 """The PyTorch model: deterministic training, its hyperparameters reach it, its file is
-safetensors, and weights of another shape are refused."""
+safetensors, weights of another shape are refused, and the network prepares the features as
+the schema says: missing values imputed, categories one-hot encoded, in ONNX as in PyTorch."""
 
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from {{ cookiecutter.package_name }}.core.artifact import (
@@ -13,15 +15,86 @@ from {{ cookiecutter.package_name }}.core.artifact import (
     ArtifactError,
     load_artifact,
 )
-from {{ cookiecutter.package_name }}.core.model import HYPERPARAMETERS, MODEL_FILE
-from {{ cookiecutter.package_name }}.core.schema import load_sample
+from {{ cookiecutter.package_name }}.core.model import (
+    HYPERPARAMETERS,
+    MODEL_FILE,
+    Classifier,
+    build_model,
+    read_model,
+    write_model,
+)
+from {{ cookiecutter.package_name }}.core.runtime import OnnxModel
+from {{ cookiecutter.package_name }}.core.schema import FEATURES, Feature
 from {{ cookiecutter.package_name }}.core.settings import Settings
+from {{ cookiecutter.package_name }}.training.onnx_check import TOLERANCE, convert_and_check
+from {{ cookiecutter.package_name }}.training.train import DEFAULT_HYPERPARAMETERS
 
-from .conftest import fitted
+from .conftest import fitted, training_data
+
+# A schema with every kind of feature; none of them is the project's own.
+MIXED = (
+    Feature(name="size", type="number", nullable=True),
+    Feature(name="count", type="integer", example=3),
+    Feature(name="flag", type="boolean", nullable=True),
+    Feature(name="colour", type="category", categories=("red", "green", "blue"), nullable=True),
+    Feature(name="shape", type="category", categories=("round", "square"), example="round"),
+)
+SIZE, COUNT, FLAG, COLOUR, SHAPE = range(len(MIXED))
+NUMBERS_ONLY = (
+    Feature(name="width", type="number", example=1.0),
+    Feature(name="height", type="number", example=2.0),
+)
+# The network's inputs: one per feature, one per category of a category feature.
+INPUTS = sum(len(f.categories) or 1 for f in FEATURES)
+
+
+def mixed_rows(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of MIXED in the schema's encoding (category codes, NaN for a missing value), a
+    tenth of each nullable column missing, and their labels: the colour's, told by the size
+    too (the colour plus noise)."""
+    rng = np.random.default_rng(seed)
+    colour = rng.integers(0, 3, count)
+    columns = {
+        SIZE: colour + rng.normal(0, 0.3, count),
+        COUNT: rng.integers(0, 10, count),
+        FLAG: rng.integers(0, 2, count),
+        COLOUR: colour,
+        SHAPE: rng.integers(0, 2, count),
+    }
+    rows = np.column_stack([columns[j] for j in range(len(MIXED))]).astype(np.float64)
+    for j, feature in enumerate(MIXED):
+        if feature.nullable:
+            rows[rng.random(count) < 0.1, j] = np.nan
+    return rows, np.array(["low", "middle", "high"])[colour]
+
+
+@pytest.fixture
+def mixed(monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, np.ndarray]:
+    """The model and the ONNX check see the MIXED schema; its rows and labels."""
+    for module in ("core.model", "training.onnx_check"):
+        monkeypatch.setattr(f"{{ cookiecutter.package_name }}.{module}.FEATURES", MIXED)
+    return mixed_rows(400, seed=0)
+
+
+@pytest.fixture(scope="module")
+def mixed_model() -> Classifier:
+    """A model of the MIXED schema fitted on its rows, once: training takes seconds."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr("{{ cookiecutter.package_name }}.core.model.FEATURES", MIXED)
+        return fit(*mixed_rows(400, seed=0))
+
+
+def fit(rows: np.ndarray, labels: np.ndarray) -> Classifier:
+    return build_model(DEFAULT_HYPERPARAMETERS).fit(rows, labels)
+
+
+def most_frequent(column: np.ndarray) -> float:
+    values, counts = np.unique(column[~np.isnan(column)], return_counts=True)
+    return float(values[counts.argmax()])
 
 
 def test_the_same_data_and_seed_give_the_same_predictions() -> None:
-    rows = load_sample()[0].to_numpy()
+    rows = training_data()[0].to_numpy()
     first, second = fitted(), fitted()
     np.testing.assert_array_equal(first.predict_proba(rows), second.predict_proba(rows))
     assert np.abs(fitted(seed="7").predict_proba(rows) - first.predict_proba(rows)).max() > 0
@@ -30,14 +103,15 @@ def test_the_same_data_and_seed_give_the_same_predictions() -> None:
 def test_the_hidden_layer_size_reaches_the_model() -> None:
     assert HYPERPARAMETERS["hidden_units"] != 4
     weights = fitted(hidden_units="4").network.state_dict()
-    assert tuple(weights["layers.0.weight"].shape) == (4, 4)
+    assert tuple(weights["layers.0.weight"].shape) == (4, INPUTS)
 
 
 def test_the_model_file_is_safetensors(trained: Settings) -> None:
     weights = load_file(trained.model_dir / MODEL_FILE)
+    classes = len(json.loads((trained.model_dir / METADATA_FILE).read_text())["classes"])
     hidden = int(HYPERPARAMETERS["hidden_units"])
-    assert tuple(weights["layers.0.weight"].shape) == (hidden, 4)
-    assert tuple(weights["layers.2.weight"].shape) == (3, hidden)
+    assert tuple(weights["layers.0.weight"].shape) == (hidden, INPUTS)
+    assert tuple(weights["layers.2.weight"].shape) == (classes, hidden)
 
 
 def test_weights_of_another_shape_are_refused(trained: Settings, tmp_path: Path) -> None:
@@ -47,3 +121,90 @@ def test_weights_of_another_shape_are_refused(trained: Settings, tmp_path: Path)
     (tmp_path / METADATA_FILE).write_text(json.dumps(metadata))
     with pytest.raises(ArtifactError, match="size mismatch"):
         load_artifact(tmp_path, "native")  # the model file itself: the native runtime's
+
+
+def test_numbers_none_missing_are_only_standardised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing to impute or encode: the network of before, its weights and buffers alone."""
+    monkeypatch.setattr("{{ cookiecutter.package_name }}.core.model.FEATURES", NUMBERS_ONLY)
+    rows = np.arange(40, dtype=np.float64).reshape(20, 2)
+    labels = np.array(["small", "large"])[(rows[:, 0] > 20).astype(int)]
+    network = build_model({**DEFAULT_HYPERPARAMETERS, "epochs": 1}).fit(rows, labels).network
+    assert network is not None
+    assert not network.imputes and not network.encodes
+    assert set(network.state_dict()) == {
+        "mean",
+        "scale",
+        "layers.0.weight",
+        "layers.0.bias",
+        "layers.2.weight",
+        "layers.2.bias",
+    }
+
+
+def test_a_missing_value_becomes_the_median_or_the_most_frequent_value(
+    mixed: tuple[np.ndarray, np.ndarray], mixed_model: Classifier
+) -> None:
+    rows, labels = mixed
+    model = mixed_model
+    assert np.mean(model.predict(rows) == labels) > 0.9
+    complete = rows[~np.isnan(rows).any(axis=1)][:20]
+    fills = {
+        SIZE: float(np.nanmedian(rows[:, SIZE])),
+        FLAG: most_frequent(rows[:, FLAG]),
+        COLOUR: most_frequent(rows[:, COLOUR]),
+    }
+    for j, fill in fills.items():
+        missing, filled = complete.copy(), complete.copy()
+        missing[:, j], filled[:, j] = np.nan, fill
+        probabilities = model.predict_proba(missing)
+        np.testing.assert_allclose(probabilities, model.predict_proba(filled), rtol=0, atol=1e-12)
+
+
+def test_each_category_becomes_an_input_of_its_own(
+    mixed: tuple[np.ndarray, np.ndarray], mixed_model: Classifier
+) -> None:
+    rows, _ = mixed
+    network = mixed_model.network
+    assert network is not None
+    seen: list[torch.Tensor] = []
+    hook = network.layers.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0]))
+    complete = rows[~np.isnan(rows).any(axis=1)]
+    with torch.inference_mode():
+        network(torch.from_numpy(complete))
+    hook.remove()
+    # The numbers and the boolean first, then red, green, blue, round and square.
+    (inputs,) = seen
+    assert tuple(inputs.shape) == (len(complete), 3 + 3 + 2)
+    one_hot = np.hstack(
+        [np.eye(3)[complete[:, COLOUR].astype(int)], np.eye(2)[complete[:, SHAPE].astype(int)]]
+    )
+    np.testing.assert_array_equal(inputs[:, 3:].numpy(), one_hot)
+
+
+def test_the_network_is_read_back_from_its_weights(
+    mixed: tuple[np.ndarray, np.ndarray], mixed_model: Classifier, tmp_path: Path
+) -> None:
+    """The layout follows from the schema, the fill values come with the weights."""
+    rows, _ = mixed
+    model = mixed_model
+    write_model(model, tmp_path / MODEL_FILE)
+    metadata = {"hyperparameters": DEFAULT_HYPERPARAMETERS, "classes": list(model.classes_)}
+    again = read_model(tmp_path / MODEL_FILE, metadata)
+    np.testing.assert_array_equal(again.predict_proba(rows), model.predict_proba(rows))
+
+
+def test_onnx_gives_the_models_answers_with_missing_values_and_categories(
+    mixed: tuple[np.ndarray, np.ndarray], mixed_model: Classifier
+) -> None:
+    model = mixed_model
+    held_out, _ = mixed_rows(100, seed=1)
+    export = convert_and_check(model, {"held-out": held_out})
+    assert export.report["reason"] is None
+    assert export.report["verified"] is True
+    assert set(export.report["rows_checked"]) == {"held-out", "missing-value", "category"}
+    assert export.content is not None
+    converted = OnnxModel(export.content, len(MIXED), [str(c) for c in model.classes_])
+    assert np.isnan(held_out).any()
+    np.testing.assert_array_equal(converted.predict(held_out), model.predict(held_out))
+    difference = np.abs(converted.predict_proba(held_out) - model.predict_proba(held_out))
+    assert difference.max() <= TOLERANCE

@@ -1,5 +1,6 @@
-"""The scikit-learn model: its hyperparameters reach it, its file carries no time, and a
-pipeline skl2onnx cannot convert still trains, with the reason."""
+"""The scikit-learn model: its hyperparameters reach it, its file carries no time, a pipeline
+skl2onnx cannot convert still trains, with the reason, and the features are prepared as the
+schema says: missing values imputed, categories one-hot encoded, in ONNX as in scikit-learn."""
 
 import zipfile
 from pathlib import Path
@@ -8,24 +9,81 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from {{ cookiecutter.package_name }}.core.artifact import load_artifact
 from {{ cookiecutter.package_name }}.core.model import (
     HYPERPARAMETERS,
     MODEL_FILE,
     ZIP_EPOCH,
+    build_model,
+    read_model,
+    write_model,
 )
-from {{ cookiecutter.package_name }}.core.runtime import ONNX_FILE
-from {{ cookiecutter.package_name }}.core.schema import load_sample
+from {{ cookiecutter.package_name }}.core.runtime import ONNX_FILE, OnnxModel
+from {{ cookiecutter.package_name }}.core.schema import Feature
 from {{ cookiecutter.package_name }}.core.settings import Settings
-from {{ cookiecutter.package_name }}.training.train import train
+from {{ cookiecutter.package_name }}.training.onnx_check import TOLERANCE, convert_and_check
+from {{ cookiecutter.package_name }}.training.train import DEFAULT_HYPERPARAMETERS, train
 
-from .conftest import fitted, make_settings
+from .conftest import fitted, make_settings, training_data
+
+# A schema with every kind of feature; none of them is the project's own.
+MIXED = (
+    Feature(name="size", type="number", nullable=True),
+    Feature(name="count", type="integer", example=3),
+    Feature(name="flag", type="boolean", nullable=True),
+    Feature(name="colour", type="category", categories=("red", "green", "blue"), nullable=True),
+    Feature(name="shape", type="category", categories=("round", "square"), example="round"),
+)
+SIZE, COUNT, FLAG, COLOUR, SHAPE = range(len(MIXED))
+NUMBERS_ONLY = (
+    Feature(name="width", type="number", example=1.0),
+    Feature(name="height", type="number", example=2.0),
+)
+
+
+def mixed_rows(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of MIXED in the schema's encoding (category codes, NaN for a missing value), a
+    tenth of each nullable column missing, and their labels: the colour's, told by the size
+    too (the colour plus noise)."""
+    rng = np.random.default_rng(seed)
+    colour = rng.integers(0, 3, count)
+    columns = {
+        SIZE: colour + rng.normal(0, 0.3, count),
+        COUNT: rng.integers(0, 10, count),
+        FLAG: rng.integers(0, 2, count),
+        COLOUR: colour,
+        SHAPE: rng.integers(0, 2, count),
+    }
+    rows = np.column_stack([columns[j] for j in range(len(MIXED))]).astype(np.float64)
+    for j, feature in enumerate(MIXED):
+        if feature.nullable:
+            rows[rng.random(count) < 0.1, j] = np.nan
+    return rows, np.array(["low", "middle", "high"])[colour]
+
+
+@pytest.fixture
+def mixed(monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, np.ndarray]:
+    """The model and the ONNX check see the MIXED schema; its rows and labels."""
+    for module in ("core.model", "training.onnx_check"):
+        monkeypatch.setattr(f"{{ cookiecutter.package_name }}.{module}.FEATURES", MIXED)
+    return mixed_rows(400, seed=0)
+
+
+def fit(rows: np.ndarray, labels: np.ndarray) -> Pipeline:
+    model = build_model(DEFAULT_HYPERPARAMETERS)
+    model.fit(rows, labels)
+    return model
+
+
+def most_frequent(column: np.ndarray) -> float:
+    values, counts = np.unique(column[~np.isnan(column)], return_counts=True)
+    return float(values[counts.argmax()])
 
 
 def test_the_regularisation_reaches_the_model() -> None:
-    rows = load_sample()[0].to_numpy()
+    rows = training_data()[0].to_numpy()
     default, weaker = fitted(), fitted(C="0.05")
     assert HYPERPARAMETERS["C"] != 0.05
     difference = np.abs(weaker.predict_proba(rows) - default.predict_proba(rows))
@@ -36,6 +94,75 @@ def test_the_model_file_carries_no_time(trained: Settings) -> None:
     with zipfile.ZipFile(trained.model_dir / MODEL_FILE) as archive:
         assert {info.date_time for info in archive.infolist()} == {ZIP_EPOCH}
     load_artifact(trained.model_dir)
+
+
+def test_numbers_none_missing_get_the_scaler_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing to impute or encode: one step before the regression, as fast as before."""
+    monkeypatch.setattr("{{ cookiecutter.package_name }}.core.model.FEATURES", NUMBERS_ONLY)
+    prepare = build_model(DEFAULT_HYPERPARAMETERS).named_steps["prepare"]
+    assert type(prepare) is StandardScaler
+
+
+def test_a_missing_value_becomes_the_median_or_the_most_frequent_value(
+    mixed: tuple[np.ndarray, np.ndarray],
+) -> None:
+    rows, labels = mixed
+    model = fit(rows, labels)
+    complete = rows[~np.isnan(rows).any(axis=1)][:20]
+    fills = {
+        SIZE: float(np.nanmedian(rows[:, SIZE])),
+        FLAG: most_frequent(rows[:, FLAG]),
+        COLOUR: most_frequent(rows[:, COLOUR]),
+    }
+    for j, fill in fills.items():
+        missing, filled = complete.copy(), complete.copy()
+        missing[:, j], filled[:, j] = np.nan, fill
+        probabilities = model.predict_proba(missing)
+        np.testing.assert_allclose(probabilities, model.predict_proba(filled), rtol=0, atol=1e-12)
+        assert set(model.predict(missing)) <= set(labels)
+    assert model.score(rows, labels) > 0.9
+
+
+def test_each_category_becomes_a_column_of_its_own(mixed: tuple[np.ndarray, np.ndarray]) -> None:
+    rows, labels = mixed
+    prepare = fit(rows, labels).named_steps["prepare"]
+    complete = rows[~np.isnan(rows).any(axis=1)]
+    prepared = prepare.transform(complete)
+    # The numbers and the boolean first, then red, green, blue, round and square.
+    assert prepared.shape == (len(complete), 3 + 3 + 2)
+    one_hot = np.hstack(
+        [np.eye(3)[complete[:, COLOUR].astype(int)], np.eye(2)[complete[:, SHAPE].astype(int)]]
+    )
+    np.testing.assert_array_equal(prepared[:, 3:], one_hot)
+
+
+def test_onnx_gives_the_models_answers_with_missing_values_and_categories(
+    mixed: tuple[np.ndarray, np.ndarray],
+) -> None:
+    rows, labels = mixed
+    model = fit(rows, labels)
+    held_out, _ = mixed_rows(100, seed=1)
+    export = convert_and_check(model, {"held-out": held_out})
+    assert export.report["reason"] is None
+    assert export.report["verified"] is True
+    assert set(export.report["rows_checked"]) == {"held-out", "missing-value", "category"}
+    assert export.content is not None
+    converted = OnnxModel(export.content, len(MIXED), [str(c) for c in model.classes_])
+    assert np.isnan(held_out).any()
+    np.testing.assert_array_equal(converted.predict(held_out), model.predict(held_out))
+    difference = np.abs(converted.predict_proba(held_out) - model.predict_proba(held_out))
+    assert difference.max() <= TOLERANCE
+
+
+def test_a_model_with_imputers_and_encoders_is_read_back_safely(
+    mixed: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """Every type in its file is trusted (TRUSTED_TYPES), and it answers as before."""
+    rows, labels = mixed
+    model = fit(rows, labels)
+    write_model(model, tmp_path / MODEL_FILE)
+    again = read_model(tmp_path / MODEL_FILE, {})
+    np.testing.assert_array_equal(again.predict_proba(rows), model.predict_proba(rows))
 
 
 def test_a_pipeline_skl2onnx_cannot_convert_trains_and_serves_natively(
@@ -60,4 +187,5 @@ def test_a_pipeline_skl2onnx_cannot_convert_trains_and_serves_natively(
     assert not (settings.model_dir / ONNX_FILE).exists()
     artifact = load_artifact(settings.model_dir)
     assert artifact.runtime.name == "native"
-    assert list(artifact.model.predict(load_sample()[0].to_numpy()[:1])) == ["setosa"]
+    (label,) = artifact.model.predict(training_data()[0].to_numpy()[:1])
+    assert label in artifact.metadata["classes"]

@@ -1,8 +1,8 @@
 """The model: a small multilayer perceptron in PyTorch, its weights saved in safetensors.
 
 A safetensors file holds tensors only, so loading it runs no code, unlike pickle. The
-architecture lives here, in `Network`; its hyperparameters, the features and the class names
-live in metadata.json. Training is seeded and runs PyTorch's deterministic algorithms: the
+architecture lives here, in `Network`, laid out by the schema's features; its hyperparameters
+and the class names live in metadata.json. Training is seeded and runs PyTorch's deterministic algorithms: the
 same data and hyperparameters give the same weights and the same predictions. To use your own
 model, change `Network`, `build_model()` and HYPERPARAMETERS.
 """
@@ -41,10 +41,13 @@ class Network(torch.nn.Module):
         self.register_buffer("mean", torch.zeros(len(numbers), dtype=torch.float64))
         self.register_buffer("scale", torch.ones(len(numbers), dtype=torch.float64))
         # The layout, which follows from the features: not saved.
-        self.register_buffer("numbers", torch.tensor(numbers, dtype=torch.int64), False)
         columns, codes = [j for j, _ in one_hot], [float(code) for _, code in one_hot]
-        self.register_buffer("one_hot_columns", torch.tensor(columns, dtype=torch.int64), False)
-        self.register_buffer("one_hot_codes", torch.tensor(codes, dtype=torch.float64), False)
+        for name, values, dtype in (
+            ("numbers", numbers, torch.int64),
+            ("one_hot_columns", columns, torch.int64),
+            ("one_hot_codes", codes, torch.float64),
+        ):
+            self.register_buffer(name, torch.tensor(values, dtype=dtype), persistent=False)
         self.layers = torch.nn.Sequential(
             torch.nn.Linear(len(numbers) + len(one_hot), hidden_units, dtype=torch.float64),
             torch.nn.ReLU(),
@@ -89,11 +92,12 @@ class Classifier:
         torch.use_deterministic_algorithms(True)
         torch.manual_seed(int(self.hyperparameters["seed"]))
         self.classes_, codes = np.unique(target, return_inverse=True)
-        rows = torch.from_numpy(np.asarray(features, dtype=np.float64))
+        rows = torch.from_numpy(np.array(features, dtype=np.float64))  # a copy: writable
         labels = torch.from_numpy(codes.astype(np.int64))
         network = self.network = self._network()
         if network.imputes:
-            network.get_buffer("fill").copy_(torch.from_numpy(fill_values(rows.numpy(), self.features)))
+            fill = fill_values(rows.numpy(), self.features)
+            network.get_buffer("fill").copy_(torch.from_numpy(fill))
         numbers = network.impute(rows)[:, network.get_buffer("numbers")]
         network.get_buffer("mean").copy_(numbers.mean(dim=0))
         network.get_buffer("scale").copy_(numbers.std(dim=0).clamp(min=1e-12))
@@ -167,13 +171,13 @@ def write_model(model: Classifier, path: Path) -> None:
 
 
 def read_model(path: Path, metadata: Mapping[str, Any]) -> Classifier:
-    """The network that metadata.json describes, with the weights in `path`; refused when they
-    do not fit it (another architecture, other features or classes)."""
+    """The network for the schema's features that metadata.json describes, with the weights in
+    `path`; refused when they do not fit it (another architecture, other features or
+    classes). Loading the artifact has checked that the model's schema is this one."""
     from safetensors.torch import load_file
 
     weights = load_file(path)
-    features = [Feature.model_validate(feature) for feature in metadata["features"]]
-    model = Classifier(metadata["hyperparameters"], features, list(metadata["classes"]))
+    model = Classifier(metadata["hyperparameters"], FEATURES, list(metadata["classes"]))
     network = model._network()
     network.load_state_dict(weights, strict=True)
     network.eval()

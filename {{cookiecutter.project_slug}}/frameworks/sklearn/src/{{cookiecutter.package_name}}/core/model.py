@@ -61,16 +61,19 @@ def prepare_features(features: Sequence[Feature]) -> Any:
 
     if not any(f.nullable or f.type == "category" for f in features):
         return StandardScaler()
+    # The columns of each type, by position.
     numbers = [j for j, f in enumerate(features) if f.type in ("number", "integer")]
-    flags = [j for j, f in enumerate(features) if f.type == "boolean"]
+    booleans = [j for j, f in enumerate(features) if f.type == "boolean"]
     categories = [j for j, f in enumerate(features) if f.type == "category"]
     one_hot = OneHotEncoder(
-        categories=[[float(code) for code in range(len(features[j].categories))] for j in categories],
+        categories=[
+            [float(code) for code in range(len(features[j].categories))] for j in categories
+        ],
         sparse_output=False,
     )
     groups = [
         ("numbers", numbers, "median", StandardScaler()),
-        ("booleans", flags, "most_frequent", StandardScaler()),
+        ("booleans", booleans, "most_frequent", StandardScaler()),
         ("categories", categories, "most_frequent", one_hot),
     ]
     return ColumnTransformer(

@@ -2,7 +2,8 @@
 
 skl2onnx converts scikit-learn's own estimators. A pipeline holding a transformer it does not
 know (one of your own, say) cannot be converted: training then says why, and the native
-model serves. The graph computes in double precision, as scikit-learn does.
+model serves. The graph computes in double precision, as scikit-learn does, the imputing of
+missing values included (`convert_imputer`).
 """
 
 import math
