@@ -275,10 +275,11 @@ def test_livez_stays_fast_while_predictions_saturate_the_cpu(server: Any) -> Non
 
 
 def test_limits(docker: Any, image: str) -> None:
-    env = {"MAX_REQUEST_BYTES": "2000", "MAX_BATCH_ROWS": "5", "LOG_LEVEL": "WARNING"}
+    limit = 20 * (len(json.dumps(EXAMPLE)) + 2)  # room for 20 records, not for the 40 sent
+    env = {"MAX_REQUEST_BYTES": str(limit), "MAX_BATCH_ROWS": "5", "LOG_LEVEL": "WARNING"}
     with serving(docker, image, environment=env) as limited:
         too_big = httpx.post(limited.url + "/predict", json=[EXAMPLE] * 40)
-        assert too_big.status_code == 413 and "MAX_REQUEST_BYTES=2000" in too_big.text
+        assert too_big.status_code == 413 and f"MAX_REQUEST_BYTES={limit}" in too_big.text
         too_many = httpx.post(limited.url + "/predict", json=[EXAMPLE] * 6)
         assert too_many.status_code == 413 and "MAX_BATCH_ROWS=5" in too_many.text
         infer = f"/v2/models/{PROJECT_NAME}/infer"
@@ -297,7 +298,7 @@ def test_limits(docker: Any, image: str) -> None:
         for path, key in (("/predict", "detail"), ("/invocations", "detail"), (infer, "error")):
             streamed = httpx.post(limited.url + path, content=chunked())
             assert streamed.status_code == 413, path
-            assert "MAX_REQUEST_BYTES=2000" in streamed.json()[key], path
+            assert f"MAX_REQUEST_BYTES={limit}" in streamed.json()[key], path
         nan = httpx.post(
             limited.url + "/invocations",
             content=csv_line({**EXAMPLE, NUMERIC.name: "nan"}),

@@ -1,13 +1,15 @@
 """The scikit-learn model: its hyperparameters reach it, its file carries no time, a pipeline
 skl2onnx cannot convert still trains, with the reason, and the features are prepared as the
-schema says: missing values imputed, categories one-hot encoded, in ONNX as in scikit-learn."""
+schema says: missing values imputed, categories one-hot encoded, in ONNX as in scikit-learn.
+A regression task gets a ridge regression after the same preparation, whose values ONNX
+Runtime gives within the tolerance, or the native model serves, with the reason."""
 
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
@@ -20,9 +22,11 @@ from {{ cookiecutter.package_name }}.core.model import (
     read_model,
     write_model,
 )
-from {{ cookiecutter.package_name }}.core.runtime import ONNX_FILE, OnnxModel
+from {{ cookiecutter.package_name }}.core.predict import predict_matrix
+from {{ cookiecutter.package_name }}.core.runtime import ONNX_FILE, OnnxModel, OnnxRegressor
 from {{ cookiecutter.package_name }}.core.schema import Feature
 from {{ cookiecutter.package_name }}.core.settings import Settings
+from {{ cookiecutter.package_name }}.training import onnx_convert
 from {{ cookiecutter.package_name }}.training.onnx_check import TOLERANCE, convert_and_check
 from {{ cookiecutter.package_name }}.training.train import DEFAULT_HYPERPARAMETERS, train
 
@@ -189,3 +193,126 @@ def test_a_pipeline_skl2onnx_cannot_convert_trains_and_serves_natively(
     assert artifact.runtime.name == "native"
     (label,) = artifact.model.predict(training_data()[0].to_numpy()[:1])
     assert label in artifact.metadata["classes"]
+
+
+# --- a regression task ------------------------------------------------------------------
+
+
+def measured_rows(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of MIXED as `mixed_rows` gives them, and a measured quantity of each, in the
+    thousands: told by the colour (the row's size tells it too where the colour is missing),
+    the count and the shape, with a little noise."""
+    rows, labels = mixed_rows(count, seed)
+    colour = np.array([("low", "middle", "high").index(label) for label in labels])
+    noise = np.random.default_rng(seed + 100).normal(0, 10, count)
+    return rows, 1000 + 300 * colour + 20 * rows[:, COUNT] + 100 * rows[:, SHAPE] + noise
+
+
+@pytest.fixture
+def regression(monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, np.ndarray]:
+    """The model, the prediction core and the ONNX check see a regression of the MIXED
+    features; its rows and values."""
+    for module in ("core.model", "training.onnx_check"):
+        monkeypatch.setattr(f"{{ cookiecutter.package_name }}.{module}.FEATURES", MIXED)
+    for module in ("core.model", "core.predict", "training.onnx_check"):
+        monkeypatch.setattr(f"{{ cookiecutter.package_name }}.{module}.TASK", "regression")
+    return measured_rows(400, seed=0)
+
+
+def r_squared(values: np.ndarray, predicted: np.ndarray) -> float:
+    return float(1 - np.sum((values - predicted) ** 2) / np.sum((values - values.mean()) ** 2))
+
+
+def test_a_regression_gets_a_ridge_regression_after_the_same_preparation(
+    regression: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows, values = regression
+    model = fit(rows, values)
+    assert type(model.named_steps["regress"]) is Ridge
+    monkeypatch.setattr("{{ cookiecutter.package_name }}.core.model.TASK", "multiclass")
+    classifier = build_model(DEFAULT_HYPERPARAMETERS)
+    assert type(model.named_steps["prepare"]) is type(classifier.named_steps["prepare"])
+    held_out, truth = measured_rows(100, seed=1)
+    predicted, probabilities = predict_matrix(model, held_out)
+    assert probabilities is None
+    assert predicted.dtype == np.float64 and predicted.shape == (100,)
+    assert r_squared(truth, predicted) > 0.8
+
+
+def test_the_regularisation_reaches_the_regressor(
+    regression: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """C, the classifier's, is the regressor's too: its alpha is 1 / (2 C)."""
+    rows, values = regression
+    default = build_model(DEFAULT_HYPERPARAMETERS).fit(rows, values)
+    stronger = build_model({**DEFAULT_HYPERPARAMETERS, "C": "0.001"}).fit(rows, values)
+    assert stronger.named_steps["regress"].alpha == pytest.approx(500)
+    assert np.abs(stronger.predict(rows) - default.predict(rows)).max() > 10
+
+
+def test_a_regressor_imputes_a_missing_value_as_the_classifier_does(
+    regression: tuple[np.ndarray, np.ndarray],
+) -> None:
+    rows, values = regression
+    model = fit(rows, values)
+    complete = rows[~np.isnan(rows).any(axis=1)][:20]
+    fills = {
+        SIZE: float(np.nanmedian(rows[:, SIZE])),
+        FLAG: most_frequent(rows[:, FLAG]),
+        COLOUR: most_frequent(rows[:, COLOUR]),
+    }
+    for j, fill in fills.items():
+        missing, filled = complete.copy(), complete.copy()
+        missing[:, j], filled[:, j] = np.nan, fill
+        np.testing.assert_allclose(model.predict(missing), model.predict(filled), rtol=1e-12)
+
+
+def test_onnx_gives_the_regressors_values_with_missing_values_and_categories(
+    regression: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Within TOLERANCE of the training target's standard deviation, on every row checked."""
+    rows, values = regression
+    model = fit(rows, values)
+    held_out, _ = measured_rows(100, seed=1)
+    export = convert_and_check(model, {"held-out": held_out}, values)
+    assert export.report["reason"] is None
+    assert export.report["verified"] is True
+    assert set(export.report["rows_checked"]) == {"held-out", "missing-value", "category"}
+    assert export.report["tolerance"] == pytest.approx(TOLERANCE * np.std(values))
+    assert 0 <= export.report["max_abs_difference"] <= export.report["tolerance"]
+    assert export.content is not None
+    converted = OnnxRegressor(export.content, len(MIXED))
+    assert np.isnan(held_out).any()
+    onnx_values, probabilities = predict_matrix(converted, held_out)
+    assert probabilities is None and onnx_values.dtype == np.float64
+    np.testing.assert_allclose(
+        onnx_values, model.predict(held_out), rtol=0, atol=export.report["tolerance"]
+    )
+
+
+def test_onnx_values_that_differ_are_refused_with_the_reason(
+    regression: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conversion that goes wrong (here: another model's) fails the check, and says by how
+    much; training then saves the native model alone, which serves."""
+    rows, values = regression
+    model, other = fit(rows, values), fit(rows, values * 1.01)
+    convert = onnx_convert.convert
+    monkeypatch.setattr(
+        "{{ cookiecutter.package_name }}.training.onnx_convert.convert",
+        lambda _model, features: convert(other, features),
+    )
+    export = convert_and_check(model, {"held-out": measured_rows(100, seed=1)[0]}, values)
+    assert export.content is None and export.report["verified"] is False
+    assert export.report["reason"].startswith("values differ by up to ")
+    assert export.report["max_abs_difference"] > 10 * export.report["tolerance"]
+
+
+def test_a_regressor_is_read_back_safely(
+    regression: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    rows, values = regression
+    model = fit(rows, values)
+    write_model(model, tmp_path / MODEL_FILE)
+    again = read_model(tmp_path / MODEL_FILE, {"classes": []})
+    np.testing.assert_array_equal(again.predict(rows), model.predict(rows))

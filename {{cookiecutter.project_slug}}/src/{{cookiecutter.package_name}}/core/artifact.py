@@ -21,7 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .runtime import ONNX_FILE, Choice, OnnxModel, RuntimeSetting, RuntimeSettingError, choose
+from .runtime import (
+    ONNX_FILE,
+    Choice,
+    OnnxModel,
+    OnnxRegressor,
+    RuntimeSetting,
+    RuntimeSettingError,
+    choose,
+    onnx_model,
+)
 from .schema import FEATURE_NAMES, FEATURES, SCHEMA
 from .settings import FRAMEWORK
 
@@ -151,7 +160,8 @@ def _commit(staging: Path, model_dir: Path, model_file: str) -> None:
 
 @dataclass(frozen=True)
 class Artifact:
-    model: Any  # either runtime's model: `classes_`, `predict_proba`, `predict`
+    model: Any  # either runtime's: a classifier's `classes_`, `predict_proba` and `predict`,
+    # a regressor's `predict`
     metadata: dict[str, Any]
     runtime: Choice
 
@@ -257,11 +267,12 @@ def _check_hash(path: Path, expected: Any) -> None:
         )
 
 
-def _load_onnx(model_dir: Path, metadata: dict[str, Any]) -> OnnxModel:
+def _load_onnx(model_dir: Path, metadata: dict[str, Any]) -> OnnxModel | OnnxRegressor:
     path = model_dir / ONNX_FILE
     _check_hash(path, metadata["onnx"].get("sha256"))
+    features, classes = len(metadata["features"]), [str(c) for c in metadata["classes"]]
     try:
-        return OnnxModel(path, len(metadata["features"]), [str(c) for c in metadata["classes"]])
+        return onnx_model(path, features, classes, metadata["task"])
     except Exception as error:  # a corrupt file can fail in many ways inside ONNX Runtime
         raise ArtifactError(f"cannot load {path}: {error}") from error
 

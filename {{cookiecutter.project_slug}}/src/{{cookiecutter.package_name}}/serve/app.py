@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from ..core.schema import InputError
 from ..core.settings import PROJECT_NAME, PROJECT_VERSION, Settings, get_settings
 from .errors import error_body
+from .json_codec import OutputsError
 from .logs import AccessLog
 from .metrics import Metrics
 from .middleware import RequestMiddleware
@@ -75,7 +76,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def input_error(_request: Request, error: Exception) -> Response:
     assert isinstance(error, InputError)
-    detail = [{"type": "value_error", "loc": ["body", *error.location], "msg": error.message}]
+    where = "query" if isinstance(error, OutputsError) else "body"
+    detail = [{"type": "value_error", "loc": [where, *error.location], "msg": error.message}]
     return FastJSONResponse({"detail": jsonable_encoder(detail)}, status_code=422)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 
 from ..core.encoding import BadValue, encode_json
-from ..core.schema import FEATURE_NAMES, FEATURES, Feature, InputError
+from ..core.schema import FEATURE_NAMES, FEATURES, TASK, Feature, InputError
 from .prediction_service import Prediction, PredictionService
 
 
@@ -137,12 +137,47 @@ def columns_to_matrix(columns: Any, rows: Sequence[Any]) -> np.ndarray:
     return mappings_to_matrix([dict(zip(columns, row, strict=True)) for row in rows], ["data"])
 
 
-def prediction_body(result: Prediction, service: PredictionService) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "predictions": result.labels.tolist(),
-        "model_version": service.model_version,
-    }
-    if result.probabilities is not None:
+# What /predict and /invocations can answer: a classifier's labels and class probabilities,
+# a regressor's values. The `outputs` query parameter chooses among them (all by default).
+OUTPUTS: tuple[str, ...] = (
+    ("predictions",) if TASK == "regression" else ("predictions", "probabilities")
+)
+OUTPUTS_PARAMETER = {
+    "name": "outputs",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "examples": [",".join(OUTPUTS)]},
+    "description": f"What to answer, comma-separated: {' or '.join(OUTPUTS)} (default: all).",
+}
+
+
+class OutputsError(InputError):
+    """An `outputs` query parameter that names nothing this model answers."""
+
+
+def requested_outputs(query: str | None) -> tuple[str, ...]:
+    """The outputs the `outputs` query parameter names, in OUTPUTS order; all when absent."""
+    if query is None:
+        return OUTPUTS
+    names = {name.strip() for name in query.split(",")} - {""}
+    unknown = sorted(names - set(OUTPUTS))
+    if unknown or not names:
+        raise OutputsError(
+            ["outputs"],
+            f"unknown output(s) {', '.join(map(repr, unknown))}; this model answers "
+            f"{', '.join(OUTPUTS)}",
+        )
+    return tuple(name for name in OUTPUTS if name in names)
+
+
+def prediction_body(
+    result: Prediction, service: PredictionService, outputs: tuple[str, ...] = OUTPUTS
+) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if "predictions" in outputs:
+        body["predictions"] = result.labels.tolist()
+    body["model_version"] = service.model_version
+    if "probabilities" in outputs and result.probabilities is not None:
         classes = service.classes
         body["probabilities"] = [
             dict(zip(classes, row, strict=True)) for row in result.probabilities.tolist()

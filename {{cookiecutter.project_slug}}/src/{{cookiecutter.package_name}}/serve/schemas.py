@@ -44,15 +44,16 @@ def _python_type(feature: Feature) -> Any:
 
 
 def _field(feature: Feature) -> Any:
-    return (
-        _python_type(feature),
-        Field(
+    if feature.type in ("number", "integer"):
+        field = Field(
             description=feature.description,
             examples=[feature.example],
             allow_inf_nan=False,
             strict=False,
-        ),
-    )
+        )
+    else:
+        field = Field(description=feature.description, examples=[feature.example])
+    return (_python_type(feature), field)
 
 
 # The request record, generated from FEATURES so OpenAPI shows the real names and types.
@@ -108,9 +109,15 @@ class V2Error(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    predictions: list[str] = Field(description="Predicted class of each row, in request order.")
+    predictions: list[float] | list[str] | None = Field(
+        None,
+        description="Each row's predicted class (a classifier) or value (a regressor), in "
+        "request order; left out when `outputs` does not ask for it.",
+    )
     probabilities: list[dict[str, float]] | None = Field(
-        None, description="Probability of each class, per row (classifiers that have them)."
+        None,
+        description="Probability of each class, per row (classifiers); left out when "
+        "`outputs` does not ask for it.",
     )
     model_version: str = Field(description="Version of the model that answered.")
 

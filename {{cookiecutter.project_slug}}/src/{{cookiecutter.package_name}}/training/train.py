@@ -75,7 +75,7 @@ def train(settings: Settings) -> dict[str, Any]:
         evaluation = evaluate_regressor(y_test, np.asarray(predicted, np.float64), y_train)
     metrics = evaluation.metrics
     say(evaluation.summary)
-    onnx = export_and_check(model, x_test, x_train)
+    onnx = export_and_check(model, x_test, x_train, y_train)
 
     created = datetime.now(UTC)
     metadata = {
@@ -133,23 +133,27 @@ def check_classes(target: Any) -> None:
         )
 
 
-def export_and_check(model: Any, held_out: np.ndarray, trained_on: np.ndarray) -> OnnxExport:
+def export_and_check(
+    model: Any, held_out: np.ndarray, trained_on: np.ndarray, target: np.ndarray
+) -> OnnxExport:
     """The model in ONNX, checked against itself on the held-out and the training rows
-    (onnx_check.py); when that fails, the reason, and the native model will serve."""
+    (onnx_check.py; a regressor's tolerance follows from the training `target`); when that
+    fails, the reason, and the native model will serve."""
     say("converting the model to ONNX and checking it against the model")
     checks = {
         "held-out": np.array(held_out, dtype=np.float64),
         "training": np.array(trained_on, dtype=np.float64),
     }
-    onnx = convert_and_check(model, checks)
+    onnx = convert_and_check(model, checks, target)
     report = onnx.report
     if onnx.content is None:
         say(f"no ONNX model: {report['reason']}. The native model will serve.")
     else:
+        agreement = "the same labels, probabilities" if SCHEMA.is_classification else "values"
         say(
             f"ONNX model verified ({report['converter']} {report['converter_version']}, "
-            f"{', '.join(f'{d} opset {v}' for d, v in report['opset'].items())}): the same "
-            f"labels, probabilities within {report['tolerance']:g} (largest difference "
+            f"{', '.join(f'{d} opset {v}' for d, v in report['opset'].items())}): "
+            f"{agreement} within {report['tolerance']:.2g} (largest difference "
             f"{report['max_abs_difference']:.2g})"
         )
     return onnx

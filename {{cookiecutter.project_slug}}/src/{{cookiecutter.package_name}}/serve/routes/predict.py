@@ -2,7 +2,13 @@
 
 from fastapi import APIRouter, Request, Response
 
-from ..json_codec import parse_json, prediction_body, records_matrix
+from ..json_codec import (
+    OUTPUTS_PARAMETER,
+    parse_json,
+    prediction_body,
+    records_matrix,
+    requested_outputs,
+)
 from ..responses import FastJSONResponse
 from ..schemas import PREDICTION_ERRORS, MetadataResponse, PredictResponse, ref
 from .lean_route import LeanRoute, service_of
@@ -16,18 +22,20 @@ router = APIRouter(tags=["predict"], route_class=LeanRoute)
     responses=PREDICTION_ERRORS,
     summary="Predict one record or a list of records",
     openapi_extra={
+        "parameters": [OUTPUTS_PARAMETER],
         "requestBody": {
             "required": True,
             "description": "One record or a list of records.",
             "content": {"application/json": {"schema": {"oneOf": [ref("Record"), ref("Records")]}}},
-        }
+        },
     },
 )
 async def predict(request: Request) -> Response:
     service = service_of(request)
+    outputs = requested_outputs(request.query_params.get("outputs"))
     matrix = records_matrix(parse_json(await request.body()))
     result = await service.predict(matrix)
-    return FastJSONResponse(prediction_body(result, service))
+    return FastJSONResponse(prediction_body(result, service, outputs))
 
 
 @router.get(

@@ -23,12 +23,15 @@ from ...core.cpus import available_cpus
 from ...core.encoding import BadValue, encode_text
 from ...core.schema import FEATURE_NAMES, FEATURES, InputError
 from ..json_codec import (
+    OUTPUTS,
+    OUTPUTS_PARAMETER,
     columns_to_matrix,
     lists_to_matrix,
     mappings_to_matrix,
     parse_json,
     prediction_body,
     records_matrix,
+    requested_outputs,
 )
 from ..prediction_service import Prediction, PredictionService
 from ..responses import FastJSONResponse
@@ -127,33 +130,42 @@ def json_lines_to_matrix(body: bytes) -> Any:
     return rows_to_matrix(records, ["jsonl"])
 
 
-def csv_body(result: Prediction) -> str:
-    """One line per record: the label, then the probability of each class. No header."""
+def _columns(result: Prediction, outputs: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
+    """The rows' labels (or values) and probabilities, each empty when not asked for."""
+    rows = len(result.labels)
+    labels = result.labels.tolist() if "predictions" in outputs else [None] * rows
+    probabilities: list[Any] = [None] * rows
+    if "probabilities" in outputs and result.probabilities is not None:
+        probabilities = result.probabilities.tolist()
+    return labels, probabilities
+
+
+def csv_body(result: Prediction, outputs: tuple[str, ...] = OUTPUTS) -> str:
+    """One line per record: the label, then the probability of each class, as `outputs`
+    asks. No header."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    labels = result.labels.tolist()
-    if result.probabilities is None:
-        writer.writerows([label] for label in labels)
-    else:
-        writer.writerows(
-            [label, *proba]
-            for label, proba in zip(labels, result.probabilities.tolist(), strict=True)
-        )
+    labels, probabilities = _columns(result, outputs)
+    writer.writerows(
+        ([] if label is None else [label]) + (proba or [])
+        for label, proba in zip(labels, probabilities, strict=True)
+    )
     return out.getvalue()
 
 
-def json_lines_body(result: Prediction, classes: list[str]) -> bytes:
-    """One JSON object per record: `prediction` and, when the model has them, `probabilities`."""
-    labels = result.labels.tolist()
-    if result.probabilities is None:
-        lines = [orjson.dumps({"prediction": label}) for label in labels]
-    else:
-        lines = [
-            orjson.dumps(
-                {"prediction": label, "probabilities": dict(zip(classes, proba, strict=True))}
-            )
-            for label, proba in zip(labels, result.probabilities.tolist(), strict=True)
-        ]
+def json_lines_body(
+    result: Prediction, classes: list[str], outputs: tuple[str, ...] = OUTPUTS
+) -> bytes:
+    """One JSON object per record: `prediction` and, when the model has them, `probabilities`,
+    as `outputs` asks."""
+    lines = []
+    for label, proba in zip(*_columns(result, outputs), strict=True):
+        line: dict[str, Any] = {}
+        if label is not None:
+            line["prediction"] = label
+        if proba is not None:
+            line["probabilities"] = dict(zip(classes, proba, strict=True))
+        lines.append(orjson.dumps(line))
     return b"\n".join(lines) + b"\n"
 
 
@@ -245,6 +257,7 @@ _TEXT = {"type": "string"}
     },
     summary="SageMaker inference (JSON, MLflow JSON forms, text/csv or JSON Lines)",
     openapi_extra={
+        "parameters": [OUTPUTS_PARAMETER],
         "requestBody": {
             "required": True,
             "description": "JSON (the default without Content-Type), CSV rows of values in "
@@ -256,11 +269,12 @@ _TEXT = {"type": "string"}
                 CSV: {"schema": _TEXT, "example": _CSV_ROW + "\n"},
                 JSON_LINES: {"schema": _TEXT, "example": _JSON_LINE + "\n"},
             },
-        }
+        },
     },
 )
 async def invocations(request: Request) -> Response:
     service = service_of(request)
+    outputs = requested_outputs(request.query_params.get("outputs"))
     content_type = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
     body = await request.body()
     if content_type == CSV:
@@ -280,7 +294,7 @@ async def invocations(request: Request) -> Response:
         )
     answer = answer_type(request, content_type)
     if answer == CSV:
-        return Response(csv_body(result), media_type=CSV)
+        return Response(csv_body(result, outputs), media_type=CSV)
     if answer == JSON_LINES:
-        return Response(json_lines_body(result, service.classes), media_type=JSON_LINES)
-    return FastJSONResponse(prediction_body(result, service))
+        return Response(json_lines_body(result, service.classes, outputs), media_type=JSON_LINES)
+    return FastJSONResponse(prediction_body(result, service, outputs))

@@ -2,13 +2,19 @@
 
 The converted trees compare 32-bit floats, where LightGBM compares doubles: a value within
 float rounding of a split threshold could go the other way. Training checks the converted
-model against the booster on the held-out rows and the sample before it is used.
+model against the booster on the held-out rows and the sample before it is used. A
+classifier's output is its probabilities, a regressor's its values.
 """
 
 from typing import Any
 
+from ..core.model import Regressor
+from ..core.runtime import ONNX_VALUES
+
 CONVERTER = "onnxmltools"
 OPSET = 15  # the highest onnxmltools' tree converters support
+# The name onnxmltools gives a regressor's output.
+CONVERTED_VALUES = "variable"
 
 
 def converter_version() -> str:
@@ -18,8 +24,9 @@ def converter_version() -> str:
 
 
 def convert(model: Any, features: int) -> bytes:
-    """The fitted booster as an ONNX model with one input [rows, features] and an output
-    `probabilities` [rows, classes] (no ZipMap: a plain tensor)."""
+    """The fitted booster as an ONNX model with one input [rows, features] and an output: a
+    classifier's `probabilities` [rows, classes] (no ZipMap: a plain tensor), a regressor's
+    `values` [rows, 1]."""
     import onnxmltools
     from onnxmltools.convert.common.data_types import FloatTensorType
 
@@ -30,4 +37,18 @@ def convert(model: Any, features: int) -> bytes:
         name="model",  # the default is random: the same model must give the same file
         zipmap=False,
     )
+    if isinstance(model, Regressor):
+        rename(converted.graph, CONVERTED_VALUES, ONNX_VALUES)
     return bytes(converted.SerializeToString())
+
+
+def rename(graph: Any, old: str, new: str) -> None:
+    """Give the value `old` of `graph` the name `new`, wherever it appears."""
+    for node in graph.node:
+        for names in (node.input, node.output):
+            for k, name in enumerate(names):
+                if name == old:
+                    names[k] = new
+    for value in (*graph.output, *graph.value_info):
+        if value.name == old:
+            value.name = new

@@ -1,7 +1,8 @@
 """The model in ONNX, for serving from ONNX Runtime: exported with `torch.onnx`.
 
-The exported graph is the network, its imputing and one-hot encoding included, followed by a
-softmax, in double precision like the network, with the number of rows left free.
+The exported graph is the network, its imputing and one-hot encoding included, in double
+precision like the network, with the number of rows left free: a classifier's followed by a
+softmax (its output `probabilities`), a regressor's in the target's units (`values`).
 """
 
 import logging
@@ -9,6 +10,9 @@ import warnings
 from typing import Any
 
 import torch
+
+from ..core.model import Regressor
+from ..core.runtime import ONNX_OUTPUT, ONNX_VALUES
 
 CONVERTER = "torch.onnx"
 OPSET = 18
@@ -31,8 +35,12 @@ def converter_version() -> str:
 
 
 def convert(model: Any, features: int) -> bytes:
-    """The fitted network as an ONNX model with one input [rows, features] and an output
-    `probabilities` [rows, classes]."""
+    """The fitted network as an ONNX model with one input [rows, features] and an output: a
+    classifier's `probabilities` [rows, classes], a regressor's `values` [rows, 1]."""
+    if isinstance(model, Regressor):
+        module, output = model.network, ONNX_VALUES
+    else:
+        module, output = Probabilities(model.network), ONNX_OUTPUT
     example = torch.zeros((2, features), dtype=torch.float64)
     # The exporter warns about optional packages (torchvision) and its own deprecations:
     # nothing a user of this project can act on, so training's output stays clean.
@@ -43,10 +51,10 @@ def convert(model: Any, features: int) -> bytes:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             program = torch.onnx.export(
-                Probabilities(model.network).eval(),
+                module.eval(),
                 (example,),
                 input_names=["input"],
-                output_names=["probabilities"],
+                output_names=[output],
                 dynamic_shapes=({0: torch.export.Dim("rows")},),
                 opset_version=OPSET,
                 dynamo=True,

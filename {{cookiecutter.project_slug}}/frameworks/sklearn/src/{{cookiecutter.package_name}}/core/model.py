@@ -1,8 +1,10 @@
 """The model: scikit-learn, saved with skops. Build it, write it, read it back.
 
-The model file is in skops format: loading it runs no code, unlike pickle. To use your own
-model, change `build_model()` and HYPERPARAMETERS; if skops then reports types it does not
-trust by default, review them and add them to TRUSTED_TYPES.
+A linear model after the features are prepared: a logistic regression for a classification
+task, a ridge regression for a regression task (the schema's `task`). The model file is in
+skops format: loading it runs no code, unlike pickle. To use your own model, change
+`build_model()` and HYPERPARAMETERS; if skops then reports types it does not trust by
+default, review them and add them to TRUSTED_TYPES.
 """
 
 import json
@@ -11,11 +13,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .schema import FEATURES, Feature
+from .schema import FEATURES, TASK, Feature
 
 MODEL_FILE = "model.skops"
 
 # The model's hyperparameters and their defaults; a hyperparameters file overrides them.
+# Both tasks take the same: C, the inverse of the regularisation's strength (the logistic
+# regression's C; the ridge regression's alpha is 1 / (2 C), as scikit-learn relates them),
+# and max_iter, the most iterations of an iterative solver.
 HYPERPARAMETERS: dict[str, Any] = {"C": 1.0, "max_iter": 1000}
 
 # Types, beyond the scikit-learn and NumPy ones skops trusts by default, that this project's
@@ -29,23 +34,21 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
 def build_model(hyperparameters: Mapping[str, Any]) -> Any:
     """A fresh, unfitted model: the features prepared (`prepare_features`), then a logistic
-    regression. Hyperparameters arrive as strings from SageMaker."""
-    from sklearn.linear_model import LogisticRegression
+    regression, or a ridge regression when the task is a regression. Hyperparameters arrive
+    as strings from SageMaker."""
+    from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import Pipeline
 
-    return Pipeline(
-        [
-            ("prepare", prepare_features(FEATURES)),
-            (
-                "classify",
-                LogisticRegression(
-                    C=float(hyperparameters["C"]),
-                    max_iter=int(hyperparameters["max_iter"]),
-                    random_state=int(hyperparameters["seed"]),
-                ),
-            ),
-        ]
-    )
+    strength = float(hyperparameters["C"])
+    iterations, seed = int(hyperparameters["max_iter"]), int(hyperparameters["seed"])
+    if TASK == "regression":
+        step = ("regress", Ridge(alpha=1 / (2 * strength), max_iter=iterations, random_state=seed))
+    else:
+        step = (
+            "classify",
+            LogisticRegression(C=strength, max_iter=iterations, random_state=seed),
+        )
+    return Pipeline([("prepare", prepare_features(FEATURES)), step])
 
 
 def prepare_features(features: Sequence[Feature]) -> Any:

@@ -3,11 +3,14 @@
 skl2onnx converts scikit-learn's own estimators. A pipeline holding a transformer it does not
 know (one of your own, say) cannot be converted: training then says why, and the native
 model serves. The graph computes in double precision, as scikit-learn does, the imputing of
-missing values included (`convert_imputer`).
+missing values included (`convert_imputer`). A classifier's output is its probabilities, a
+regressor's its values.
 """
 
 import math
 from typing import Any
+
+from ..core.runtime import ONNX_VALUES
 
 CONVERTER = "skl2onnx"
 OPSET = 17
@@ -20,16 +23,23 @@ def converter_version() -> str:
 
 
 def convert(model: Any, features: int) -> bytes:
-    """The fitted model as an ONNX model with one input [rows, features] and an output
-    `probabilities` [rows, classes] (no ZipMap: a plain tensor)."""
+    """The fitted model as an ONNX model with one input [rows, features] and an output: a
+    classifier's `probabilities` [rows, classes] (no ZipMap: a plain tensor), a regressor's
+    `values` [rows, 1]."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType
+    from sklearn.base import is_regressor
     from sklearn.impute import SimpleImputer
 
+    if is_regressor(model):
+        options, outputs = {}, [(ONNX_VALUES, DoubleTensorType([None, 1]))]
+    else:
+        options, outputs = {id(model): {"zipmap": False}}, None
     converted = convert_sklearn(
         model,
         initial_types=[("input", DoubleTensorType([None, features]))],
-        options={id(model): {"zipmap": False}},
+        options=options,
+        final_types=outputs,
         target_opset={"": OPSET, "ai.onnx.ml": 3},
         name="model",  # the default is random: the same model must give the same file
         custom_conversion_functions={SimpleImputer: convert_imputer},

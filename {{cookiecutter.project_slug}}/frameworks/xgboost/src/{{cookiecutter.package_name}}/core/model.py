@@ -1,8 +1,9 @@
 """The model: gradient-boosted trees with XGBoost, saved in XGBoost's JSON model format.
 
-Loading a JSON model runs no code, unlike pickle. The file holds the trees and which features
-are categories: the class names come from metadata.json. To use your own model, change
-`build_model()` and HYPERPARAMETERS.
+A classifier of the schema's classes, or a regressor when the schema's task is a regression
+(squared error): `build_model()` chooses. Loading a JSON model runs no code, unlike pickle.
+The file holds the trees and which features are categories: the class names come from
+metadata.json. To use your own model, change `build_model()` and HYPERPARAMETERS.
 
 The trees take the schema's encoding as it is: a missing value (NaN) follows each split's
 learned default branch, and a category feature's codes are XGBoost's own categories, split
@@ -16,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from .schema import FEATURES, Feature
+from .schema import FEATURES, TASK, Feature
 
 MODEL_FILE = "model.json"
 
-# The model's hyperparameters and their defaults; a hyperparameters file overrides them.
+# The model's hyperparameters and their defaults, the same for both tasks; a hyperparameters
+# file overrides them.
 HYPERPARAMETERS: dict[str, Any] = {"rounds": 50, "max_depth": 3, "learning_rate": 0.3}
 
 
@@ -36,26 +38,9 @@ class Classifier:
         self.booster: Any = None
 
     def fit(self, features: np.ndarray, target: np.ndarray) -> "Classifier":
-        import xgboost
-
         self.classes_, codes = np.unique(target, return_inverse=True)
-        self.booster = xgboost.train(
-            {
-                "objective": "multi:softprob",
-                "num_class": len(self.classes_),
-                "max_depth": int(self.hyperparameters["max_depth"]),
-                "learning_rate": float(self.hyperparameters["learning_rate"]),
-                "seed": int(self.hyperparameters["seed"]),
-                "tree_method": "hist",
-            },
-            xgboost.DMatrix(
-                features,
-                label=codes,
-                feature_types=feature_types(FEATURES),
-                enable_categorical=True,
-            ),
-            num_boost_round=int(self.hyperparameters["rounds"]),
-        )
+        objective = {"objective": "multi:softprob", "num_class": len(self.classes_)}
+        self.booster = train_booster(self.hyperparameters, objective, features, codes)
         return self
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
@@ -67,10 +52,76 @@ class Classifier:
     def predict(self, features: np.ndarray) -> np.ndarray:
         return np.asarray(self.classes_[self.predict_proba(features).argmax(axis=1)])
 
+    def restore(self, booster: Any, metadata: Mapping[str, Any]) -> None:
+        """Take a booster read from a file, which must score the classes metadata.json names."""
+        config = json.loads(booster.save_config())
+        outputs = int(config["learner"]["learner_model_param"]["num_class"])
+        classes = list(metadata["classes"])
+        if outputs != len(classes):
+            raise ValueError(f"it scores {outputs} classes and metadata.json names {len(classes)}")
+        self.classes_, self.booster = np.asarray(classes), booster
 
-def build_model(hyperparameters: Mapping[str, Any]) -> Classifier:
-    """A fresh, unfitted model. Hyperparameters arrive as strings from SageMaker."""
+
+class Regressor:
+    """An XGBoost booster that predicts a number, trained on the squared error: `fit`, and
+    `predict` giving float64 values."""
+
+    def __init__(self, hyperparameters: Mapping[str, Any]) -> None:
+        self.hyperparameters = hyperparameters
+        self.booster: Any = None
+
+    def fit(self, features: np.ndarray, target: np.ndarray) -> "Regressor":
+        values = np.asarray(target, dtype=np.float64)
+        objective = {"objective": "reg:squarederror"}
+        self.booster = train_booster(self.hyperparameters, objective, features, values)
+        return self
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        values = self.booster.inplace_predict(features)  # float32, as XGBoost computes
+        return np.asarray(values, dtype=np.float64).reshape(len(features))
+
+    def restore(self, booster: Any, metadata: Mapping[str, Any]) -> None:
+        """Take a booster read from a file, which must be a regression's."""
+        objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+        if not objective.startswith("reg:"):
+            raise ValueError(f"its objective is {objective}, not a regression's (reg:...)")
+        self.booster = booster
+
+
+def build_model(hyperparameters: Mapping[str, Any]) -> Any:
+    """A fresh, unfitted model for the schema's task: a Classifier, or a Regressor for a
+    regression (typed Any: training and the prediction core use either through the methods
+    of its task). Hyperparameters arrive as strings from SageMaker."""
+    if TASK == "regression":
+        return Regressor(hyperparameters)
     return Classifier(hyperparameters)
+
+
+def train_booster(
+    hyperparameters: Mapping[str, Any],
+    objective: Mapping[str, Any],
+    features: np.ndarray,
+    target: np.ndarray,
+) -> Any:
+    """Boosted trees fitted to `target` (class codes or values) under `objective`."""
+    import xgboost
+
+    return xgboost.train(
+        {
+            **objective,
+            "max_depth": int(hyperparameters["max_depth"]),
+            "learning_rate": float(hyperparameters["learning_rate"]),
+            "seed": int(hyperparameters["seed"]),
+            "tree_method": "hist",
+        },
+        xgboost.DMatrix(
+            features,
+            label=target,
+            feature_types=feature_types(FEATURES),
+            enable_categorical=True,
+        ),
+        num_boost_round=int(hyperparameters["rounds"]),
+    )
 
 
 def feature_types(features: Sequence[Feature]) -> list[str] | None:
@@ -92,28 +143,23 @@ def prepare_model_thread() -> None:
     """Nothing to set up: XGBoost keeps no per-thread settings."""
 
 
-def write_model(model: Classifier, path: Path) -> None:
+def write_model(model: Classifier | Regressor, path: Path) -> None:
     model.booster.save_model(path)
 
 
-def read_model(path: Path, metadata: Mapping[str, Any]) -> Classifier:
-    """The booster in `path`, with the class names metadata.json records for it."""
+def read_model(path: Path, metadata: Mapping[str, Any]) -> Any:
+    """The booster in `path`, as the model of the schema's task: a classifier's with the
+    class names metadata.json records for it."""
     import xgboost
 
     booster = xgboost.Booster()
     booster.load_model(path)
-    config = json.loads(booster.save_config())
-    outputs = int(config["learner"]["learner_model_param"]["num_class"])
-    model = Classifier(metadata["hyperparameters"], classes=list(metadata["classes"]))
-    if outputs != len(model.classes_):
-        raise ValueError(
-            f"it scores {outputs} classes and metadata.json names {len(model.classes_)}"
-        )
+    model: Classifier | Regressor = build_model(metadata["hyperparameters"])
+    model.restore(booster, metadata)
     expected = feature_types(FEATURES)
     if booster.feature_types != expected:
         raise ValueError(
             f"its feature types are {booster.feature_types}, and the schema's {expected} "
             '("c": a category)'
         )
-    model.booster = booster
     return model
