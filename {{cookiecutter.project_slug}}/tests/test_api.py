@@ -267,9 +267,9 @@ def test_invocations_csv_in_and_out(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     lines = response.text.splitlines()
-    expected = predicted(served_model, records)
-    assert [line.split(",")[0] for line in lines] == expected, "no header line"
-    assert len(set(expected)) == 2
+    labels = predicted(served_model, records)
+    assert [line.split(",")[0] for line in lines] == labels, "no header line"
+    assert len(set(labels)) == 2
     as_json = client.post("/predict", json=records).json()
     for line, expected in zip(lines, as_json["probabilities"], strict=True):
         assert [float(v) for v in line.split(",")[1:]] == list(expected.values())

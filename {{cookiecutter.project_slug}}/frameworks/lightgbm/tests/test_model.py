@@ -1,7 +1,9 @@
 """The LightGBM model: its hyperparameters reach it, its file is LightGBM's text format, a
 model of another shape is refused, and the trees take the schema's encoding as it is: a
 missing value follows each split's default branch, category features are LightGBM's
-categorical features, in ONNX as in LightGBM."""
+categorical features, in ONNX as in LightGBM. A regression task gets a regressor of the
+squared error, whose values ONNX Runtime gives within the tolerance, or the native model
+serves, with the reason."""
 
 import json
 from pathlib import Path
@@ -15,13 +17,16 @@ from {{ cookiecutter.package_name }}.core.model import (
     HYPERPARAMETERS,
     MODEL_FILE,
     Classifier,
+    Regressor,
     build_model,
     read_model,
     write_model,
 )
-from {{ cookiecutter.package_name }}.core.runtime import OnnxModel
-from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, Feature
+from {{ cookiecutter.package_name }}.core.predict import predict_matrix
+from {{ cookiecutter.package_name }}.core.runtime import OnnxModel, OnnxRegressor
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, Feature, Task
 from {{ cookiecutter.package_name }}.core.settings import Settings
+from {{ cookiecutter.package_name }}.training import onnx_convert
 from {{ cookiecutter.package_name }}.training.onnx_check import TOLERANCE, convert_and_check
 from {{ cookiecutter.package_name }}.training.train import DEFAULT_HYPERPARAMETERS
 
@@ -58,16 +63,35 @@ def mixed_rows(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return rows, np.array(["low", "middle", "high"])[colour]
 
 
-@pytest.fixture
-def mixed(monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, np.ndarray]:
-    """The model and the ONNX check see the MIXED schema; its rows and labels."""
+def use_schema(monkeypatch: pytest.MonkeyPatch, task: Task) -> None:
+    """The model, the prediction core and the ONNX check see the MIXED features and `task`,
+    whatever the project's own schema."""
     for module in ("core.model", "training.onnx_check"):
         monkeypatch.setattr(f"{{ cookiecutter.package_name }}.{module}.FEATURES", MIXED)
+    for module in ("core.model", "core.predict", "training.onnx_check"):
+        monkeypatch.setattr(f"{{ cookiecutter.package_name }}.{module}.TASK", task)
+
+
+@pytest.fixture
+def mixed(monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, np.ndarray]:
+    """A classification of the MIXED features; its rows and labels."""
+    use_schema(monkeypatch, "multiclass")
     return mixed_rows(400, seed=0)
 
 
 def fit(rows: np.ndarray, labels: np.ndarray) -> Classifier:
-    return build_model(DEFAULT_HYPERPARAMETERS).fit(rows, labels)
+    model = build_model(DEFAULT_HYPERPARAMETERS)
+    assert isinstance(model, Classifier)
+    return model.fit(rows, labels)
+
+
+def answers(model: Any, rows: np.ndarray) -> np.ndarray:
+    """What a hyperparameter changes, on one scale whatever the project's task: a
+    classifier's probabilities, a regressor's values in standard deviations of its target."""
+    values, probabilities = predict_matrix(model, rows)
+    if probabilities is not None:
+        return probabilities
+    return values / float(training_data()[1].std())
 
 
 def decisions(node: dict[str, Any]) -> set[str]:
@@ -81,23 +105,25 @@ def test_the_leaf_count_reaches_the_model() -> None:
     rows = training_data()[0].to_numpy()
     default, stumps = fitted(), fitted(num_leaves="2")
     assert HYPERPARAMETERS["num_leaves"] != 2
-    difference = np.abs(stumps.predict_proba(rows) - default.predict_proba(rows))
+    difference = np.abs(answers(stumps, rows) - answers(default, rows))
     assert difference.max() > 0.01, "num_leaves did not reach the model"
 
 
 def test_the_model_file_is_lightgbm_text(trained: Settings) -> None:
     lines = (trained.model_dir / MODEL_FILE).read_text().splitlines()
     metadata = json.loads((trained.model_dir / METADATA_FILE).read_text())
-    assert lines[0] == "tree" and f"num_class={len(metadata['classes'])}" in lines
+    outputs = len(metadata["classes"]) or 1  # a regressor's one value
+    assert lines[0] == "tree" and f"num_class={outputs}" in lines
     assert "feature_names=" + " ".join(FEATURE_NAMES) in lines
 
 
-def test_a_model_for_other_classes_is_refused(trained: Settings) -> None:
-    metadata = json.loads((trained.model_dir / METADATA_FILE).read_text())
-    scored = len(metadata["classes"])
-    metadata["classes"] = ["only", "two"]
-    with pytest.raises(ValueError, match=rf"scores {scored} classes and metadata\.json names 2"):
-        read_model(trained.model_dir / MODEL_FILE, metadata)
+def test_a_model_for_other_classes_is_refused(
+    mixed: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    write_model(fit(*mixed), tmp_path / MODEL_FILE)
+    metadata = {"hyperparameters": DEFAULT_HYPERPARAMETERS, "classes": ["only", "two"]}
+    with pytest.raises(ValueError, match=r"scores 3 classes and metadata\.json names 2"):
+        read_model(tmp_path / MODEL_FILE, metadata)
 
 
 def test_a_missing_value_follows_the_learned_branch(mixed: tuple[np.ndarray, np.ndarray]) -> None:
@@ -144,3 +170,124 @@ def test_onnx_gives_the_models_answers_with_missing_values_and_categories(
     np.testing.assert_array_equal(converted.predict(held_out), model.predict(held_out))
     difference = np.abs(converted.predict_proba(held_out) - model.predict_proba(held_out))
     assert difference.max() <= TOLERANCE
+
+
+# --- a regression task ------------------------------------------------------------------
+
+
+def measured_rows(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of MIXED as `mixed_rows` gives them, and a measured quantity of each, in the
+    thousands: told by the colour (the row's size tells it too where the colour is missing),
+    the count and the shape, with a little noise."""
+    rows, labels = mixed_rows(count, seed)
+    colour = np.array([("low", "middle", "high").index(label) for label in labels])
+    noise = np.random.default_rng(seed + 100).normal(0, 10, count)
+    return rows, 1000 + 300 * colour + 20 * rows[:, COUNT] + 100 * rows[:, SHAPE] + noise
+
+
+@pytest.fixture
+def regression(monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, np.ndarray]:
+    """A regression of the MIXED features; its rows and values."""
+    use_schema(monkeypatch, "regression")
+    return measured_rows(400, seed=0)
+
+
+def fit_regressor(rows: np.ndarray, values: np.ndarray) -> Regressor:
+    model = build_model(DEFAULT_HYPERPARAMETERS)
+    assert isinstance(model, Regressor)
+    return model.fit(rows, values)
+
+
+def r_squared(values: np.ndarray, predicted: np.ndarray) -> float:
+    return float(1 - np.sum((values - predicted) ** 2) / np.sum((values - values.mean()) ** 2))
+
+
+def test_a_regression_gets_boosted_trees_of_the_squared_error(
+    regression: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """The same trees, on LightGBM's categorical features, fitted to the values: the file
+    says so."""
+    model = fit_regressor(*regression)
+    held_out, truth = measured_rows(100, seed=1)
+    predicted, probabilities = predict_matrix(model, held_out)
+    assert probabilities is None
+    assert predicted.dtype == np.float64 and predicted.shape == (100,)
+    assert r_squared(truth, predicted) > 0.8
+    write_model(model, tmp_path / MODEL_FILE)
+    assert "objective=regression" in (tmp_path / MODEL_FILE).read_text().splitlines()
+    dump = model.booster.dump_model()
+    assert any("==" in decisions(tree["tree_structure"]) for tree in dump["tree_info"])
+
+
+def test_a_regressors_missing_value_follows_the_learned_branch(
+    regression: tuple[np.ndarray, np.ndarray],
+) -> None:
+    rows, values = regression
+    model = fit_regressor(rows, values)
+    complete = rows[~np.isnan(rows).any(axis=1)][:20]
+    for j, feature in enumerate(MIXED):
+        if feature.nullable:
+            missing = complete.copy()
+            missing[:, j] = np.nan
+            predicted = model.predict(missing)
+            assert np.isfinite(predicted).all()
+            assert values.min() - 100 < predicted.min() <= predicted.max() < values.max() + 100
+
+
+def test_onnx_gives_the_regressors_values_with_missing_values_and_categories(
+    regression: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Within TOLERANCE of the training target's standard deviation, on every row checked:
+    the float32 trees of ONNX Runtime against LightGBM's doubles."""
+    rows, values = regression
+    model = fit_regressor(rows, values)
+    held_out, _ = measured_rows(100, seed=1)
+    export = convert_and_check(model, {"held-out": held_out}, values)
+    assert export.report["reason"] is None
+    assert export.report["verified"] is True
+    assert set(export.report["rows_checked"]) == {"held-out", "missing-value", "category"}
+    assert export.report["tolerance"] == pytest.approx(TOLERANCE * np.std(values))
+    assert 0 <= export.report["max_abs_difference"] <= export.report["tolerance"]
+    assert export.content is not None
+    converted = OnnxRegressor(export.content, len(MIXED))
+    assert np.isnan(held_out).any()
+    onnx_values, probabilities = predict_matrix(converted, held_out)
+    assert probabilities is None and onnx_values.dtype == np.float64
+    np.testing.assert_allclose(
+        onnx_values, model.predict(held_out), rtol=0, atol=export.report["tolerance"]
+    )
+
+
+def test_onnx_values_that_differ_are_refused_with_the_reason(
+    regression: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conversion that goes wrong (here: another model's) fails the check, and says by how
+    much; training then saves the native model alone, which serves."""
+    rows, values = regression
+    model, other = fit_regressor(rows, values), fit_regressor(rows, values * 1.01)
+    convert = onnx_convert.convert
+    monkeypatch.setattr(
+        "{{ cookiecutter.package_name }}.training.onnx_convert.convert",
+        lambda _model, features: convert(other, features),
+    )
+    export = convert_and_check(model, {"held-out": measured_rows(100, seed=1)[0]}, values)
+    assert export.content is None and export.report["verified"] is False
+    assert export.report["reason"].startswith("values differ by up to ")
+    assert export.report["max_abs_difference"] > 10 * export.report["tolerance"]
+
+
+def test_a_regressor_is_read_back_and_a_classifier_is_not_taken_for_one(
+    regression: tuple[np.ndarray, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows, values = regression
+    model = fit_regressor(rows, values)
+    write_model(model, tmp_path / MODEL_FILE)
+    metadata = {"hyperparameters": DEFAULT_HYPERPARAMETERS, "classes": []}
+    again = read_model(tmp_path / MODEL_FILE, metadata)
+    assert isinstance(again, Regressor)
+    np.testing.assert_array_equal(again.predict(rows), model.predict(rows))
+    with monkeypatch.context() as classification:
+        use_schema(classification, "multiclass")
+        write_model(fit(*mixed_rows(100, seed=0)), tmp_path / MODEL_FILE)
+    with pytest.raises(ValueError, match="it scores 3 classes, and a regressor gives one value"):
+        read_model(tmp_path / MODEL_FILE, metadata)

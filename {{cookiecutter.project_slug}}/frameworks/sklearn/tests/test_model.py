@@ -6,10 +6,11 @@ Runtime gives within the tolerance, or the native model serves, with the reason.
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
@@ -24,7 +25,7 @@ from {{ cookiecutter.package_name }}.core.model import (
 )
 from {{ cookiecutter.package_name }}.core.predict import predict_matrix
 from {{ cookiecutter.package_name }}.core.runtime import ONNX_FILE, OnnxModel, OnnxRegressor
-from {{ cookiecutter.package_name }}.core.schema import Feature
+from {{ cookiecutter.package_name }}.core.schema import SCHEMA, Feature, Task
 from {{ cookiecutter.package_name }}.core.settings import Settings
 from {{ cookiecutter.package_name }}.training import onnx_convert
 from {{ cookiecutter.package_name }}.training.onnx_check import TOLERANCE, convert_and_check
@@ -67,11 +68,19 @@ def mixed_rows(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return rows, np.array(["low", "middle", "high"])[colour]
 
 
-@pytest.fixture
-def mixed(monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, np.ndarray]:
-    """The model and the ONNX check see the MIXED schema; its rows and labels."""
+def use_schema(monkeypatch: pytest.MonkeyPatch, task: Task) -> None:
+    """The model, the prediction core and the ONNX check see the MIXED features and `task`,
+    whatever the project's own schema."""
     for module in ("core.model", "training.onnx_check"):
         monkeypatch.setattr(f"{{ cookiecutter.package_name }}.{module}.FEATURES", MIXED)
+    for module in ("core.model", "core.predict", "training.onnx_check"):
+        monkeypatch.setattr(f"{{ cookiecutter.package_name }}.{module}.TASK", task)
+
+
+@pytest.fixture
+def mixed(monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, np.ndarray]:
+    """A classification of the MIXED features; its rows and labels."""
+    use_schema(monkeypatch, "multiclass")
     return mixed_rows(400, seed=0)
 
 
@@ -86,11 +95,20 @@ def most_frequent(column: np.ndarray) -> float:
     return float(values[counts.argmax()])
 
 
+def answers(model: Any, rows: np.ndarray) -> np.ndarray:
+    """What a hyperparameter changes, on one scale whatever the project's task: a
+    classifier's probabilities, a regressor's values in standard deviations of its target."""
+    values, probabilities = predict_matrix(model, rows)
+    if probabilities is not None:
+        return probabilities
+    return values / float(training_data()[1].std())
+
+
 def test_the_regularisation_reaches_the_model() -> None:
     rows = training_data()[0].to_numpy()
     default, weaker = fitted(), fitted(C="0.05")
     assert HYPERPARAMETERS["C"] != 0.05
-    difference = np.abs(weaker.predict_proba(rows) - default.predict_proba(rows))
+    difference = np.abs(answers(weaker, rows) - answers(default, rows))
     assert difference.max() > 0.05, "C did not reach the model"
 
 
@@ -172,16 +190,16 @@ def test_a_model_with_imputers_and_encoders_is_read_back_safely(
 def test_a_pipeline_skl2onnx_cannot_convert_trains_and_serves_natively(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A step of one's own (here a log transform) has no ONNX converter: training says so,
-    saves the native model only, and the native model serves."""
+    """A step of one's own (here a sign change, after the preparation) has no ONNX
+    converter: training says so, saves the native model only, and the native model serves."""
 
-    def with_a_log_step(hyperparameters: dict[str, object]) -> Pipeline:
-        classify = LogisticRegression(max_iter=1000, random_state=0)
-        return Pipeline([("log", FunctionTransformer(np.log1p)), ("classify", classify)])
+    def with_a_step_of_ones_own(hyperparameters: dict[str, object]) -> Pipeline:
+        (prepare, estimator) = build_model(hyperparameters).steps
+        return Pipeline([prepare, ("own", FunctionTransformer(np.negative)), estimator])
 
     monkeypatch.setattr(
         "{{ cookiecutter.package_name }}.training.train.build_model",
-        with_a_log_step,
+        with_a_step_of_ones_own,
     )
     settings = make_settings(tmp_path)
     report = train(settings)["onnx"]
@@ -191,8 +209,11 @@ def test_a_pipeline_skl2onnx_cannot_convert_trains_and_serves_natively(
     assert not (settings.model_dir / ONNX_FILE).exists()
     artifact = load_artifact(settings.model_dir)
     assert artifact.runtime.name == "native"
-    (label,) = artifact.model.predict(training_data()[0].to_numpy()[:1])
-    assert label in artifact.metadata["classes"]
+    (answer,) = artifact.model.predict(training_data()[0].to_numpy()[:1])
+    if SCHEMA.is_classification:
+        assert answer in artifact.metadata["classes"]
+    else:
+        assert np.isfinite(answer)
 
 
 # --- a regression task ------------------------------------------------------------------
@@ -210,12 +231,8 @@ def measured_rows(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture
 def regression(monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, np.ndarray]:
-    """The model, the prediction core and the ONNX check see a regression of the MIXED
-    features; its rows and values."""
-    for module in ("core.model", "training.onnx_check"):
-        monkeypatch.setattr(f"{{ cookiecutter.package_name }}.{module}.FEATURES", MIXED)
-    for module in ("core.model", "core.predict", "training.onnx_check"):
-        monkeypatch.setattr(f"{{ cookiecutter.package_name }}.{module}.TASK", "regression")
+    """A regression of the MIXED features; its rows and values."""
+    use_schema(monkeypatch, "regression")
     return measured_rows(400, seed=0)
 
 

@@ -37,7 +37,9 @@ def converter_version() -> str:
 def convert(model: Any, features: int) -> bytes:
     """The fitted network as an ONNX model with one input [rows, features] and an output: a
     classifier's `probabilities` [rows, classes], a regressor's `values` [rows, 1]."""
+    module: torch.nn.Module
     if isinstance(model, Regressor):
+        assert model.network is not None, "fit the model first"
         module, output = model.network, ONNX_VALUES
     else:
         module, output = Probabilities(model.network), ONNX_OUTPUT
