@@ -15,7 +15,7 @@ PYTEST_WORKERS  ?= 2
 
 NODE_TOOLS      := build/tools/node_modules
 
-.PHONY: help venv docker base-images wrk node-tools kubectl kube-tools demo test test-fast lint bench bench-smoke bench-protocols bench-batch bench-frameworks clean
+.PHONY: help venv docker base-images wrk node-tools kubectl kube-tools demo test test-fast lint bench bench-smoke bench-protocols bench-batch bench-frameworks bench-mixed clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ bench-protocols: venv wrk ## V2 over gRPC beside MLServer's gRPC, HTTP binary te
 
 bench-frameworks: venv base-images wrk ## each framework beside MLServer's runtime for it, and its image (~40 min)
 	$(BIN)/python -m benchmarks.frameworks
+
+bench-mixed: venv base-images wrk ## a mixed-type table (categories, missing values): ONNX against native, MLServer, the image (~15 min)
+	$(BIN)/python -m benchmarks.mixed
 
 bench-batch: venv base-images ## batch scoring: formats against an Arrow baseline, ONNX against native, memory, shards, Dask (~10 min)
 	$(BIN)/python -m benchmarks.batch

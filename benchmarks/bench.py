@@ -16,7 +16,6 @@ rounds and its spread, and the ONNX fast path's targets against this run's figur
 written as JSON, Markdown and a PNG chart.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from cookiecutter.main import cookiecutter
 
 from benchmarks import image, report
 from benchmarks.load import LOAD_CPU, run_wrk
-from benchmarks.run import BENCHMARKS, TAG_PREFIX, TEMPLATE, header, results_folder
+from benchmarks.run import BENCHMARKS, TAG_PREFIX, TEMPLATE, arguments, header, results_folder
 from benchmarks.servers import SERVER_CPU, Server, metadata_file, servers, training_rows
 
 ROWS_PER_REQUEST = [1, 100]
@@ -126,6 +126,17 @@ def onnx_tolerance(root: Path) -> float:
     return float(json.loads(metadata_file(root).read_text())["onnx"]["tolerance"])
 
 
+def check_runtime(server: Server, runtimes: dict[str, str], problems: list[str]) -> None:
+    """The runtime `server` says it serves with, into `runtimes`, when its configuration names
+    one (ours); a problem when it is not that one. `server` is running."""
+    if server.runtime is not None:
+        runtimes[server.key] = server.served_runtime()
+        if runtimes[server.key] != server.runtime:
+            problems.append(
+                f"{server.key} serves with {runtimes[server.key]}, not {server.runtime}"
+            )
+
+
 def check_agreement(configurations: list[Server], root: Path) -> dict[str, Any]:
     """Every configuration, started alone, must serve with the runtime it names (ours: ONNX
     Runtime or the native model) and give the reference's labels and probabilities (matched
@@ -142,12 +153,7 @@ def check_agreement(configurations: list[Server], root: Path) -> dict[str, Any]:
     for server in configurations:
         server.start(root)
         try:
-            if server.runtime is not None:
-                runtimes[server.key] = server.served_runtime()
-                if runtimes[server.key] != server.runtime:
-                    disagreements.append(
-                        f"{server.key} serves with {runtimes[server.key]}, not {server.runtime}"
-                    )
+            check_runtime(server, runtimes, disagreements)
             for rows in ROWS_PER_REQUEST:
                 answers[server.key, rows] = server.ask(training_rows(root, rows))
         finally:
@@ -179,6 +185,19 @@ def check_agreement(configurations: list[Server], root: Path) -> dict[str, Any]:
         f"bench: all configurations agree with {reference} (rtol {AGREEMENT_RTOL}, atol {atol})",
         flush=True,
     )
+    return agreement_found(reference, atol, runtimes, differences)
+
+
+def agreement_found(
+    reference: str,
+    atol: float,
+    runtimes: dict[str, str],
+    differences: dict[str, dict[str, float]],
+    **more: Any,
+) -> dict[str, Any]:
+    """What an agreement check found, as the results record it: against which
+    configuration, within which tolerances, for which rows; the runtimes ours served with
+    and the largest probability difference per configuration and rows (and `more`)."""
     return {
         "reference": reference,
         "rtol": AGREEMENT_RTOL,
@@ -186,6 +205,7 @@ def check_agreement(configurations: list[Server], root: Path) -> dict[str, Any]:
         "rows": ROWS_PER_REQUEST,
         "runtimes": runtimes,
         "max_abs_probability_difference": differences,
+        **more,
     }
 
 
@@ -198,13 +218,20 @@ def round_order(configurations: list[Server], round_index: int) -> list[Server]:
     return [configurations[(round_index + step * i) % count] for i in range(count)]
 
 
-def measure_server(server: Server, plan: Plan, root: Path, round_index: int) -> list[dict]:
-    """Start `server`, warm it up and measure it at every point, stop it."""
+def measure_server(
+    server: Server,
+    plan: Plan,
+    root: Path,
+    round_index: int,
+    rows_for: Callable[[Path, int], list[Any]] = training_rows,
+) -> list[dict]:
+    """Start `server`, warm it up and measure it at every point, stop it. `rows_for(root,
+    count)` gives the rows each request carries (by default, rows of the training data)."""
     measurements = []
     server.start(root)
     try:
         for rows in ROWS_PER_REQUEST:
-            body = server.body(training_rows(root, rows))
+            body = server.body(rows_for(root, rows))
             for connections in plan.connections:
                 if plan.warmup_seconds:
                     run_wrk(server.predict_url, connections, plan.warmup_seconds, body)
@@ -230,13 +257,18 @@ def measure_server(server: Server, plan: Plan, root: Path, round_index: int) -> 
     return measurements
 
 
-def measure_rounds(configurations: list[Server], plan: Plan, root: Path) -> list[dict]:
+def measure_rounds(
+    configurations: list[Server],
+    plan: Plan,
+    root: Path,
+    rows_for: Callable[[Path, int], list[Any]] = training_rows,
+) -> list[dict]:
     measurements = []
     for round_index in range(plan.rounds):
         order = round_order(configurations, round_index)
         print(f"bench: round {round_index + 1}/{plan.rounds}: {[s.key for s in order]}", flush=True)
         for server in order:
-            measurements += measure_server(server, plan, root, round_index)
+            measurements += measure_server(server, plan, root, round_index, rows_for)
     return measurements
 
 
@@ -299,18 +331,7 @@ def run_header(plan: Plan, smoke: bool) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--smoke", action="store_true", help="a short run: 2 rounds of 1 s, fewer points"
-    )
-    parser.add_argument(
-        "--root", type=Path, default=TEMPLATE / "build" / "bench", help="work folder"
-    )
-    parser.add_argument(
-        "--results", type=Path, help="where to write (default: benchmarks/results/<date>)"
-    )
+    parser = arguments(__doc__, "bench", "a short run: 2 rounds of 1 s, fewer points")
     parser.add_argument("--skip-image", action="store_true", help="skip the image measurements")
     parser.add_argument(
         "--tag-prefix",

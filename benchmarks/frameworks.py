@@ -15,7 +15,6 @@ built and measured (image.py): size against its own floor, cold build, code-only
 `docker run` to ready.
 """
 
-import argparse
 import json
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from benchmarks.bench import (
     train_reference,
 )
 from benchmarks.report import find, ratio
-from benchmarks.run import BENCHMARKS, TEMPLATE, results_folder
+from benchmarks.run import BENCHMARKS, TEMPLATE, arguments, results_folder, write_results
 from benchmarks.servers import (
     MLSERVER_BATCHING,
     SKLEARN_RUNTIME,
@@ -446,27 +445,11 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write(results: dict[str, Any], folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "frameworks.json").write_text(json.dumps(results, indent=2) + "\n")
-    (folder / "frameworks.md").write_text(markdown(results))
-    print(f"frameworks: wrote {folder / 'frameworks.md'}", flush=True)
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="a short run: 2 rounds of 1 s, fewer points, images built with the layer cache",
-    )
-    parser.add_argument(
-        "--root", type=Path, default=TEMPLATE / "build" / "bench-frameworks", help="work folder"
-    )
-    parser.add_argument(
-        "--results", type=Path, help="where to write (default: benchmarks/results/<date>)"
+    parser = arguments(
+        __doc__,
+        "bench-frameworks",
+        "a short run: 2 rounds of 1 s, fewer points, images built with the layer cache",
     )
     parser.add_argument("--skip-image", action="store_true", help="skip the image measurements")
     parser.add_argument(
@@ -491,7 +474,7 @@ def main() -> int:
             framework, plan, args.root / framework.name, args.skip_image, args.tag_prefix
         )
     folder = results_folder(args.results, args.root, args.smoke, results["date"])
-    write(results, folder)
+    write_results(results, folder, "frameworks", markdown(results))
     return 0
 
 

@@ -14,7 +14,6 @@ output holds strings, as the labels do.) Before any timing, every server must gi
 and probabilities over gRPC for the bodies the load sends; the HTTP answers are not compared.
 """
 
-import argparse
 import importlib.util
 import json
 import statistics
@@ -39,7 +38,7 @@ from benchmarks.bench import (
     run_header,
 )
 from benchmarks.load import LoadResult, run_h2load
-from benchmarks.run import TEMPLATE, results_folder
+from benchmarks.run import arguments, results_folder, write_results
 from benchmarks.servers import MLSERVER_BATCHING, Server, feature_names, mlserver, training_rows
 from benchmarks.servers import ours as ours_server
 
@@ -371,17 +370,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--smoke", action="store_true", help="a short run: 2 rounds of 1 s")
-    parser.add_argument(
-        "--root", type=Path, default=TEMPLATE / "build" / "bench", help="work folder"
-    )
-    parser.add_argument(
-        "--results", type=Path, help="where to write (default: benchmarks/results/<date>)"
-    )
-    args = parser.parse_args()
+    args = arguments(__doc__, "bench", "a short run: 2 rounds of 1 s").parse_args()
 
     plan = SMOKE if args.smoke else FULL
     project, _ = prepare(args.root)
@@ -393,9 +382,7 @@ def main() -> int:
     results["measurements"] = measure(found, plan, args.root, pb)
     results["load"] = summarize(results["measurements"])
     folder = results_folder(args.results, args.root, args.smoke, results["date"])
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "protocols.json").write_text(json.dumps(results, indent=2) + "\n")
-    (folder / "protocols.md").write_text(markdown(results))
+    write_results(results, folder, "protocols", markdown(results))
     print(markdown(results))
     return 0
 

@@ -168,12 +168,13 @@ def runtimes_section(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def method(results: dict[str, Any]) -> str:
+def method(results: dict[str, Any], file: str = "results.json") -> str:
+    """How the load was measured; `file` is the JSON file that holds every round."""
     return (
         f"Measured {results['date']} on {results['machine']}. Each configuration ran alone, its "
         f"server pinned to CPU {results['server_cpu']} and wrk (one thread) to CPU "
         f"{results['load_cpu']}; {results['rounds']} rounds, each in a different order "
-        f"(see results.json); at every point {results['warmup_seconds']} s of "
+        f"(see {file}); at every point {results['warmup_seconds']} s of "
         f"load were discarded, then {results['seconds']} s measured. Requests/s counts "
         "successful answers only: the median over rounds, with its spread (min-max); p50 and "
         "p99 are the medians over rounds; errors are summed."

@@ -6,14 +6,17 @@ The bottom of the benchmarks' imports: every benchmark may import this module, a
 none of them.
 """
 
+import argparse
 import functools
 import importlib
+import json
 import os
 import platform
 import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -54,13 +57,20 @@ def training_features(project: Path) -> "pd.DataFrame":
 
 @functools.cache
 def _training_features(project: Path) -> "pd.DataFrame":
-    src = project / "src"
+    data = project_module(project, "training.data")
+    features, _target, _source = data.load_training_data(project / "data" / "train")
+    return features
+
+
+def project_module(project: Path, module: str) -> ModuleType:
+    """A module of the rendered project's package (e.g. "core.encoding"), imported from its
+    src/. Python imports a package once, with the schema.yaml it finds then: a process
+    imports the modules of one render, after its schema is final."""
+    src = project.resolve() / "src"
     [package] = [p.name for p in src.iterdir() if (p / "__init__.py").is_file()]
     if str(src) not in sys.path:
         sys.path.insert(0, str(src))
-    data = importlib.import_module(f"{package}.training.data")
-    features, _target, _source = data.load_training_data(project / "data" / "train")
-    return features
+    return importlib.import_module(f"{package}.{module}")
 
 
 def header(smoke: bool) -> dict[str, Any]:
@@ -75,3 +85,25 @@ def results_folder(given: Path | None, root: Path, smoke: bool, date: str) -> Pa
     if given is not None:
         return given
     return root / "results" if smoke else BENCHMARKS / "results" / date
+
+
+def arguments(description: str, root: str, smoke: str) -> argparse.ArgumentParser:
+    """The options every load benchmark takes: --smoke (`smoke` says what it runs), --root
+    (its work folder, build/<root> by default) and --results."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--smoke", action="store_true", help=smoke)
+    parser.add_argument("--root", type=Path, default=TEMPLATE / "build" / root, help="work folder")
+    parser.add_argument(
+        "--results", type=Path, help="where to write (default: benchmarks/results/<date>)"
+    )
+    return parser
+
+
+def write_results(results: dict[str, Any], folder: Path, name: str, markdown: str) -> None:
+    """A benchmark's results as <name>.json (every figure) and <name>.md (its report)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (folder / f"{name}.md").write_text(markdown)
+    print(f"{name}: wrote {folder / f'{name}.md'}", flush=True)

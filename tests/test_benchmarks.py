@@ -21,17 +21,23 @@ CONFIGURATIONS = {
 }
 
 
-@pytest.mark.xdist_group("benchmark")
-def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
-    results = tmp_path / "results"
+def run_smoke(module: str, results: Path, *options: str, timeout: int = 1800) -> None:
+    """`python -m benchmarks.<module> --smoke`, its results written to `results`; it must
+    succeed."""
     run = subprocess.run(
-        [PYTHON, "-m", "benchmarks.bench", "--smoke", "--results", str(results)],
+        [PYTHON, "-m", f"benchmarks.{module}", "--smoke", *options, "--results", str(results)],
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=timeout,
         cwd=ROOT,
     )
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+
+
+@pytest.mark.xdist_group("benchmark")
+def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    run_smoke("bench", results)
     data = json.loads((results / "results.json").read_text())
 
     load = data["load"]
@@ -106,14 +112,7 @@ def test_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
 @pytest.mark.xdist_group("benchmark")
 def test_batch_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     results = tmp_path / "results"
-    run = subprocess.run(
-        [PYTHON, "-m", "benchmarks.batch", "--smoke", "--results", str(results)],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        cwd=ROOT,
-    )
-    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+    run_smoke("batch", results)
     data = json.loads((results / "batch.json").read_text())
     assert [row["format"] for row in data["formats"]] == ["csv", "parquet", "jsonl"]
     for row in data["formats"]:
@@ -139,14 +138,7 @@ def test_batch_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
 @pytest.mark.xdist_group("benchmark")
 def test_protocols_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     results = tmp_path / "results"
-    run = subprocess.run(
-        [PYTHON, "-m", "benchmarks.protocols", "--smoke", "--results", str(results)],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        cwd=ROOT,
-    )
-    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+    run_smoke("protocols", results)
     data = json.loads((results / "protocols.json").read_text())
     measured = {(r["configuration"], r["transport"], r["rows"]) for r in data["load"]}
     assert measured == {
@@ -183,15 +175,7 @@ def test_frameworks_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     results = tmp_path / "results"
     # The images are measured by the full run only: the template's image tests build every
     # framework's image, and bench.py's smoke run covers the image measurements.
-    script = ["-m", "benchmarks.frameworks", "--smoke", "--skip-image"]
-    run = subprocess.run(
-        [PYTHON, *script, "--results", str(results)],
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        cwd=ROOT,
-    )
-    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+    run_smoke("frameworks", results, "--skip-image", timeout=3600)
     data = json.loads((results / "frameworks.json").read_text())
     assert set(data["frameworks"]) == set(FRAMEWORK_PEERS)
 
@@ -219,3 +203,59 @@ def test_frameworks_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
         section = report.split(f"\n## {name}\n")[1].split("\n## ")[0]
         assert f"| rows | connections | ours req/s | {peer} req/s |" in section
     assert "## Method" in report
+
+
+MIXED_CONFIGURATIONS = {
+    "ours-default",
+    "ours-native",
+    "ours-image",
+    "mlserver-default",
+    "mlserver-best",
+}
+
+
+@pytest.mark.xdist_group("benchmark")
+def test_mixed_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
+    """A mixed-type table (numbers, integers, booleans, categories, missing values) from the
+    project's own `schema infer` and `train`, served by ours (ONNX Runtime, native, its
+    image) and MLServer: every configuration answers the same, then is measured."""
+    results = tmp_path / "results"
+    run_smoke("mixed", results, "--tag-prefix", "bench-test-")
+    data = json.loads((results / "mixed.json").read_text())
+
+    assert data["data"]["rows"] == 5_000 and len(data["data"]["missing_share"]) >= 2
+    inferred = "\n".join(data["data"]["schema_infer"])
+    assert "22 features (12 number, 4 integer, 2 boolean, 4 category)" in inferred, inferred
+    assert data["model"]["onnx"]["verified"] is True
+
+    agreement = data["agreement"]
+    assert agreement["reference"] == "ours-default" and agreement["rtol"] <= 1e-6
+    assert agreement["runtimes"] == {
+        "ours-default": "onnx",
+        "ours-native": "native",
+        "ours-image": "onnx",
+    }
+    # MLServer either answers the same or is reported as failing, never timed wrong.
+    timed = set(agreement["max_abs_probability_difference"])
+    assert timed | set(agreement["failed"]) == MIXED_CONFIGURATIONS
+    assert {"ours-default", "ours-native", "ours-image"} <= timed
+    for by_rows in agreement["max_abs_probability_difference"].values():
+        assert set(by_rows) == {"1", "100"} and 0 <= max(by_rows.values()) < 1e-5
+
+    load = data["load"]
+    assert {f"{r['server']}-{r['configuration']}" for r in load} == timed
+    assert {(r["rows"], r["connections"]) for r in load} == {(1, 1), (1, 16), (100, 1), (100, 16)}
+    assert all(r["requests"] > 0 and r["errors"] == 0 for r in load), load
+    assert all(r["rounds"] == data["rounds"] == 2 for r in load)
+    figures = {row["configuration"]: row for row in data["figures"]}
+    assert set(figures) == timed
+    for row in figures.values():
+        assert row["single_row_p50_ms"] > 0
+        assert row["rows_per_s_100_rows_1_connections"] > 0
+    assert data["image"]["build_s"] > 0
+
+    report = (results / "mixed.md").read_text()
+    for section in ("## Figures", "## Load", "## Data and model", "## Agreement"):
+        assert section in report
+    assert "ONNX Runtime against the native model" in report
+    assert "pre-encoded" in report

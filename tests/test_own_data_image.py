@@ -3,8 +3,8 @@ says: render, `make data` (schema inferred in the image), `make build`; then bat
 with an `id` column passed through, and the server answering `/predict`, V2 REST, gRPC and
 `/invocations` with the same predictions; then the project's own container tests, unchanged.
 
-The table is palmerpenguins' penguins: categories (island, sex), missing values, and `species`
-to predict. The framework's iris image, built for the other image tests, runs `make data`; the
+The table is palmerpenguins' penguins: categories (island, sex), missing values, `species` to
+classify and `body_mass_g` to regress. The framework's iris image, built for the other image tests, runs `make data`; the
 penguins image reuses its dependency layers, so only the code, data and model layers build."""
 
 import math
@@ -74,10 +74,12 @@ def server_with_grpc(docker: Any, tag: str) -> Iterator[tuple[str, int]]:
         container.remove(force=True)
 
 
-def batch_predict(docker: Any, tag: str, table: pd.DataFrame, folder: Path) -> pd.DataFrame:
+def batch_predict(
+    docker: Any, tag: str, table: pd.DataFrame, target: str, folder: Path
+) -> pd.DataFrame:
     """`predict` in the image on the table without its target; the scores."""
     data = docker_support.shared_dir(folder / "batch")
-    table.drop(columns=["species"]).to_csv(data / "unlabelled.csv", index=False)
+    table.drop(columns=[target]).to_csv(data / "unlabelled.csv", index=False)
     code, logs = docker_support.run_job(
         docker,
         tag,
@@ -125,7 +127,7 @@ def v2_body(rows: pd.DataFrame, features: list[dict[str, Any]]) -> dict[str, Any
     return {"inputs": inputs}
 
 
-def grpc_predictions(port: int, model: str, body: dict[str, Any]) -> list[str]:
+def grpc_predictions(port: int, model: str, body: dict[str, Any]) -> list[Any]:
     import tritonclient.grpc as triton
 
     client = triton.InferenceServerClient(f"127.0.0.1:{port}")
@@ -140,9 +142,25 @@ def grpc_predictions(port: int, model: str, body: dict[str, Any]) -> list[str]:
             item.set_data_from_numpy(np.array(numbers, dtype=np.float64))
         inputs.append(item)
     result = client.infer(model, inputs)
-    return [v.decode() for v in result.as_numpy("predict").tolist()]
+    return [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("predict").tolist()]
 
 
+def same_predictions(answer: list[Any], expected: list[Any]) -> bool:
+    """Labels equal, or a regressor's values equal to the last bits that text keeps."""
+    if all(isinstance(v, str) for v in expected):
+        return answer == expected
+    return bool(np.allclose(np.asarray(answer, np.float64), expected, rtol=1e-9, atol=0))
+
+
+# target: what `make data` reports of it
+TARGETS = {
+    "species": "multiclass (3 classes), target 'species'",
+    "body_mass_g": "regression, target 'body_mass_g'",
+}
+UNKNOWN = {"island": "Atlantis"}  # a category the penguins never came from
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
 @pytest.mark.parametrize(
     "framework",
     [
@@ -151,7 +169,7 @@ def grpc_predictions(port: int, model: str, body: dict[str, Any]) -> list[str]:
     ],
 )
 def test_penguins_go_from_make_data_to_every_protocol(
-    docker: Any, build: Build, framework: str, tmp_path: Path
+    docker: Any, build: Build, framework: str, target: str, tmp_path: Path
 ) -> None:
     iris_project, iris_image = build("3.11", framework=framework)
     project = render(tmp_path / "render", framework=framework)
@@ -160,45 +178,51 @@ def test_penguins_go_from_make_data_to_every_protocol(
         project,
         "data",
         f"DATA={tmp_path / 'table' / 'penguins.csv'}",
-        "TARGET=species",
+        f"TARGET={target}",
         "IGNORE=id",
         f"IMAGE={iris_image}",
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "multiclass (3 classes), target 'species'" in result.stdout, result.stdout
+    assert TARGETS[target] in result.stdout, result.stdout
     assert [p.name for p in (project / "data" / "train").iterdir()] == ["penguins.csv"]
     if framework in FROM_WHEELHOUSE:
         shutil.copytree(iris_project / "wheels", project / "wheels", dirs_exist_ok=True)
-    tag = f"{iris_image}-penguins"
+    tag = f"{iris_image}-penguins-{target.replace('_', '-')}"
     docker.images.build(path=str(project), tag=tag, rm=True, forcerm=True)
     model = project.name  # the project's name, which the V2 and gRPC routes serve under
     try:
-        scored = batch_predict(docker, tag, table, tmp_path)
+        scored = batch_predict(docker, tag, table, target, tmp_path)
         assert scored["id"].tolist() == table["id"].tolist()
-        agreement = (scored["prediction"] == table["species"]).mean()
-        assert agreement > 0.9, agreement
-        rows = table.drop(columns=["id", "species"]).iloc[:12]
+        if target == "species":
+            agreement = (scored["prediction"] == table[target]).mean()
+            assert agreement > 0.9, agreement
+        else:
+            assert scored["prediction"].dtype == np.float64
+            assert scored["prediction"].corr(table[target]) > 0.8
+        rows = table.drop(columns=["id", target]).iloc[:12]
         assert rows.isna().any(axis=None), "the rows must hold missing values"
         expected = scored["prediction"].iloc[:12].tolist()
         with server_with_grpc(docker, tag) as (url, rpc):
             answer = httpx.post(url + "/predict", json=records(rows))
             assert answer.status_code == 200, answer.text
-            assert answer.json()["predictions"] == expected
+            assert same_predictions(answer.json()["predictions"], expected), answer.text
             body = v2_body(rows, schema_features(project))
             v2 = httpx.post(url + f"/v2/models/{model}/infer", json=body)
             assert v2.status_code == 200, v2.text
-            assert v2.json()["outputs"][0]["data"] == expected
-            assert grpc_predictions(rpc, model, body) == expected
+            assert same_predictions(v2.json()["outputs"][0]["data"], expected), v2.text
+            assert same_predictions(grpc_predictions(rpc, model, body), expected)
             invocations = httpx.post(
                 url + "/invocations",
                 content=rows.to_csv(index=False, header=False),
                 headers={"content-type": "text/csv"},
             )
             assert invocations.status_code == 200, invocations.text
-            assert [line.split(",")[0] for line in invocations.text.splitlines()] == expected
-            refused = httpx.post(url + "/predict", json={**records(rows)[0], "island": "Atlantis"})
+            first = [line.split(",")[0] for line in invocations.text.splitlines()]
+            as_sent = first if target == "species" else [float(v) for v in first]
+            assert same_predictions(as_sent, expected), invocations.text
+            refused = httpx.post(url + "/predict", json={**records(rows)[0], **UNKNOWN})
             assert refused.status_code == 422, refused.text
-            assert refused.json()["detail"][0]["loc"] == ["body", "island"]
+            assert refused.json()["detail"][0]["loc"] == ["body", *UNKNOWN]
         print(run_container_tests(project, tag))
         unit = run_in(project, PYTHON, *UNIT_TESTS)
         assert unit.returncode == 0, unit.stdout[-6000:] + unit.stderr[-3000:]

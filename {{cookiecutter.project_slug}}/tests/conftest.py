@@ -13,13 +13,14 @@ import io
 import json
 import os
 import shutil
+import struct
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib.metadata import packages_distributions
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import numpy as np
@@ -29,6 +30,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from tritonclient.utils import deserialize_bytes_tensor
 
 from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE, load_artifact
 from {{ cookiecutter.package_name }}.core.encoding import encode_json
@@ -37,6 +39,7 @@ from {{ cookiecutter.package_name }}.core.schema import (
     FEATURE_NAMES,
     FEATURES,
     SCHEMA,
+    TASK,
     Feature,
 )
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
@@ -61,7 +64,12 @@ from .docker_support import (
 TRAINING_DATA = Path(__file__).resolve().parents[1] / "data" / "train"
 # One request record: each feature's example value from the schema.
 EXAMPLE: dict[str, Any] = {f.name: f.example for f in FEATURES}
-CLASSES: list[str] = list(SCHEMA.classes)
+CLASSES: list[str] = list(SCHEMA.classes)  # none for a regression
+# The V2 outputs: a classifier's labels (BYTES) and class probabilities (FP64, [N, classes]);
+# a regressor's values (FP64) only.
+REGRESSION = TASK == "regression"
+V2_OUTPUTS: list[str] = ["predict"] if REGRESSION else ["predict", "predict_proba"]
+PREDICT_DATATYPE = "FP64" if REGRESSION else "BYTES"
 
 # Settings come from environment variables. The machine's own (a developer's PORT, a CI
 # job's API_TOKEN or BATCHING) must not change what the tests see: tests that want one set
@@ -192,10 +200,13 @@ def in_turn(target: pd.Series) -> np.ndarray:
     return np.lexsort((rank, turn))
 
 
-def varied_rows(count: int = 24) -> list[dict[str, Any]]:
+def varied_rows(count: int = 24, complete: bool = False) -> list[dict[str, Any]]:
     """`count` rows of the training data (all of them, if it has fewer), from every class,
-    as request records."""
+    as request records; only rows without a missing value if `complete`."""
     features, target = training_data()
+    if complete:
+        whole = features.notna().all(axis=1)
+        features, target = features[whole], target[whole]
     return as_records(features.iloc[in_turn(target)[:count]])
 
 
@@ -266,20 +277,25 @@ def served_model(trained: Settings) -> Any:
     return load_artifact(trained.model_dir).model
 
 
-def predicted(model: Any, records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The labels the model itself gives the records."""
-    return [str(label) for label in model.predict(as_matrix(records))]
+def predicted(model: Any, records: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """What the model itself gives the records, as the protocols answer it: a classifier's
+    labels (text), a regressor's values (float64)."""
+    answers = model.predict(as_matrix(records))
+    if REGRESSION:
+        return [float(v) for v in np.asarray(answers, dtype=np.float64).ravel()]
+    return [str(label) for label in answers]
 
 
 @pytest.fixture(scope="session")
-def example_label(served_model: Any) -> str:
-    """The label the trained model gives EXAMPLE: what every protocol must answer for it, and
-    the image's baked model too (trained on the same data/train/ with the same seed)."""
+def example_label(served_model: Any) -> Any:
+    """What the trained model gives EXAMPLE (a classifier's label, a regressor's value): what
+    every protocol must answer for it, and the image's baked model too (trained on the same
+    data/train/ with the same seed)."""
     return predicted(served_model, [EXAMPLE])[0]
 
 
 @pytest.fixture(scope="session")
-def other_record(served_model: Any, example_label: str) -> dict[str, Any]:
+def other_record(served_model: Any, example_label: Any) -> dict[str, Any]:
     """A row of the training data that the trained model labels otherwise than EXAMPLE."""
     rows = varied_rows(1_000)
     for row, label in zip(rows, predicted(served_model, rows), strict=True):
@@ -420,20 +436,35 @@ def assert_consistent(labels: Sequence[str], probabilities: Sequence[Mapping[str
         assert all(0.0 <= p <= 1.0 for p in row.values())
 
 
+def v2_values(output: Mapping[str, Any], data: bytes | None = None) -> list[Any]:
+    """A V2 output's elements, flat, from its JSON `data` or, when given, its binary data: a
+    `predict` of labels as text, numbers as floats."""
+    if data is None:
+        return list(np.asarray(output["data"], dtype=object).ravel().tolist())
+    if output["datatype"] == "BYTES":
+        return [text.decode() for text in deserialize_bytes_tensor(data).tolist()]
+    return np.frombuffer(data, dtype=NUMPY[output["datatype"]]).astype(np.float64).tolist()
+
+
+def as_answers(values: Any) -> list[Any]:
+    """A client's array of `predict` elements as text (labels, which binary data carries as
+    bytes) or floats (a regressor's values)."""
+    return [v.decode() if isinstance(v, bytes) else v for v in np.asarray(values).ravel().tolist()]
+
+
 def v2_probabilities(output: Mapping[str, Any], classes: Sequence[str]) -> list[dict[str, float]]:
     """A V2 `predict_proba` output as one {class: probability} mapping per row."""
     matrix = np.asarray(output["data"], dtype=np.float64).reshape(output["shape"])
     return [dict(zip(classes, row, strict=True)) for row in matrix.tolist()]
 
 
-# The V2 datatype of a tensor of each feature type.
+# The V2 datatype of a tensor of each feature type, as JSON carries it.
 V2_DATATYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "category": "BYTES"}
-# Whether the rows fit one [N, features] tensor of numbers: not when a feature is a category.
-# The tests of that form skip when they do not.
+# Whether the rows fit one [N, features] tensor of numbers: not when a feature is a category,
+# whose values are text. The server then refuses that form with this advice, and the tests of
+# that form check the refusal instead.
 ONE_MATRIX = all(f.type != "category" for f in FEATURES)
-needs_one_matrix = pytest.mark.skipif(
-    not ONE_MATRIX, reason="a category feature: the rows do not fit one tensor of numbers"
-)
+MATRIX_REFUSAL = "send one tensor per feature, categories as BYTES"
 
 
 def json_value(value: Any) -> Any:
@@ -463,3 +494,223 @@ def v2_body(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
         return {"inputs": v2_tensors([dict(zip(FEATURE_NAMES, row, strict=True)) for row in rows])}
     tensor = {"name": "input-0", "shape": [len(rows), len(FEATURES)], "datatype": "FP64"}
     return {"inputs": [{**tensor, "data": [[json_value(v) for v in row] for row in rows]}]}
+
+
+# --- tensors as binary data and gRPC carry them: one per feature ------------------------
+
+
+# The little-endian NumPy type of each fixed-size datatype the tests send.
+NUMPY = {"FP64": np.dtype("<f8"), "FP32": np.dtype("<f4"), "BOOL": np.dtype("?")}
+
+
+class Tensor(NamedTuple):
+    """One input tensor: its name, its V2 datatype and its elements (shape [N])."""
+
+    name: str
+    datatype: str
+    array: np.ndarray
+
+
+def feature_tensors(records: Sequence[Mapping[str, Any]], numbers: str = "FP64") -> list[Tensor]:
+    """One tensor per feature holding the records' values, in the schema's order: a number
+    feature's in `numbers` (FP64 or FP32) and an integer's in FP64, NaN where a value is
+    missing; a boolean's in BOOL, or in FP64 (1, 0, NaN) when a value is missing, which BOOL
+    cannot carry; a category's in BYTES, UTF-8 text, empty where a value is missing."""
+    tensors = []
+    for f in FEATURES:
+        values = [record[f.name] for record in records]
+        if f.type == "category":
+            text = [b"" if v is None else str(v).encode() for v in values]
+            tensors.append(Tensor(f.name, "BYTES", np.array(text, dtype=object)))
+        elif f.type == "boolean" and None not in values:
+            tensors.append(Tensor(f.name, "BOOL", np.array(values, dtype=np.bool_)))
+        else:
+            datatype = numbers if f.type == "number" else "FP64"
+            numeric = [np.nan if v is None else float(v) for v in values]
+            tensors.append(Tensor(f.name, datatype, np.array(numeric, dtype=NUMPY[datatype])))
+    return tensors
+
+
+def raw_bytes(tensor: Tensor) -> bytes:
+    """The tensor's elements as the protocol's binary form: fixed-size elements little-endian;
+    each BYTES element a 4-byte little-endian length, then the bytes."""
+    if tensor.datatype == "BYTES":
+        return b"".join(struct.pack("<I", len(e)) + e for e in tensor.array.ravel().tolist())
+    return np.ascontiguousarray(tensor.array, dtype=NUMPY[tensor.datatype]).tobytes()
+
+
+def binary_inputs(tensors: Sequence[Tensor]) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """The tensors as V2 inputs sent as binary data: the JSON part of each, and its bytes."""
+    inputs, buffers = [], []
+    for tensor in tensors:
+        raw = raw_bytes(tensor)
+        inputs.append(
+            {
+                "name": tensor.name,
+                "shape": list(tensor.array.shape),
+                "datatype": tensor.datatype,
+                "parameters": {"binary_data_size": len(raw)},
+            }
+        )
+        buffers.append(raw)
+    return inputs, buffers
+
+
+# Which field of a gRPC tensor's typed `contents` holds each datatype the tests send.
+GRPC_CONTENTS = {
+    "FP64": "fp64_contents",
+    "FP32": "fp32_contents",
+    "BOOL": "bool_contents",
+    "BYTES": "bytes_contents",
+}
+
+
+def grpc_request(message: Any, tensors: Sequence[Tensor], raw: bool = True, **fields: Any) -> Any:
+    """A gRPC ModelInferRequest of the tensors, `message` being the generated class (the
+    project's own or tritonclient's): their values in `raw_input_contents`, or in each
+    tensor's typed `contents`."""
+    request = message(**{"model_name": PROJECT_NAME, **fields})
+    for tensor in tensors:
+        shape = list(tensor.array.shape)
+        added = request.inputs.add(name=tensor.name, datatype=tensor.datatype, shape=shape)
+        if raw:
+            request.raw_input_contents.append(raw_bytes(tensor))
+        else:
+            values = tensor.array.ravel().tolist()
+            getattr(added.contents, GRPC_CONTENTS[tensor.datatype]).extend(values)
+    return request
+
+
+def as_float32(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The records with each number feature's value as float32 holds it: what the server sees
+    of values sent in FP32 binary data."""
+    numbers = {f.name for f in FEATURES if f.type == "number"}
+    return [
+        {k: float(np.float32(v)) if k in numbers and v is not None else v for k, v in r.items()}
+        for r in records
+    ]
+
+
+def unfit_tensor(feature: Feature) -> tuple[Tensor, str]:
+    """A one-element tensor of the feature that the server must refuse, and what the refusal
+    says after the tensor's name: a number or integer that is NaN (infinite, if the feature
+    is nullable); a boolean that is 2; a category's unknown text (if it refuses unknown
+    values) or a number where its text belongs."""
+    if feature.type in ("number", "integer"):
+        value = np.inf if feature.nullable else np.nan
+        return Tensor(feature.name, "FP64", np.array([value])), "data must be finite numbers"
+    if feature.type == "boolean":
+        two = Tensor(feature.name, "FP64", np.array([2.0]))
+        return two, "element 0 has 2.0, which is not true or false"
+    if refusing(feature):
+        text = wrong_value(feature)
+        unknown = Tensor(feature.name, "BYTES", np.array([text.encode()], dtype=object))
+        return unknown, f"element 0 has {text!r}, which is not one of its categories"
+    code = Tensor(feature.name, "FP64", np.array([0.0]))
+    return code, f"{feature.name!r} is a category: send its values as BYTES"
+
+
+def with_unfit(feature: Feature) -> tuple[list[Tensor], str]:
+    """EXAMPLE as one tensor per feature, the feature's holding a value the server must
+    refuse (unfit_tensor), and what the refusal says."""
+    unfit, message = unfit_tensor(feature)
+    tensors = [unfit if t.name == feature.name else t for t in feature_tensors([EXAMPLE])]
+    return tensors, message
+
+
+# --- regression: test doubles and expectations that follow the schema's task ------------
+# A classifier answers labels and class probabilities, a regressor values and no
+# probabilities: the helpers below let one test check either, as the schema says.
+
+# The columns batch scoring adds to each row: the prediction, then a classifier's
+# probability of each class.
+SCORE_COLUMNS: list[str] = ["prediction", *(f"probability_{c}" for c in CLASSES)]
+
+
+class ModelDouble:
+    """The trained model behind the prediction core's interface, whatever the task (a
+    classifier's `classes_` and `predict_proba`, a regressor's `predict`); every call goes
+    through `called(matrix)` first, which a test double overrides."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    @property
+    def classes_(self) -> Any:
+        return self.model.classes_
+
+    def called(self, matrix: np.ndarray) -> None:
+        """Runs before each model call; nothing here."""
+
+    def predict_proba(self, matrix: np.ndarray) -> Any:
+        self.called(matrix)
+        return self.model.predict_proba(matrix)
+
+    def predict(self, matrix: np.ndarray) -> Any:
+        self.called(matrix)
+        return self.model.predict(matrix)
+
+
+class Overflowing(ModelDouble):
+    """The trained model, whose answers (a classifier's probabilities, a regressor's values)
+    are NaN for rows holding a value beyond 1e300, as a linear model's arithmetic overflows
+    on them. Whatever the framework and the task, the server must refuse such rows, not
+    answer NaN."""
+
+    def predict_proba(self, matrix: np.ndarray) -> Any:
+        probabilities = np.array(super().predict_proba(matrix), dtype=np.float64)
+        probabilities[(np.abs(matrix) > 1e300).any(axis=1)] = np.nan
+        return probabilities
+
+    def predict(self, matrix: np.ndarray) -> Any:
+        if not REGRESSION:
+            return super().predict(matrix)
+        values = np.array(super().predict(matrix), dtype=np.float64)
+        values[(np.abs(matrix) > 1e300).any(axis=1)] = np.nan
+        return values
+
+
+def predicted_rows(model: Any, matrix: np.ndarray) -> list[Any]:
+    """What the model itself gives the rows of the matrix, as the protocols answer it: a
+    classifier's labels (text), a regressor's values (float64)."""
+    answers = model.predict(matrix)
+    if REGRESSION:
+        return [float(v) for v in np.asarray(answers, dtype=np.float64).ravel()]
+    return [str(label) for label in answers]
+
+
+def comparable(model: Any, matrix: np.ndarray) -> np.ndarray:
+    """What the model gives the rows, on one scale whatever the task, to compare two models
+    by: a classifier's class probabilities, a regressor's values in standard deviations of
+    the training data's target."""
+    if REGRESSION:
+        values = np.asarray(model.predict(matrix), dtype=np.float64)
+        return values / float(training_data()[1].std())
+    return np.asarray(model.predict_proba(matrix), dtype=np.float64)
+
+
+def held_out_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The training data split as `train` splits it with the default hyperparameters (a
+    classification stratified by class): training rows, held-out rows, and their targets."""
+    from sklearn.model_selection import train_test_split
+
+    features, target = training_data()
+    x_train, x_test, y_train, y_test = train_test_split(
+        features.to_numpy(),
+        target.to_numpy(),
+        test_size=float(DEFAULT_HYPERPARAMETERS["test_size"]),
+        random_state=int(DEFAULT_HYPERPARAMETERS["seed"]),
+        stratify=None if REGRESSION else target.to_numpy(),
+    )
+    return x_train, x_test, y_train, y_test
+
+
+def same_answers(answers: Sequence[Any], expected: Sequence[Any]) -> bool:
+    """Whether `answers` are the `expected` ones: the same labels, or a regressor's values up
+    to floating-point rounding (a relative 1e-9): a model trained elsewhere on the same data
+    with the same seed (the image's) may round its arithmetic otherwise."""
+    if not REGRESSION:
+        return list(answers) == list(expected)
+    return len(answers) == len(expected) and bool(
+        np.allclose(np.asarray(answers, np.float64), np.asarray(expected, np.float64), rtol=1e-9)
+    )

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.core.artifact import load_artifact
 from {{ cookiecutter.package_name }}.core.model import MODEL_FILE
-from {{ cookiecutter.package_name }}.core.schema import FEATURES
+from {{ cookiecutter.package_name }}.core.schema import FEATURES, TASK
 from {{ cookiecutter.package_name }}.core.settings import Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
@@ -25,9 +25,11 @@ from .conftest import (
     EXAMPLE,
     NUMERIC,
     REFUSING,
+    REGRESSION,
     REQUIRED,
     UNKNOWN,
-    OverflowingModel,
+    ModelDouble,
+    Overflowing,
     as_matrix,
     assert_consistent,
     csv_line,
@@ -45,13 +47,16 @@ from .conftest import (
 WRONG = {**EXAMPLE, REFUSING[0].name: wrong_value(REFUSING[0])}
 
 
-def test_predict_one_record(client: TestClient, trained: Settings, example_label: str) -> None:
+def test_predict_one_record(client: TestClient, trained: Settings, example_label: Any) -> None:
     response = client.post("/predict", json=EXAMPLE)
     assert response.status_code == 200
     body = response.json()
     assert body["predictions"] == [example_label]
-    assert list(body["probabilities"][0]) == CLASSES
-    assert_consistent(body["predictions"], body["probabilities"])
+    if REGRESSION:  # a value, and no probabilities
+        assert isinstance(body["predictions"][0], float) and "probabilities" not in body
+    else:
+        assert list(body["probabilities"][0]) == CLASSES
+        assert_consistent(body["predictions"], body["probabilities"])
     metadata = load_artifact(trained.model_dir).metadata
     assert body["model_version"] == metadata["model_version"]
 
@@ -62,6 +67,11 @@ def test_predict_answers_what_the_model_says(client: TestClient, trained: Settin
     model = load_artifact(trained.model_dir).model
     matrix = as_matrix(rows)
     assert body["predictions"] == model.predict(matrix).tolist()
+    if REGRESSION:
+        assert "probabilities" not in body
+        assert all(isinstance(value, float) for value in body["predictions"])
+        assert len(set(body["predictions"])) > 1, "the rows get different values"
+        return
     served = np.array([list(row.values()) for row in body["probabilities"]])
     np.testing.assert_allclose(served, model.predict_proba(matrix), rtol=1e-12)
     assert sorted(set(body["predictions"])) == sorted(CLASSES), "the rows cover every class"
@@ -69,7 +79,7 @@ def test_predict_answers_what_the_model_says(client: TestClient, trained: Settin
 
 
 def test_predict_a_list_keeps_order(
-    client: TestClient, served_model: Any, example_label: str, other_record: dict[str, Any]
+    client: TestClient, served_model: Any, example_label: Any, other_record: dict[str, Any]
 ) -> None:
     [other_label] = predicted(served_model, [other_record])
     assert other_label != example_label
@@ -124,7 +134,7 @@ def test_values_the_model_cannot_score_are_refused_not_answered_with_nan(
     client: TestClient,
 ) -> None:
     holder = client.app.state.service.holder  # type: ignore[attr-defined]
-    holder.model = OverflowingModel(holder.model)
+    holder.model = Overflowing(holder.model)
     far = {**EXAMPLE, NUMERIC.name: 1e308}
     response = client.post("/predict", json=[EXAMPLE, far])
     assert response.status_code == 422
@@ -155,6 +165,7 @@ def test_probes_and_metadata(client: TestClient) -> None:
     assert client.get("/readyz").json()["status"] == "ready"
     metadata = client.get("/metadata").json()
     assert metadata["model"]["classes"] == CLASSES
+    assert metadata["model"]["task"] == TASK
     assert metadata["settings"]["PORT"] == 8080
 
 
@@ -210,6 +221,12 @@ def test_token_protects_all_but_health_and_metrics(trained: Settings) -> None:
         for path in ("/metadata", "/v2"):
             assert test_client.get(path).status_code == 401, path
         assert "s3cret" not in test_client.get("/metadata", headers=right).text
+
+
+def answer(cell: str) -> Any:
+    """A CSV answer's prediction cell as /predict answers it: a label, or a regressor's
+    value."""
+    return float(cell) if REGRESSION else cell
 
 
 def test_request_id_is_echoed_or_made(client: TestClient) -> None:
@@ -268,8 +285,11 @@ def test_invocations_csv_in_and_out(
     assert response.headers["content-type"].startswith("text/csv")
     lines = response.text.splitlines()
     labels = predicted(served_model, records)
-    assert [line.split(",")[0] for line in lines] == labels, "no header line"
+    assert [answer(line.split(",")[0]) for line in lines] == labels, "no header line"
     assert len(set(labels)) == 2
+    if REGRESSION:  # the value alone
+        assert [line.count(",") for line in lines] == [0, 0]
+        return
     as_json = client.post("/predict", json=records).json()
     for line, expected in zip(lines, as_json["probabilities"], strict=True):
         assert [float(v) for v in line.split(",")[1:]] == list(expected.values())
@@ -294,7 +314,7 @@ def test_batch_transform_gets_one_line_per_record_in_order(trained: Settings) ->
         ]
         expected = [label for answer in answers_in_slices for label in answer["predictions"]]
         as_csv = client.post("/invocations", content=csv_body, headers={"Content-Type": "text/csv"})
-        assert [line.split(",")[0] for line in as_csv.text.splitlines()] == expected
+        assert [answer(line.split(",")[0]) for line in as_csv.text.splitlines()] == expected
         as_jsonl = client.post(
             "/invocations",
             content=jsonl_body,
@@ -303,7 +323,10 @@ def test_batch_transform_gets_one_line_per_record_in_order(trained: Settings) ->
         answers = [json.loads(line) for line in as_jsonl.text.splitlines()]
         assert [a["prediction"] for a in answers] == expected
         classes = load_artifact(trained.model_dir).metadata["classes"]
-        assert list(answers[0]["probabilities"]) == classes
+        if REGRESSION:
+            assert classes == [] and all(list(a) == ["prediction"] for a in answers)
+        else:
+            assert list(answers[0]["probabilities"]) == classes
         line = csv_line(EXAMPLE) + "\n"
         too_big = line * (settings.max_request_bytes // len(line) + 1)
         refused = client.post("/invocations", content=too_big, headers={"Content-Type": "text/csv"})
@@ -353,24 +376,20 @@ def test_model_that_cannot_be_read_is_failed_not_loading(tmp_path: Path) -> None
         assert ready["reason"]
 
 
-class SlowModel:
+class SlowModel(ModelDouble):
     """The trained model, slowed down, noting the thread of each call."""
 
     def __init__(self, model: Any, seconds: float) -> None:
-        self.model, self.seconds = model, seconds
+        super().__init__(model)
+        self.seconds = seconds
         self.threads: list[str] = []
 
-    @property
-    def classes_(self) -> Any:
-        return self.model.classes_
-
-    def predict_proba(self, matrix: Any) -> Any:
+    def called(self, matrix: Any) -> None:
         self.threads.append(threading.current_thread().name)
         time.sleep(self.seconds)
-        return self.model.predict_proba(matrix)
 
 
-def test_model_calls_run_off_the_event_loop(trained: Settings, example_label: str) -> None:
+def test_model_calls_run_off_the_event_loop(trained: Settings, example_label: Any) -> None:
     """While a slow model call runs, the probes still answer: /livez comes back while the
     prediction is still waiting for its model call."""
     with live_server(trained) as (url, app), ThreadPoolExecutor(1) as pool:
@@ -387,10 +406,17 @@ def test_model_calls_run_off_the_event_loop(trained: Settings, example_label: st
     assert [name.startswith("model") for name in slow.threads] == [True]
 
 
-class FailingModel:
-    classes_ = np.array(CLASSES)
+class FailingModel(ModelDouble):
+    """A model whose every call fails, as a bug in it would."""
 
-    def predict_proba(self, matrix: Any) -> Any:
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    @property
+    def classes_(self) -> Any:
+        return np.array(CLASSES)
+
+    def called(self, matrix: Any) -> None:
         raise RuntimeError("a bug in the model code")
 
 

@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -19,9 +20,12 @@ from .conftest import (
     EXAMPLE,
     NUMERIC,
     REFUSING,
+    REGRESSION,
     REQUIRED,
+    SCORE_COLUMNS,
     as_table,
     csv_line,
+    predicted_rows,
     training_data,
     training_table,
     wrong_value,
@@ -30,7 +34,10 @@ from .conftest import (
 WRITERS = {
     "csv": lambda frame, path: frame.to_csv(path, index=False),
     "parquet": lambda frame, path: frame.to_parquet(path, index=False),
-    "jsonl": lambda frame, path: frame.to_json(path, orient="records", lines=True),
+    # pandas' most digits: its default of 10 would change a regressor's values.
+    "jsonl": lambda frame, path: frame.to_json(
+        path, orient="records", lines=True, double_precision=15
+    ),
 }
 
 
@@ -59,10 +66,14 @@ def test_scores_every_row_in_small_chunks(
     WRITERS[kind](as_table(features), source)
     assert predict_file(trained, source, output, chunk_rows=7) == len(features)
     scored = READERS[kind](output)
-    assert list(scored.columns[: len(FEATURE_NAMES)]) == list(FEATURE_NAMES)
+    assert list(scored.columns) == [*FEATURE_NAMES, *SCORE_COLUMNS]
     assert len(scored) == len(features)
-    expected = served_model.predict(features.to_numpy())
-    assert scored["prediction"].astype(str).tolist() == [str(label) for label in expected]
+    expected = predicted_rows(served_model, features.to_numpy())
+    if REGRESSION:  # the values, as numbers
+        assert scored["prediction"].dtype == np.float64
+        np.testing.assert_allclose(scored["prediction"], expected, rtol=1e-12)
+        return
+    assert scored["prediction"].astype(str).tolist() == expected
     assert scored.filter(like="probability_").sum(axis=1).round(6).eq(1).all()
 
 
@@ -180,11 +191,14 @@ def test_the_sample_input_matches_the_features_and_scores(
     tmp_path: Path, trained: Settings
 ) -> None:
     """data/sample.csv is what `make predict` scores on a fresh project: it must follow
-    FEATURES when they change."""
+    FEATURES when they change. `schema infer` writes it with the data file's other columns
+    (an id, say) beside the features, in the file's order: they pass through the scoring."""
     sample = Path(__file__).resolve().parents[1] / "data" / "sample.csv"
-    assert list(pd.read_csv(sample, nrows=0).columns) == list(FEATURE_NAMES)
+    columns = list(pd.read_csv(sample, nrows=0).columns)
+    assert [name for name in columns if name in FEATURE_NAMES] == list(FEATURE_NAMES)
     rows = predict_file(trained, sample, tmp_path / "out.csv", chunk_rows=1000)
     assert rows == len(pd.read_csv(sample)) > 0
+    assert list(pd.read_csv(tmp_path / "out.csv", nrows=0).columns) == [*columns, *SCORE_COLUMNS]
 
 
 def test_a_signal_while_closing_the_part_writer_cannot_hang_the_job(tmp_path: Path) -> None:

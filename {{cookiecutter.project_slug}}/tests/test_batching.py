@@ -15,7 +15,14 @@ from {{ cookiecutter.package_name }}.serve.prediction_service import (
     PredictionService,
 )
 
-from .conftest import NUMERIC, OverflowingModel, training_data
+from .conftest import (
+    NUMERIC,
+    REGRESSION,
+    ModelDouble,
+    Overflowing,
+    predicted_rows,
+    training_data,
+)
 
 
 def training_rows() -> np.ndarray:
@@ -57,6 +64,10 @@ def test_batched_equals_unbatched_row_for_row(trained: Settings) -> None:
     assert len(batched) == len(alone) == len(chunks)
     for together, apart in zip(batched, alone, strict=True):
         assert together.labels.tolist() == apart.labels.tolist()
+        if REGRESSION:  # values, and no probabilities
+            assert together.labels.dtype == apart.labels.dtype == np.float64
+            assert together.probabilities is None and apart.probabilities is None
+            continue
         assert together.probabilities is not None and apart.probabilities is not None
         np.testing.assert_allclose(together.probabilities, apart.probabilities, rtol=1e-12)
 
@@ -89,13 +100,14 @@ def test_a_failing_request_does_not_fail_its_neighbours(
 
     first, failed, last = asyncio.run(run())
     assert isinstance(failed, ValueError)
-    expected = [str(label) for label in served_model.predict(good)]
+    expected = predicted_rows(served_model, good)
     assert first.labels.tolist() == last.labels.tolist() == expected  # type: ignore[union-attr]
 
 
 def test_a_row_the_model_cannot_score_fails_its_request_only(trained: Settings) -> None:
-    """Finite values far beyond the training data overflow a model into NaN probabilities:
-    that request is refused, naming the row, and the requests batched with it are answered."""
+    """Finite values far beyond the training data overflow a model into NaN probabilities (a
+    regressor's: NaN values): that request is refused, naming the row, and the requests
+    batched with it are answered."""
     features = training_rows()
     far = features[:2].copy()
     far[1, FEATURE_NAMES.index(NUMERIC.name)] = 1e308
@@ -103,7 +115,7 @@ def test_a_row_the_model_cannot_score_fails_its_request_only(trained: Settings) 
     async def run() -> list[Prediction | BaseException]:
         holder = ModelHolder(trained.model_dir)
         holder.load()
-        holder.model = OverflowingModel(holder.model)
+        holder.model = Overflowing(holder.model)
         settings = trained.model_copy(update={"batch_max_latency_ms": 20})
         service = PredictionService(settings, holder, Metrics())
         await service.start()
@@ -122,23 +134,23 @@ def test_a_row_the_model_cannot_score_fails_its_request_only(trained: Settings) 
     first, failed, last = asyncio.run(run())
     assert isinstance(failed, InputError) and "row 1 " in str(failed)
     for answered in (first, last):
-        assert isinstance(answered, Prediction) and answered.probabilities is not None
-        assert np.isfinite(answered.probabilities).all()
+        assert isinstance(answered, Prediction) and len(answered.labels) == 3
+        if REGRESSION:
+            assert answered.probabilities is None and np.isfinite(answered.labels).all()
+        else:
+            assert answered.probabilities is not None
+            assert np.isfinite(answered.probabilities).all()
 
 
-class CountingModel:
+class CountingModel(ModelDouble):
     """The trained model, noting the row count of each call in `calls`."""
 
     def __init__(self, model: Any, calls: list[int]) -> None:
-        self.model, self.calls = model, calls
+        super().__init__(model)
+        self.calls = calls
 
-    @property
-    def classes_(self) -> Any:
-        return self.model.classes_
-
-    def predict_proba(self, matrix: np.ndarray) -> Any:
+    def called(self, matrix: np.ndarray) -> None:
         self.calls.append(len(matrix))
-        return self.model.predict_proba(matrix)
 
 
 async def gathered_batch_sizes(settings: Settings, chunks: list[np.ndarray]) -> list[int]:

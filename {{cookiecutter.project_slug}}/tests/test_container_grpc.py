@@ -13,22 +13,33 @@ from contextlib import contextmanager
 from typing import Any
 
 import grpc
-import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME
 
-from .conftest import CLASSES, as_matrix, needs_one_matrix, varied_rows
+from .conftest import (
+    CLASSES,
+    MATRIX_REFUSAL,
+    ONE_MATRIX,
+    PREDICT_DATATYPE,
+    V2_OUTPUTS,
+    Tensor,
+    as_answers,
+    as_matrix,
+    feature_tensors,
+    grpc_request,
+    v2_tensors,
+    v2_values,
+    varied_rows,
+)
 from .docker_support import CONTAINER_PORT, free_port, wait_for
 
-# The tests send the rows as one tensor of numbers: not when a feature is a category.
-pytestmark = [pytest.mark.container, needs_one_matrix]
+pytestmark = pytest.mark.container
 
 GRPC_PORT = "8081/tcp"
 # Three rows of the training data, of different classes where it has three.
-ROWS = as_matrix(varied_rows(3))
-WIDTH = len(FEATURE_NAMES)
+ROWS = varied_rows(3)
 TOKEN = "grpc-test-token"
 
 
@@ -64,24 +75,30 @@ def triton(address: str) -> Any:
     return grpcclient.InferenceServerClient(address)
 
 
-def infer_input(name: str, array: np.ndarray) -> Any:
+def infer_inputs(tensors: list[Tensor]) -> list[Any]:
+    """The tensors as the client's inputs, each set from its NumPy array."""
     import tritonclient.grpc as grpcclient
 
-    tensor = grpcclient.InferInput(name, list(array.shape), "FP64")
-    tensor.set_data_from_numpy(array)
-    return tensor
+    inputs = []
+    for tensor in tensors:
+        infer_input = grpcclient.InferInput(tensor.name, list(tensor.array.shape), tensor.datatype)
+        infer_input.set_data_from_numpy(tensor.array)
+        inputs.append(infer_input)
+    return inputs
 
 
-def rest_prediction(url: str, rows: np.ndarray) -> dict[str, Any]:
+def rest_prediction(url: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The REST route's answer for the records: each output's elements, flat."""
     import httpx
 
-    body = {
-        "inputs": [
-            {"name": "x", "datatype": "FP64", "shape": list(rows.shape), "data": rows.tolist()}
-        ]
-    }
+    body = {"inputs": v2_tensors(records)}
     answer = httpx.post(f"{url}/v2/models/{PROJECT_NAME}/infer", json=body, timeout=10).json()
-    return {o["name"]: o for o in answer["outputs"]}
+    return {o["name"]: v2_values(o) for o in answer["outputs"]}
+
+
+def client_answers(result: Any) -> dict[str, Any]:
+    """The client's result as rest_prediction gives it."""
+    return {name: as_answers(result.as_numpy(name)) for name in V2_OUTPUTS}
 
 
 def test_health_and_metadata_with_tritonclient(server: tuple[Any, str, str]) -> None:
@@ -91,24 +108,34 @@ def test_health_and_metadata_with_tritonclient(server: tuple[Any, str, str]) -> 
     assert client.get_server_metadata().name == PROJECT_NAME
     metadata = client.get_model_metadata(PROJECT_NAME)
     assert [t.name for t in metadata.inputs] == list(FEATURE_NAMES)
-    assert [t.name for t in metadata.outputs] == ["predict", "predict_proba"]
-
-
-def test_infer_with_one_matrix_tensor(server: tuple[Any, str, str]) -> None:
-    result = triton(server[2]).infer(PROJECT_NAME, [infer_input("input-0", ROWS)])
-    rest = rest_prediction(server[1], ROWS)
-    assert [v.decode() for v in result.as_numpy("predict")] == rest["predict"]["data"]
-    np.testing.assert_array_equal(
-        result.as_numpy("predict_proba").ravel(), rest["predict_proba"]["data"]
-    )
+    assert [t.name for t in metadata.outputs] == V2_OUTPUTS
+    assert metadata.outputs[0].datatype == PREDICT_DATATYPE
 
 
 def test_infer_with_one_tensor_per_feature(server: tuple[Any, str, str]) -> None:
-    inputs = [infer_input(name, ROWS[:, [i]]) for i, name in enumerate(FEATURE_NAMES)]
-    result = triton(server[2]).infer(PROJECT_NAME, inputs)
-    rest = rest_prediction(server[1], ROWS)
-    assert [v.decode() for v in result.as_numpy("predict")] == rest["predict"]["data"]
-    assert result.as_numpy("predict_proba").shape == (len(ROWS), len(CLASSES))
+    """Numbers in FP64, booleans in BOOL, categories in BYTES: the REST route's answer, a
+    classifier's labels and probabilities, a regressor's values."""
+    result = triton(server[2]).infer(PROJECT_NAME, infer_inputs(feature_tensors(ROWS)))
+    assert client_answers(result) == rest_prediction(server[1], ROWS)
+    assert result.as_numpy("predict").shape == (len(ROWS),)
+    if CLASSES:
+        assert result.as_numpy("predict_proba").shape == (len(ROWS), len(CLASSES))
+
+
+def test_infer_with_one_matrix_tensor(server: tuple[Any, str, str]) -> None:
+    """One [N, features] FP64 tensor of the model's matrix: the REST route's answer when no
+    feature is a category; with one, INVALID_ARGUMENT naming the tensor."""
+    from tritonclient.utils import InferenceServerException
+
+    inputs = infer_inputs([Tensor("input-0", "FP64", as_matrix(ROWS))])
+    if ONE_MATRIX:
+        result = triton(server[2]).infer(PROJECT_NAME, inputs)
+        assert client_answers(result) == rest_prediction(server[1], ROWS)
+    else:
+        with pytest.raises(InferenceServerException) as raised:
+            triton(server[2]).infer(PROJECT_NAME, inputs)
+        assert "INVALID_ARGUMENT" in str(raised.value.status())
+        assert "input-0: " in raised.value.message() and MATRIX_REFUSAL in raised.value.message()
 
 
 def test_standard_grpc_health_check(server: tuple[Any, str, str]) -> None:
@@ -125,15 +152,14 @@ def test_malformed_raw_buffer_is_invalid_argument_naming_the_tensor(
 ) -> None:
     from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-    request = service_pb2.ModelInferRequest(model_name=PROJECT_NAME)
-    request.inputs.add(name="input-0", datatype="FP64", shape=[2, WIDTH])
-    request.raw_input_contents.append(b"\0" * (2 * WIDTH * 8 - 3))
+    request = grpc_request(service_pb2.ModelInferRequest, feature_tensors(ROWS[:2]))
+    request.raw_input_contents[0] = request.raw_input_contents[0][:-3]
     with grpc.insecure_channel(server[2]) as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
         with pytest.raises(grpc.RpcError) as raised:
             stub.ModelInfer(request, timeout=10)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "input-0" in raised.value.details()
+    assert raised.value.details().startswith(f"{FEATURE_NAMES[0]}: ")
 
 
 def test_grpc_needs_the_token_when_one_is_set(docker: Any, image: str) -> None:
@@ -142,10 +168,11 @@ def test_grpc_needs_the_token_when_one_is_set(docker: Any, image: str) -> None:
     with running(docker, image, environment={"API_TOKEN": TOKEN}) as (_, _, address):
         client = triton(address)
         assert client.is_server_ready()  # probes need no token
+        inputs = infer_inputs(feature_tensors(ROWS))
         with pytest.raises(InferenceServerException, match="UNAUTHENTICATED"):
-            client.infer(PROJECT_NAME, [infer_input("input-0", ROWS)])
+            client.infer(PROJECT_NAME, inputs)
         headers = {"authorization": f"Bearer {TOKEN}"}
-        result = client.infer(PROJECT_NAME, [infer_input("input-0", ROWS)], headers=headers)
+        result = client.infer(PROJECT_NAME, inputs, headers=headers)
         assert len(result.as_numpy("predict")) == len(ROWS)
 
 
@@ -154,9 +181,7 @@ def test_docker_stop_answers_the_grpc_call_in_flight_then_exits_0(docker: Any, i
     message sent: the server drains it within GRACEFUL_TIMEOUT, answers it, and exits 0."""
     from tritonclient.grpc import service_pb2
 
-    request = service_pb2.ModelInferRequest(model_name=PROJECT_NAME)
-    request.inputs.add(name="input-0", datatype="FP64", shape=list(ROWS.shape))
-    request.raw_input_contents.append(ROWS.astype("<f8").tobytes())
+    request = grpc_request(service_pb2.ModelInferRequest, feature_tensors(ROWS))
     started, signalled = threading.Event(), threading.Event()
 
     def messages() -> Iterator[Any]:
@@ -180,5 +205,5 @@ def test_docker_stop_answers_the_grpc_call_in_flight_then_exits_0(docker: Any, i
         time.sleep(0.5)  # the server is draining while the call's message is still to come
         signalled.set()
         response = answer.result(timeout=30)
-        assert [o.name for o in response.outputs] == ["predict", "predict_proba"]
+        assert [o.name for o in response.outputs] == V2_OUTPUTS
         assert container.wait(timeout=30)["StatusCode"] == 0, container.logs().decode()

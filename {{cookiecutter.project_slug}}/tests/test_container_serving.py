@@ -2,6 +2,7 @@
 off-the-shelf Triton client, binary and JSON, and malformed binary bodies), SageMaker, MLflow
 forms, probes, metrics, logs, auth, limits."""
 
+import csv
 import json
 import threading
 import time
@@ -10,7 +11,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES
@@ -19,14 +19,22 @@ from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME
 from .conftest import (
     CLASSES,
     EXAMPLE,
+    MATRIX_REFUSAL,
     NUMERIC,
+    ONE_MATRIX,
+    REGRESSION,
     UNKNOWN,
+    V2_OUTPUTS,
+    Tensor,
+    as_answers,
+    as_float32,
     as_matrix,
-    as_records,
     assert_consistent,
+    binary_inputs,
     csv_line,
+    feature_tensors,
     metric,
-    needs_one_matrix,
+    same_answers,
     v2_body,
     v2_probabilities,
     varied_rows,
@@ -58,81 +66,100 @@ def test_v2_metadata_with_the_triton_client(server: Any) -> None:
     assert [i["name"] for i in model["inputs"]] == list(FEATURE_NAMES)
 
 
-@needs_one_matrix
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
 def test_v2_infer_with_the_triton_client(server: Any, binary: bool) -> None:
     """The client as it comes (binary data in and out), and with binary_data=False: one
-    [N, features] tensor, or one tensor per feature in FP64 and FP32, each answering as
-    /predict."""
+    tensor per feature, numbers in FP64 and in FP32, each answering as /predict; and one
+    [N, features] tensor, which answers the same when no feature is a category and is
+    refused with a 400 that says to send one tensor per feature when one is. JSON carries no
+    NaN: rows with a missing value go as binary data only."""
     import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
 
     client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
-    rows = as_matrix(varied_rows())
+    rows = varied_rows(complete=not binary)
 
-    def tensor(name: str, array: np.ndarray, datatype: str) -> Any:
-        data = triton.InferInput(name, list(array.shape), datatype)
-        if binary:
-            data.set_data_from_numpy(array)
-        else:
-            data.set_data_from_numpy(array, binary_data=False)
-        return data
+    def inputs(tensors: list[Tensor]) -> list[Any]:
+        sent = []
+        for tensor in tensors:
+            data = triton.InferInput(tensor.name, list(tensor.array.shape), tensor.datatype)
+            data.set_data_from_numpy(tensor.array, binary_data=binary)
+            sent.append(data)
+        return sent
 
-    def check(inputs: list[Any], sent: np.ndarray, **options: Any) -> None:
-        """The answer to `inputs` is /predict's answer for the rows the server saw."""
-        records = as_records(pd.DataFrame(sent.astype(np.float64), columns=list(FEATURE_NAMES)))
+    def check(tensors: list[Tensor], records: list[dict[str, Any]], **options: Any) -> None:
+        """The answer to the tensors is /predict's answer for the records the server saw."""
         expected = httpx.post(server.url + "/predict", json=records).json()
         if not binary:
-            names = ("predict", "predict_proba")
-            options["outputs"] = [triton.InferRequestedOutput(n, binary_data=False) for n in names]
-        result = client.infer(PROJECT_NAME, inputs, **options)
-        for name in ("predict", "predict_proba"):
+            options["outputs"] = [
+                triton.InferRequestedOutput(n, binary_data=False) for n in V2_OUTPUTS
+            ]
+        result = client.infer(PROJECT_NAME, inputs(tensors), **options)
+        for name in V2_OUTPUTS:
             assert ("data" in result.get_output(name)) is not binary
-        labels = result.as_numpy("predict").tolist()
-        if binary:  # BYTES elements arrive as bytes from binary data, as text from JSON
-            labels = [label.decode() for label in labels]
-        assert labels == expected["predictions"]
-        probabilities = [list(row.values()) for row in expected["probabilities"]]
-        np.testing.assert_array_equal(result.as_numpy("predict_proba"), probabilities)
+        # labels arrive as bytes from binary data, as text from JSON
+        assert as_answers(result.as_numpy("predict")) == expected["predictions"]
+        if CLASSES:
+            probabilities = [list(row.values()) for row in expected["probabilities"]]
+            np.testing.assert_array_equal(result.as_numpy("predict_proba"), probabilities)
+        else:
+            assert result.get_output("predict_proba") is None
 
-    check([tensor("input-0", rows, "FP64")], rows)
+    check(feature_tensors(rows), rows)
     version = client.get_model_metadata(PROJECT_NAME)["versions"][0]
-    check([tensor("input-0", rows, "FP64")], rows, model_version=version)
-    check([tensor(n, rows[:, j], "FP64") for j, n in enumerate(FEATURE_NAMES)], rows)
-    single = rows.astype(np.float32)  # the values the server sees are float32's
-    check([tensor(n, single[:, j], "FP32") for j, n in enumerate(FEATURE_NAMES)], single)
+    check(feature_tensors(rows), rows, model_version=version)
+    check(feature_tensors(rows, numbers="FP32"), as_float32(rows))  # what float32 holds
+    matrix = [Tensor("input-0", "FP64", as_matrix(rows))]
+    if ONE_MATRIX:
+        check(matrix, rows)
+    else:
+        with pytest.raises(InferenceServerException) as raised:
+            client.infer(PROJECT_NAME, inputs(matrix))
+        assert raised.value.status() == "400"
+        assert raised.value.message().startswith("input-0: ")
+        assert MATRIX_REFUSAL in raised.value.message()
 
 
-@needs_one_matrix
 def test_v2_malformed_binary_bodies_are_400_and_the_server_goes_on(
-    server: Any, example_label: str
+    server: Any, example_label: Any
 ) -> None:
     import tritonclient.http as triton
     from tritonclient.utils import InferenceServerException
 
     url = f"{server.url}/v2/models/{PROJECT_NAME}/infer"
     header = "Inference-Header-Content-Length"
-    row = as_matrix([EXAMPLE]).astype("<f8").tobytes()
-    full = len(row)
+    # EXAMPLE as one tensor per feature, all binary data
+    tensors = feature_tensors([EXAMPLE])
+    inputs, buffers = binary_inputs(tensors)
+    data = b"".join(buffers)
+    first, last, last_size = inputs[0]["name"], inputs[-1]["name"], len(buffers[-1])
 
-    def post(size: int, datatype: str, data: bytes, length: str | None = None) -> httpx.Response:
-        tensor = {"name": "input-0", "shape": [1, WIDTH], "datatype": datatype}
-        request = json.dumps({"inputs": [{**tensor, "parameters": {"binary_data_size": size}}]})
+    def post(body: bytes, length: str | None = None, **first_changes: Any) -> httpx.Response:
+        """The inputs, the first one changed, then `body` as their binary data."""
+        changed = [{**inputs[0], **first_changes}, *inputs[1:]]
+        request = json.dumps({"inputs": changed})
         length = str(len(request)) if length is None else length
-        return httpx.post(url, content=request.encode() + data, headers={header: length})
+        return httpx.post(url, content=request.encode() + body, headers={header: length})
+
+    def sized(size: int) -> dict[str, Any]:
+        return {"parameters": {"binary_data_size": size}}
 
     for response, message in [
-        (post(full, "FP64", row + bytes(8)), f"input-0 {full}) add up to {full}"),
+        (post(data + bytes(8)), f"add up to {len(data)}"),
         (
-            post(full, "FP64", row[:-4]),
-            f"input-0: binary_data_size is {full} bytes but only {full - 4}",
+            post(data[:-1]),
+            f"{last}: binary_data_size is {last_size} bytes but only {last_size - 1}",
         ),
         (
-            post(full - 8, "FP64", row[:-8]),
-            f"input-0: binary data has {full - 8} bytes but shape [1, {WIDTH}]",
+            post(bytes(4) + data[len(buffers[0]) :], datatype="FP64", **sized(4)),
+            f"{first}: binary data has 4 bytes but shape [1] of FP64 needs 8",
         ),
-        (post(full // 2, "BF16", row[: full // 2]), "input-0: datatype 'BF16' is not supported"),
-        (post(full, "FP64", row, length="-3"), f"{header}: must be the length"),
-        (post(full, "FP64", row, length="100000"), f"{header}: must be the length"),
+        (
+            post(bytes(2) + data[len(buffers[0]) :], datatype="BF16", **sized(2)),
+            f"{first}: datatype 'BF16' is not supported",
+        ),
+        (post(data, length="-3"), f"{header}: must be the length"),
+        (post(data, length="100000"), f"{header}: must be the length"),
     ]:
         assert response.status_code == 400, response.text
         assert message in response.json()["error"], response.json()
@@ -145,26 +172,38 @@ def test_v2_malformed_binary_bodies_are_400_and_the_server_goes_on(
     assert raised.value.status() == "400"
     assert raised.value.message().startswith("input-0: ")
 
-    matrix = triton.InferInput("input-0", [1, WIDTH], "FP64")
-    matrix.set_data_from_numpy(as_matrix([EXAMPLE]))
-    answer = client.infer(PROJECT_NAME, [matrix]).as_numpy("predict").tolist()
-    assert answer == [example_label.encode()]
+    good = []
+    for tensor in tensors:
+        infer_input = triton.InferInput(tensor.name, list(tensor.array.shape), tensor.datatype)
+        infer_input.set_data_from_numpy(tensor.array)
+        good.append(infer_input)
+    answer = client.infer(PROJECT_NAME, good).as_numpy("predict")
+    assert same_answers(as_answers(answer), [example_label])
     assert httpx.get(server.url + "/readyz").status_code == 200
 
 
 def test_every_protocol_gives_the_same_consistent_answer(server: Any) -> None:
+    """A classifier's labels and probabilities, a regressor's values, alike on /predict, V2
+    and /invocations."""
     rows = varied_rows()
     own = httpx.post(server.url + "/predict", json=rows).json()
-    assert sorted(set(own["predictions"])) == sorted(CLASSES), "the rows cover every class"
-    assert_consistent(own["predictions"], own["probabilities"])
-    classes = list(own["probabilities"][0])
+    if CLASSES:
+        assert sorted(set(own["predictions"])) == sorted(CLASSES), "the rows cover every class"
+        assert_consistent(own["predictions"], own["probabilities"])
+    else:
+        assert "probabilities" not in own
+        assert all(isinstance(value, float) for value in own["predictions"])
+        assert len(set(own["predictions"])) > 1, "the rows get different values"
     v2 = httpx.post(
         f"{server.url}/v2/models/{PROJECT_NAME}/infer",
         json=v2_body([list(row.values()) for row in rows]),
     ).json()
     outputs = {o["name"]: o for o in v2["outputs"]}
+    assert list(outputs) == V2_OUTPUTS
     assert outputs["predict"]["data"] == own["predictions"]
-    assert v2_probabilities(outputs["predict_proba"], classes) == own["probabilities"]
+    if CLASSES:
+        classes = list(own["probabilities"][0])
+        assert v2_probabilities(outputs["predict_proba"], classes) == own["probabilities"]
     sagemaker = httpx.post(server.url + "/invocations", json={"instances": rows}).json()
     assert sagemaker == own
 
@@ -199,17 +238,21 @@ def test_v2_errors_have_the_protocol_shape(server: Any) -> None:
     assert response.status_code == 400 and "error" in response.json()
 
 
-def test_sagemaker_ping_and_invocations(server: Any, example_label: str) -> None:
+def test_sagemaker_ping_and_invocations(server: Any, example_label: Any) -> None:
     assert httpx.get(server.url + "/ping").status_code == 200
     as_json = httpx.post(server.url + "/invocations", json=[EXAMPLE, EXAMPLE])
-    assert as_json.json()["predictions"] == [example_label, example_label]
+    # the image's model, trained on the same data with the same seed
+    assert same_answers(as_json.json()["predictions"], [example_label, example_label])
     as_csv = httpx.post(
         server.url + "/invocations",
         content=csv_line(EXAMPLE) + "\n",
         headers={"Content-Type": "text/csv", "Accept": "text/csv"},
     )
     assert as_csv.headers["content-type"].startswith("text/csv")
-    assert as_csv.text.splitlines()[0].startswith(f"{example_label},"), "no header line"
+    # no header line: the label (or value), then each class's probability
+    cells = next(csv.reader(as_csv.text.splitlines()))
+    assert len(cells) == 1 + len(CLASSES), cells
+    assert same_answers([float(cells[0]) if REGRESSION else cells[0]], [example_label]), cells
 
 
 @pytest.mark.parametrize(
@@ -222,10 +265,10 @@ def test_sagemaker_ping_and_invocations(server: Any, example_label: str) -> None
     ],
     ids=["dataframe_split", "dataframe_records", "instances", "inputs"],
 )
-def test_mlflow_forms(server: Any, body: dict[str, Any], example_label: str) -> None:
+def test_mlflow_forms(server: Any, body: dict[str, Any], example_label: Any) -> None:
     response = httpx.post(server.url + "/invocations", json=body)
     assert response.status_code == 200
-    assert response.json()["predictions"] == [example_label]
+    assert same_answers(response.json()["predictions"], [example_label])
 
 
 def test_metrics_logs_and_request_ids(server: Any) -> None:

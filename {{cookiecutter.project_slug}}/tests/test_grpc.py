@@ -8,6 +8,7 @@ or not), so only one of them is loaded.
 """
 
 import filecmp
+import functools
 import os
 import subprocess
 import sys
@@ -16,23 +17,33 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, FEATURES
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, FEATURES, Feature
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME, Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
 from .conftest import (
+    CLASSES,
+    MATRIX_REFUSAL,
+    NUMERIC,
+    ONE_MATRIX,
+    PREDICT_DATATYPE,
+    V2_OUTPUTS,
+    Tensor,
+    as_float32,
     as_matrix,
+    feature_tensors,
+    grpc_request,
     make_settings,
     metric,
-    needs_one_matrix,
-    v2_body,
+    v2_tensors,
+    v2_values,
     varied_rows,
     wait_until_ready,
+    with_unfit,
 )
 from .docker_support import free_port
 
@@ -93,48 +104,44 @@ def rpc(serve_grpc: Any, trained: Settings) -> Grpc:
     return grpc
 
 
-def matrix_request(pb: Any, rows: list[list[float]], raw: bool, **fields: Any) -> Any:
-    tensor = pb.ModelInferRequest.InferInputTensor(
-        name="input-0", datatype="FP64", shape=[len(rows), len(FEATURES)]
-    )
-    request = pb.ModelInferRequest(inputs=[tensor], **{"model_name": PROJECT_NAME, **fields})
-    values = np.asarray(rows, dtype="<f8")
-    if raw:
-        request.raw_input_contents.append(values.tobytes())
-    else:
-        tensor = request.inputs[0]
-        tensor.contents.fp64_contents.extend(values.ravel().tolist())
-    return request
+def infer_request(pb: Any, records: list[dict[str, Any]], raw: bool = True, **fields: Any) -> Any:
+    """A ModelInferRequest of the records, one tensor per feature (conftest.feature_tensors),
+    in `raw_input_contents` or in each tensor's typed contents."""
+    return grpc_request(pb.ModelInferRequest, feature_tensors(records), raw, **fields)
 
 
-def labels_and_proba(pb: Any, response: Any) -> tuple[list[str], np.ndarray]:
-    """The `predict` and `predict_proba` outputs, from raw or typed contents."""
-    from {{ cookiecutter.package_name }}.serve import v2_codec
+def answers(response: Any) -> dict[str, tuple[str, list[int], list[Any]]]:
+    """Each output's datatype, shape and elements (flat: labels as text, numbers as floats),
+    from raw or typed contents."""
+    found = {}
+    for i, output in enumerate(response.outputs):
+        shape = list(output.shape)
+        if response.raw_output_contents:
+            as_json = {"datatype": output.datatype, "shape": shape}
+            values = v2_values(as_json, response.raw_output_contents[i])
+        elif output.datatype == "BYTES":
+            values = [v.decode() for v in output.contents.bytes_contents]
+        else:
+            values = list(output.contents.fp64_contents)
+        found[output.name] = (output.datatype, shape, values)
+    return found
 
-    outputs = {o.name: (i, o) for i, o in enumerate(response.outputs)}
-    (i, labels), (j, proba) = outputs["predict"], outputs["predict_proba"]
-    if response.raw_output_contents:
-        label_array = v2_codec.decode(
-            "x", "BYTES", list(labels.shape), response.raw_output_contents[i]
-        )
-        proba_array = v2_codec.decode(
-            "y", "FP64", list(proba.shape), response.raw_output_contents[j]
-        )
-        return [v.decode() for v in label_array], proba_array
-    names = [v.decode() for v in labels.contents.bytes_contents]
-    return names, np.asarray(proba.contents.fp64_contents).reshape(list(proba.shape))
 
-
-def http_prediction(rpc: Grpc, rows: list[list[float]]) -> tuple[list[str], np.ndarray]:
-    """What the V2 REST route answers for the same rows."""
-    outputs = {
-        o["name"]: o
-        for o in rpc.http.post(f"/v2/models/{PROJECT_NAME}/infer", json=v2_body(rows)).json()[
-            "outputs"
-        ]
+def http_answers(rpc: Grpc, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the V2 REST route answers for the same records, as `answers` gives it."""
+    body = {"inputs": v2_tensors(records)}
+    response = rpc.http.post(f"/v2/models/{PROJECT_NAME}/infer", json=body)
+    assert response.status_code == 200, response.text
+    return {
+        o["name"]: (o["datatype"], o["shape"], v2_values(o)) for o in response.json()["outputs"]
     }
-    proba = np.asarray(outputs["predict_proba"]["data"]).reshape(outputs["predict_proba"]["shape"])
-    return outputs["predict"]["data"], proba
+
+
+def matrix_request(pb: Any, records: list[dict[str, Any]], raw: bool) -> Any:
+    """A ModelInferRequest of the records as one [N, features] FP64 tensor: the model's
+    matrix, which a model with a category feature refuses."""
+    matrix = Tensor("input-0", "FP64", as_matrix(records))
+    return grpc_request(pb.ModelInferRequest, [matrix], raw)
 
 
 def code_of(call: Any) -> tuple[Any, str]:
@@ -143,9 +150,8 @@ def code_of(call: Any) -> tuple[Any, str]:
     return raised.value.code(), raised.value.details()
 
 
-# The model's matrix of some rows: the gRPC tests of inference send it as one tensor, which
-# they can when no feature is a category.
-ROWS = as_matrix(varied_rows()).tolist()
+# Rows of the training data, of every class, some with missing values if it has any.
+ROWS = varied_rows()
 
 
 def test_the_checked_in_code_is_what_make_proto_generates(tmp_path: Path) -> None:
@@ -172,100 +178,124 @@ def test_model_metadata_matches_the_rest_route(rpc: Grpc) -> None:
     assert [(t.name, t.datatype, list(t.shape)) for t in metadata.inputs] == [
         (t["name"], t["datatype"], t["shape"]) for t in rest["inputs"]
     ]
-    assert [o.name for o in metadata.outputs] == ["predict", "predict_proba"]
+    assert [(t.name, t.datatype, list(t.shape)) for t in metadata.outputs] == [
+        (t["name"], t["datatype"], t["shape"]) for t in rest["outputs"]
+    ]
+    assert [o.name for o in metadata.outputs] == V2_OUTPUTS
+    assert metadata.outputs[0].datatype == PREDICT_DATATYPE
 
 
 @pytest.mark.parametrize("raw", [True, False], ids=["raw_input_contents", "contents"])
-@needs_one_matrix
-def test_infer_with_one_matrix_equals_the_rest_route(rpc: Grpc, raw: bool) -> None:
-    request = matrix_request(rpc.pb, ROWS, raw, id="req-1")
+def test_infer_equals_the_rest_route(rpc: Grpc, raw: bool) -> None:
+    """One tensor per feature (numbers in FP64, booleans in BOOL, categories in BYTES): the
+    answer of the REST route, a classifier's labels and probabilities, a regressor's
+    values."""
+    request = infer_request(rpc.pb, ROWS, raw, id="req-1")
     response = rpc.stub.ModelInfer(request, timeout=10)
     assert response.id == "req-1" and response.model_name == PROJECT_NAME
     # Raw in, raw out (as Triton answers); typed contents in, typed contents out.
     assert bool(response.raw_output_contents) is raw
-    labels, proba = labels_and_proba(rpc.pb, response)
-    rest_labels, rest_proba = http_prediction(rpc, ROWS)
-    assert labels == rest_labels
-    np.testing.assert_array_equal(proba, rest_proba)
+    found = answers(response)
+    assert list(found) == V2_OUTPUTS
+    assert found["predict"][:2] == (PREDICT_DATATYPE, [len(ROWS)])
+    if CLASSES:
+        assert found["predict_proba"][:2] == ("FP64", [len(ROWS), len(CLASSES)])
+    assert found == http_answers(rpc, ROWS)
 
 
-@needs_one_matrix
-def test_infer_with_one_tensor_per_feature(rpc: Grpc) -> None:
-    pb = rpc.pb
-    columns = np.asarray(ROWS).T
-    request = pb.ModelInferRequest(model_name=PROJECT_NAME)
-    for name, column in zip(FEATURE_NAMES, columns, strict=True):
-        request.inputs.add(name=name, datatype="FP32", shape=[len(column), 1])
-        request.raw_input_contents.append(column.astype("<f4").tobytes())
-    labels, proba = labels_and_proba(pb, rpc.stub.ModelInfer(request, timeout=10))
-    rest_labels, rest_proba = http_prediction(rpc, columns.astype(np.float32).T.tolist())
-    assert labels == rest_labels
-    np.testing.assert_allclose(proba, rest_proba)
+def test_infer_with_fp32_columns_of_shape_n_1(rpc: Grpc) -> None:
+    """Numbers in FP32, each tensor of shape [N, 1]: the answer for the values float32
+    holds."""
+    tensors = [t._replace(array=t.array.reshape(-1, 1)) for t in feature_tensors(ROWS, "FP32")]
+    response = rpc.stub.ModelInfer(grpc_request(rpc.pb.ModelInferRequest, tensors), timeout=10)
+    assert answers(response) == http_answers(rpc, as_float32(ROWS))
 
 
-@needs_one_matrix
+@pytest.mark.parametrize("raw", [True, False], ids=["raw_input_contents", "contents"])
+def test_infer_with_one_matrix(rpc: Grpc, raw: bool) -> None:
+    """One [N, features] FP64 tensor of the model's matrix: the REST route's answer when no
+    feature is a category; with one, INVALID_ARGUMENT naming the tensor, which says to send
+    one tensor per feature."""
+    request = matrix_request(rpc.pb, ROWS, raw)
+    if ONE_MATRIX:
+        response = rpc.stub.ModelInfer(request, timeout=10)
+        assert answers(response) == http_answers(rpc, ROWS)
+    else:
+        code, details = code_of(lambda: rpc.stub.ModelInfer(request, timeout=10))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+        assert details.startswith("input-0: ") and MATRIX_REFUSAL in details, details
+
+
 def test_outputs_follow_the_request(rpc: Grpc) -> None:
-    pb = rpc.pb
-    request = matrix_request(pb, ROWS[:2], raw=True)
+    request = infer_request(rpc.pb, ROWS[:2])
     request.outputs.add(name="predict")
     request.parameters["binary_data_output"].bool_param = False
     response = rpc.stub.ModelInfer(request, timeout=10)
     assert [o.name for o in response.outputs] == ["predict"]
-    assert (
-        not response.raw_output_contents and len(response.outputs[0].contents.bytes_contents) == 2
-    )
+    assert not response.raw_output_contents
+    assert answers(response)["predict"] == http_answers(rpc, ROWS[:2])["predict"]
+
+
+def truncate(request: Any) -> None:
+    request.raw_input_contents[0] = request.raw_input_contents[0][:-3]
+
+
+def retype(request: Any) -> None:
+    """NUMERIC's tensor, of FP64 bytes, said to be BYTES: lengths and text that do not fit."""
+    request.inputs[FEATURE_NAMES.index(NUMERIC.name)].datatype = "BYTES"
 
 
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        (lambda r: r.raw_input_contents.__setitem__(0, r.raw_input_contents[0][:-3]), "input-0"),
+        (truncate, FEATURE_NAMES[0]),
         (lambda r: r.raw_input_contents.append(b"\0" * 8), "raw_input_contents"),
-        (lambda r: setattr(r.inputs[0], "datatype", "BYTES"), "input-0"),
-        (lambda r: setattr(r.inputs[0], "datatype", "FLOAT"), "input-0"),
-        (lambda r: r.inputs[0].shape.__setitem__(1, len(FEATURES) + 1), "input-0"),
+        (retype, NUMERIC.name),
+        (lambda r: setattr(r.inputs[0], "datatype", "FLOAT"), FEATURE_NAMES[0]),
+        (lambda r: r.inputs[0].shape.append(2), FEATURE_NAMES[0]),
     ],
     ids=["truncated", "more-raw-than-inputs", "bytes-datatype", "unknown-datatype", "wrong-shape"],
 )
-@needs_one_matrix
 def test_bad_input_is_invalid_argument_naming_the_tensor(
     rpc: Grpc, change: Any, named: str
 ) -> None:
-    request = matrix_request(rpc.pb, ROWS[:2], raw=True)
+    request = infer_request(rpc.pb, ROWS[:2])
     change(request)
     code, details = code_of(lambda: rpc.stub.ModelInfer(request, timeout=10))
-    assert code == grpc.StatusCode.INVALID_ARGUMENT and named in details, details
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith(f"{named}: "), details
 
 
-@needs_one_matrix
 def test_unknown_output_is_invalid_argument_and_too_many_rows_resource_exhausted(
     serve_grpc: Any, trained: Settings
 ) -> None:
+    """An output the model does not have (a regressor's `predict_proba` among them) is
+    INVALID_ARGUMENT naming it."""
     rpc = serve_grpc(trained.model_copy(update={"max_batch_rows": 2}))
-    request = matrix_request(rpc.pb, ROWS[:2], raw=True)
-    request.outputs.add(name="predict_log_proba")
-    code, details = code_of(lambda: rpc.stub.ModelInfer(request, timeout=10))
-    assert code == grpc.StatusCode.INVALID_ARGUMENT and "predict_log_proba" in details
-    request = matrix_request(rpc.pb, ROWS[:3], raw=True)
+    for unknown in {"predict_log_proba", "predict_proba"} - set(V2_OUTPUTS):
+        request = infer_request(rpc.pb, ROWS[:2])
+        request.outputs.add(name=unknown)
+        code, details = code_of(functools.partial(rpc.stub.ModelInfer, request, timeout=10))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and unknown in details, details
+    request = infer_request(rpc.pb, ROWS[:3])
     code, details = code_of(lambda: rpc.stub.ModelInfer(request, timeout=10))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "MAX_BATCH_ROWS" in details
 
 
-@needs_one_matrix
-def test_nan_in_contents_is_invalid_argument(rpc: Grpc) -> None:
-    row = [float("nan"), *[1.0] * (len(FEATURES) - 1)]
-    request = matrix_request(rpc.pb, [row], raw=False)
+@pytest.mark.parametrize("feature", FEATURES, ids=FEATURE_NAMES)
+def test_a_value_a_feature_does_not_take_is_invalid_argument(rpc: Grpc, feature: Feature) -> None:
+    """In typed contents (NaN, an unknown category, ...): INVALID_ARGUMENT naming the
+    tensor and saying what is wrong."""
+    tensors, message = with_unfit(feature)
+    request = grpc_request(rpc.pb.ModelInferRequest, tensors, raw=False)
     code, details = code_of(lambda: rpc.stub.ModelInfer(request, timeout=10))
-    assert code == grpc.StatusCode.INVALID_ARGUMENT and "input-0" in details
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+    assert f"{feature.name}: {message}" in details, details
 
 
-@needs_one_matrix
 def test_unknown_model_or_version_is_not_found(rpc: Grpc) -> None:
     pb = rpc.pb
     for call in (
-        lambda: rpc.stub.ModelInfer(
-            matrix_request(pb, ROWS[:1], True, model_name="other"), timeout=5
-        ),
+        lambda: rpc.stub.ModelInfer(infer_request(pb, ROWS[:1], model_name="other"), timeout=5),
         lambda: rpc.stub.ModelMetadata(
             pb.ModelMetadataRequest(name=PROJECT_NAME, version="999"), timeout=5
         ),
@@ -280,24 +310,20 @@ def test_health_serves_once_the_model_is_loaded(rpc: Grpc) -> None:
     assert status == rpc.health_pb.HealthCheckResponse.SERVING
 
 
-@needs_one_matrix
 def test_without_a_model_health_is_not_serving_and_infer_unavailable(
     serve_grpc: Any, tmp_path: Path
 ) -> None:
     rpc = serve_grpc(make_settings(tmp_path), ready=False)
     assert rpc.health_status() == rpc.health_pb.HealthCheckResponse.NOT_SERVING
     assert not rpc.stub.ServerReady(rpc.pb.ServerReadyRequest(), timeout=5).ready
-    code, details = code_of(
-        lambda: rpc.stub.ModelInfer(matrix_request(rpc.pb, ROWS[:1], True), timeout=5)
-    )
+    code, details = code_of(lambda: rpc.stub.ModelInfer(infer_request(rpc.pb, ROWS[:1]), timeout=5))
     assert code == grpc.StatusCode.UNAVAILABLE, details
 
 
-@needs_one_matrix
 def test_bearer_token_from_authorization_metadata(serve_grpc: Any, trained: Settings) -> None:
     rpc = serve_grpc(trained.model_copy(update={"api_token": SecretStr(TOKEN)}))
     pb = rpc.pb
-    request = matrix_request(pb, ROWS[:1], raw=True)
+    request = infer_request(pb, ROWS[:1])
     for metadata in ((), (("authorization", "Bearer wrong"),)):
         with pytest.raises(grpc.RpcError) as raised:
             rpc.stub.ModelInfer(request, metadata=metadata, timeout=5)
@@ -309,16 +335,14 @@ def test_bearer_token_from_authorization_metadata(serve_grpc: Any, trained: Sett
     assert rpc.health_status() == rpc.health_pb.HealthCheckResponse.SERVING
 
 
-@needs_one_matrix
 def test_messages_above_the_limit_are_refused(serve_grpc: Any, trained: Settings) -> None:
     rpc = serve_grpc(trained.model_copy(update={"grpc_max_message_bytes": 1024}))
-    request = matrix_request(rpc.pb, ROWS * 10, raw=True)
+    request = infer_request(rpc.pb, ROWS * 10)
     assert request.ByteSize() > 1024
     code, _ = code_of(lambda: rpc.stub.ModelInfer(request, timeout=5))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-@needs_one_matrix
 def test_grpc_predictions_are_counted_with_the_others(rpc: Grpc) -> None:
-    rpc.stub.ModelInfer(matrix_request(rpc.pb, ROWS[:3], raw=True), timeout=5)
+    rpc.stub.ModelInfer(infer_request(rpc.pb, ROWS[:3]), timeout=5)
     assert metric(rpc.http.get("/metrics").text, "predictions_total") >= 3

@@ -21,13 +21,16 @@ from {{ cookiecutter.package_name }}.core.artifact import (
     load_artifact,
     sha256_file,
 )
+from {{ cookiecutter.package_name }}.core import model as model_module
 from {{ cookiecutter.package_name }}.core.model import build_model
 from {{ cookiecutter.package_name }}.core.runtime import (
     ONNX_FILE,
+    ONNX_VALUES,
     OnnxModel,
+    OnnxRegressor,
     RuntimeSettingError,
 )
-from {{ cookiecutter.package_name }}.core.schema import FEATURES
+from {{ cookiecutter.package_name }}.core.schema import FEATURES, Feature
 from {{ cookiecutter.package_name }}.core.settings import (
     FRAMEWORK,
     PROJECT_NAME,
@@ -44,14 +47,17 @@ from {{ cookiecutter.package_name }}.training.train import (
 from .conftest import (
     CLASSES,
     EXAMPLE,
+    REGRESSION,
     as_matrix,
     edit_metadata,
+    held_out_split,
     make_settings,
     metric,
     predicted,
     training_data,
     training_libraries,
     training_table,
+    unused,
     varied_rows,
     wait_until_ready,
 )
@@ -91,8 +97,8 @@ def test_training_records_a_verified_onnx_model_and_its_check(trained: Settings)
     content = (trained.model_dir / ONNX_FILE).read_bytes()
     assert report["opset"] == opsets(content) != {}
     assert report["sha256"] == sha256_file(trained.model_dir / ONNX_FILE)
-    assert report["tolerance"] == TOLERANCE
-    assert 0 <= report["max_abs_difference"] <= TOLERANCE
+    assert report["tolerance"] == expected_tolerance()
+    assert 0 <= report["max_abs_difference"] <= report["tolerance"]
     checked = report["rows_checked"]
     assert isinstance(checked, dict)
     assert checked["held-out"] == metadata["metrics"]["test_rows"]
@@ -100,11 +106,29 @@ def test_training_records_a_verified_onnx_model_and_its_check(trained: Settings)
     assert all(rows > 0 for rows in checked.values()), checked
 
 
+def expected_tolerance() -> float:
+    """The difference the ONNX check allows: a classifier's probabilities differ by
+    TOLERANCE at most, a regressor's values by TOLERANCE times the standard deviation of the
+    target it was trained on."""
+    if not REGRESSION:
+        return TOLERANCE
+    _, _, trained_on, _ = held_out_split()
+    return TOLERANCE * float(np.std(trained_on.astype(np.float64)))
+
+
 def test_the_onnx_model_answers_as_the_native_model(trained: Settings) -> None:
     onnx, native = load_artifact(trained.model_dir), load_artifact(trained.model_dir, "native")
     assert (onnx.runtime.name, native.runtime.name) == ("onnx", "native")
-    assert isinstance(onnx.model, OnnxModel) and not isinstance(native.model, OnnxModel)
+    kind = OnnxRegressor if REGRESSION else OnnxModel
+    assert isinstance(onnx.model, kind) and not isinstance(native.model, kind)
     rows = as_matrix(varied_rows(50))
+    if REGRESSION:  # values within the check's tolerance, which the metadata records
+        tolerance = onnx.metadata["onnx"]["tolerance"]
+        assert tolerance == expected_tolerance() > 0
+        values, native_values = onnx.model.predict(rows), native.model.predict(rows)
+        assert values.shape == (len(rows),) and values.dtype == np.float64
+        np.testing.assert_allclose(values, native_values, rtol=0, atol=tolerance)
+        return
     np.testing.assert_array_equal(onnx.model.predict(rows), native.model.predict(rows))
     np.testing.assert_allclose(
         onnx.model.predict_proba(rows), native.model.predict_proba(rows), rtol=0, atol=TOLERANCE
@@ -127,7 +151,8 @@ def test_an_onnx_model_that_disagrees_with_the_model_is_not_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A wrong conversion, here another model's (fitted on shuffled labels), fails the
-    check: its labels differ, and the reason names a row."""
+    check: its labels differ, and the reason names a row; a regressor's values differ by more
+    than the tolerance, and the reason says by how much."""
     convert = onnx_convert.convert
     features, target = training_data()
     shuffled = np.random.default_rng(0).permutation(target.to_numpy())
@@ -138,7 +163,12 @@ def test_an_onnx_model_that_disagrees_with_the_model_is_not_used(
     report = read_metadata(settings.model_dir)["onnx"]
     assert isinstance(report, dict)
     assert report["verified"] is False
-    assert str(report["reason"]).startswith("ONNX Runtime gives other labels on ")
+    if REGRESSION:
+        largest, tolerance = report["max_abs_difference"], report["tolerance"]
+        assert largest > tolerance > 0
+        assert report["reason"] == f"values differ by up to {largest:.3g}, more than {tolerance:.3g}"
+    else:
+        assert str(report["reason"]).startswith("ONNX Runtime gives other labels on ")
     assert not (settings.model_dir / ONNX_FILE).exists()
     assert load_artifact(settings.model_dir).runtime.name == "native"
 
@@ -230,24 +260,51 @@ def test_a_missing_onnx_file_is_refused(copied: Path) -> None:
         load_artifact(copied)
 
 
-@pytest.mark.parametrize("kind", ["features", "classes"])
-def test_an_onnx_model_that_disagrees_with_the_metadata_is_refused(copied: Path, kind: str) -> None:
-    """Another model's ONNX file in place, its hash recorded: one that takes a feature more,
-    or gives a class more, than metadata.json (and the schema) name."""
+def two_values_a_row(features: int) -> bytes:
+    """An ONNX model of a regressor's input and output names that gives two values a row:
+    the sum of the features, twice."""
+    from onnx import TensorProto, helper
+
+    weights = helper.make_tensor("weights", TensorProto.DOUBLE, [features, 2], [1.0] * features * 2)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "weights"], [ONNX_VALUES])],
+        "two-values",
+        [helper.make_tensor_value_info("input", TensorProto.DOUBLE, [None, features])],
+        [helper.make_tensor_value_info(ONNX_VALUES, TensorProto.DOUBLE, [None, 2])],
+        [weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return bytes(model.SerializeToString())
+
+
+@pytest.mark.parametrize("kind", ["features", "outputs"])
+def test_an_onnx_model_that_disagrees_with_the_metadata_is_refused(
+    copied: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another model's ONNX file in place, its hash recorded: one that takes a feature more
+    (the model built for a schema with one more), or gives a class more (a regressor's: a
+    value more a row), than metadata.json (and the schema) name."""
     features, target = training_data()
     rows, labels = features.to_numpy(), target.to_numpy().copy()
+    path = copied / ONNX_FILE
     if kind == "features":
+        extra = Feature(name=unused("extra"), type="number", example=0.0)
+        monkeypatch.setattr(model_module, "FEATURES", (*FEATURES, extra))
         rows = np.column_stack([rows, np.zeros(len(rows))])
         reason = f"takes {len(FEATURES) + 1} features, and metadata.json names {len(FEATURES)}"
+    elif REGRESSION:
+        reason = "gives 2 values a row, and a regressor gives one"
     else:
         extra = "extra"
         while extra in CLASSES:
             extra += "_"
         labels[::5] = extra
         reason = f"gives {len(CLASSES) + 1} probabilities, and metadata.json names {len(CLASSES)}"
-    other = build_model(DEFAULT_HYPERPARAMETERS).fit(rows, labels)
-    path = copied / ONNX_FILE
-    path.write_bytes(onnx_convert.convert(other, rows.shape[1]))
+    if kind == "outputs" and REGRESSION:
+        path.write_bytes(two_values_a_row(rows.shape[1]))
+    else:
+        other = build_model(DEFAULT_HYPERPARAMETERS).fit(rows, labels)
+        path.write_bytes(onnx_convert.convert(other, rows.shape[1]))
     report = read_metadata(copied)["onnx"]
     assert isinstance(report, dict)
     edit_metadata(copied, onnx={**report, "sha256": sha256_file(path)})

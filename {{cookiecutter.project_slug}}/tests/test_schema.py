@@ -90,6 +90,13 @@ def test_inference_finds_each_type_missingness_and_the_task() -> None:
     assert "dates" in inferred.left_out["when"]
 
 
+def test_inference_leaves_out_and_counts_the_rows_without_a_target() -> None:
+    table = mixed_table()
+    table.loc[[1, 2, 7], "label"] = None
+    inferred = infer_schema(table, "label", ignore=["amount"])
+    assert (inferred.rows, inferred.unlabelled) == (len(table) - 3, 3)
+
+
 def test_inference_chooses_regression_for_a_measured_target_and_obeys_the_override() -> None:
     table = mixed_table()
     assert infer_schema(table, "amount", ignore=["label"]).schema.task == "regression"

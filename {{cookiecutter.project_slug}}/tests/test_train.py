@@ -6,6 +6,7 @@ import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ import pytest
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE, load_artifact
 from {{ cookiecutter.package_name }}.core.model import MODEL_FILE, library_versions
-from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, TARGET, InputError
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, TARGET, TASK, InputError
 from {{ cookiecutter.package_name }}.core.settings import (
     FRAMEWORK,
     Settings,
@@ -22,7 +23,16 @@ from {{ cookiecutter.package_name }}.core.settings import (
 )
 from {{ cookiecutter.package_name }}.training.train import train
 
-from .conftest import CLASSES, channel, make_settings, training_data, training_table
+from .conftest import (
+    CLASSES,
+    REGRESSION,
+    channel,
+    comparable,
+    held_out_split,
+    make_settings,
+    training_data,
+    training_table,
+)
 
 
 def test_artifact_holds_model_metadata_and_report(trained: Settings) -> None:
@@ -35,7 +45,12 @@ def test_artifact_holds_model_metadata_and_report(trained: Settings) -> None:
     assert {"python", "numpy", *library_versions()} <= set(metadata["libraries"])
     assert metadata["framework"] == FRAMEWORK
     assert metadata["created"] and metadata["model_version"]
+    assert metadata["task"] == TASK and metadata["target"] == TARGET
+    assert not list(folder.glob(".incoming-*")), "the staging folder was left behind"
     report = json.loads((folder / "report" / "metrics.json").read_text())
+    if REGRESSION:
+        check_regression_report(folder, metadata, report)
+        return
     assert report["accuracy"] == metadata["metrics"]["accuracy"]
     assert report["labels"] == CLASSES
     # The confusion matrix of the held-out rows, true classes down, predicted across.
@@ -45,8 +60,34 @@ def test_artifact_holds_model_metadata_and_report(trained: Settings) -> None:
     assert report["accuracy"] == pytest.approx(right / rows, abs=1e-6)
     # The model learned: it is right more often than always answering the commonest class.
     assert right > confusion.sum(axis=1).max(), confusion
-    assert (folder / "report" / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list(folder.glob(".incoming-*")), "the staging folder was left behind"
+    assert (folder / "report" / "confusion_matrix.png").read_bytes()[:8] == PNG
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def check_regression_report(folder: Path, metadata: dict[str, Any], report: dict[str, Any]) -> None:
+    """A regressor's report: the held-out RMSE, MAE and R², as the model gives them on the
+    held-out rows, beside those of predicting the training mean, which the model beats."""
+    assert report == metadata["metrics"]
+    x_train, x_test, y_train, y_test = held_out_split()
+    assert (report["train_rows"], report["test_rows"]) == (len(x_train), len(x_test))
+    values = np.asarray(load_artifact(folder, "native").model.predict(x_test), dtype=np.float64)
+    errors, spread = values - y_test, y_test - y_test.mean()
+    mean_errors = np.mean(y_train) - y_test
+    expected = {
+        "rmse": np.sqrt(np.mean(errors**2)),
+        "mae": np.mean(np.abs(errors)),
+        "r2": 1 - np.sum(errors**2) / np.sum(spread**2),
+        "baseline_rmse": np.sqrt(np.mean(mean_errors**2)),
+        "baseline_mae": np.mean(np.abs(mean_errors)),
+        "baseline_r2": 1 - np.sum(mean_errors**2) / np.sum(spread**2),
+    }
+    assert {name: report[name] for name in expected} == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    # The model learned: its errors are smaller than those of always answering the mean.
+    assert report["rmse"] < report["baseline_rmse"] and report["r2"] > 0, report
+    for plot in ("predicted_vs_actual.png", "residuals.png"):
+        assert (folder / "report" / plot).read_bytes()[:8] == PNG, plot
 
 
 def test_training_is_reproducible_to_the_byte(tmp_path: Path, trained: Settings) -> None:
@@ -65,8 +106,8 @@ def test_training_is_reproducible_to_the_byte(tmp_path: Path, trained: Settings)
     }
     assert meta[0]["model_version"] == meta[0]["model_sha256"][:12]
     features, _ = training_data()
-    first = load_artifact(trained.model_dir).model.predict_proba(features.to_numpy())
-    second = load_artifact(again.model_dir).model.predict_proba(features.to_numpy())
+    first = comparable(load_artifact(trained.model_dir).model, features.to_numpy())
+    second = comparable(load_artifact(again.model_dir).model, features.to_numpy())
     np.testing.assert_array_equal(first, second)
 
 
@@ -80,21 +121,23 @@ def test_trains_on_files_in_the_training_folder(tmp_path: Path) -> None:
     assert "1 file(s)" in metadata["training_data"]["source"]
 
 
-def probabilities_after_training(root: Path, hyperparameters: str) -> np.ndarray:
+def answers_after_training(root: Path, hyperparameters: str) -> np.ndarray:
+    """What the model trained with these hyperparameters gives the training rows (a
+    classifier's probabilities, a regressor's values in standard deviations of the target)."""
     settings = make_settings(root)
     settings.hyperparameters_file.parent.mkdir(parents=True)
     settings.hyperparameters_file.write_text(hyperparameters)
     train(settings)
     model = load_artifact(settings.model_dir).model
-    return np.asarray(model.predict_proba(training_data()[0].to_numpy()))
+    return comparable(model, training_data()[0].to_numpy())
 
 
 def test_hyperparameters_file_reaches_the_model(tmp_path: Path, trained: Settings) -> None:
     """The fitted model changes with the file's values, and only with them."""
     rows = training_data()[0].to_numpy()
-    default = load_artifact(trained.model_dir).model.predict_proba(rows)
-    other = probabilities_after_training(tmp_path / "a", '{"test_size": "0.4"}')
-    same = probabilities_after_training(
+    default = comparable(load_artifact(trained.model_dir).model, rows)
+    other = answers_after_training(tmp_path / "a", '{"test_size": "0.4"}')
+    same = answers_after_training(
         tmp_path / "b", '{"test_size": "0.25", "model_version": "7"}'
     )
     assert np.abs(other - default).max() > 1e-4, "test_size did not reach the training"

@@ -5,14 +5,20 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES
 from {{ cookiecutter.package_name }}.core.settings import PROJECT_NAME
 
 from .conftest import (
     CLASSES,
     EXAMPLE,
+    MATRIX_REFUSAL,
+    NUMERIC,
+    ONE_MATRIX,
+    PREDICT_DATATYPE,
     REQUIRED,
+    V2_OUTPUTS,
     as_matrix,
-    needs_one_matrix,
+    json_value,
     v2_body,
     v2_tensors,
 )
@@ -25,31 +31,63 @@ def test_server_and_model_metadata(client: TestClient) -> None:
     assert client.get("/v2").json()["name"] == PROJECT_NAME
     model = client.get(f"/v2/models/{PROJECT_NAME}").json()
     assert [i["name"] for i in model["inputs"]] == list(EXAMPLE)
-    assert {o["name"] for o in model["outputs"]} == {"predict", "predict_proba"}
+    # A classifier's labels and probabilities, a regressor's values.
+    outputs = [(o["name"], o["datatype"], o["shape"]) for o in model["outputs"]]
+    expected = [("predict", PREDICT_DATATYPE, [-1])]
+    if CLASSES:
+        expected.append(("predict_proba", "FP64", [-1, len(CLASSES)]))
+    assert outputs == expected
     version = model["versions"][0]
     assert client.get(f"/v2/models/{PROJECT_NAME}/versions/{version}").status_code == 200
     assert client.get(f"/v2/models/{PROJECT_NAME}/versions/{version}/ready").status_code == 200
 
 
-def test_infer_with_one_tensor_per_feature(client: TestClient, example_label: str) -> None:
+def test_infer_with_one_tensor_per_feature(client: TestClient, example_label: Any) -> None:
     inputs = v2_tensors([EXAMPLE, EXAMPLE], numbers="FP32")
     body = client.post(INFER, json={"id": "r1", "inputs": inputs}).json()
     assert body["id"] == "r1"
     outputs = {o["name"]: o for o in body["outputs"]}
-    assert outputs["predict"]["data"] == [example_label, example_label]
-    assert outputs["predict_proba"]["shape"] == [2, len(CLASSES)]
+    assert list(outputs) == V2_OUTPUTS
+    predict = outputs["predict"]
+    assert predict["datatype"] == PREDICT_DATATYPE and predict["shape"] == [2]
+    assert predict["data"] == [example_label, example_label]
+    if CLASSES:
+        assert outputs["predict_proba"]["shape"] == [2, len(CLASSES)]
 
 
-@needs_one_matrix
-def test_infer_with_one_matrix_and_chosen_output(client: TestClient) -> None:
-    tensor = {
-        "name": "input-0",
-        "shape": [1, WIDTH],
-        "datatype": "FP64",
-        "data": [list(EXAMPLE.values())],
-    }
-    body = client.post(INFER, json={"inputs": [tensor], "outputs": [{"name": "predict"}]}).json()
-    assert [o["name"] for o in body["outputs"]] == ["predict"]
+def test_infer_with_chosen_outputs(client: TestClient, example_label: Any) -> None:
+    """The outputs asked for, and only them; an output the model does not have (a
+    regressor's `predict_proba`) is a 400 that names it."""
+    request = {"inputs": v2_tensors([EXAMPLE])}
+    for names in (["predict"], ["predict_proba"], ["predict_proba", "predict"]):
+        outputs = [{"name": name} for name in names]
+        response = client.post(INFER, json={**request, "outputs": outputs})
+        if not set(names) <= set(V2_OUTPUTS):
+            assert response.status_code == 400, response.text
+            assert "predict_proba" in response.json()["error"]
+            continue
+        listed = response.json()["outputs"]
+        answered = {o["name"]: o for o in listed}
+        assert sorted(answered) == sorted(names) == sorted(o["name"] for o in listed)
+        if "predict" in answered:
+            assert answered["predict"]["data"] == [example_label]
+        if "predict_proba" in answered:
+            assert answered["predict_proba"]["shape"] == [1, len(CLASSES)]
+
+
+def test_infer_with_one_matrix(client: TestClient, example_label: Any) -> None:
+    """One [N, features] tensor of the rows' numbers: the model's matrix, when no feature is
+    a category; with one, a 400 naming the tensor that says to send one tensor per feature."""
+    codes = [[json_value(v) for v in row] for row in as_matrix([EXAMPLE, EXAMPLE]).tolist()]
+    tensor = {"name": "input-0", "shape": [2, WIDTH], "datatype": "FP64", "data": codes}
+    response = client.post(INFER, json={"inputs": [tensor]})
+    if ONE_MATRIX:
+        assert response.status_code == 200, response.text
+        assert response.json()["outputs"][0]["data"] == [example_label, example_label]
+    else:
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error.startswith("input-0: ") and MATRIX_REFUSAL in error, error
 
 
 def test_errors_use_the_protocol_shape(client: TestClient) -> None:
@@ -64,10 +102,15 @@ def test_errors_use_the_protocol_shape(client: TestClient) -> None:
     letters = [chr(ord("a") + j % 26) for j in range(WIDTH)]
     text = {"name": "x", "shape": [1, WIDTH], "datatype": "BYTES", "data": letters}
     assert client.post(INFER, json={"inputs": [text]}).status_code == 400
-    values = as_matrix([EXAMPLE])[0].tolist()
-    values[list(EXAMPLE).index(REQUIRED.name)] = float("nan")  # a feature that needs a value
-    nan = {"name": "x", "shape": [1, WIDTH], "datatype": "FP64", "data": values}
-    assert client.post(INFER, content=json.dumps({"inputs": [nan]})).status_code == 400
+    if not REQUIRED.nullable:  # null for a feature that needs a value
+        inputs = v2_tensors([{**EXAMPLE, REQUIRED.name: None}])
+        response = client.post(INFER, json={"inputs": inputs})
+        assert response.status_code == 400
+        assert response.json()["error"].startswith(f"{REQUIRED.name}: ")
+    inputs = v2_tensors([EXAMPLE])
+    inputs[FEATURE_NAMES.index(NUMERIC.name)]["data"] = [float("nan")]
+    nan = json.dumps({"inputs": inputs})  # NaN, which is not JSON
+    assert client.post(INFER, content=nan).status_code == 400
     assert client.post(INFER, content=b"{").status_code == 400
 
 

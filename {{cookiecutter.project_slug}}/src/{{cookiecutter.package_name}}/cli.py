@@ -142,6 +142,8 @@ def run_schema_infer(args: argparse.Namespace) -> int:
     task = schema.task + (f" ({len(schema.classes)} classes)" if schema.classes else "")
     print(f"schema infer: wrote {output}: {task}, target {schema.target!r}, {inferred.rows} rows")
     print(f"schema infer: {len(schema.features)} features ({kinds}), {nullable} may be missing")
+    if inferred.unlabelled:
+        print(f"schema infer: left out {inferred.unlabelled} row(s) whose target is missing")
     for name, why in inferred.left_out.items():
         print(f"schema infer: left out {name!r}: {why}")
     if args.sample:

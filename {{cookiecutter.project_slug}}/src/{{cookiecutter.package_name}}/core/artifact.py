@@ -160,8 +160,7 @@ def _commit(staging: Path, model_dir: Path, model_file: str) -> None:
 
 @dataclass(frozen=True)
 class Artifact:
-    model: Any  # either runtime's: a classifier's `classes_`, `predict_proba` and `predict`,
-    # a regressor's `predict`
+    model: Any  # either runtime's, with the interface of the schema's task (runtime.py)
     metadata: dict[str, Any]
     runtime: Choice
 

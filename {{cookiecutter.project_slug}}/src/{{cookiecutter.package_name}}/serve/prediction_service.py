@@ -32,11 +32,16 @@ class Prediction:
     def rows(self, sizes: list[int]) -> list["Prediction"]:
         bounds = np.cumsum(sizes)[:-1]
         labels = np.split(self.labels, bounds)
-        if self.probabilities is None:
-            return [Prediction(part, None) for part in labels]
-        probabilities = np.split(self.probabilities, bounds)
-        unscored = (
-            [None] * len(labels) if self.unscored is None else np.split(self.unscored, bounds)
+        # A regressor's values come without probabilities, and may have unscored rows too.
+        probabilities: list[np.ndarray | None] = (
+            [None] * len(labels)
+            if self.probabilities is None
+            else list(np.split(self.probabilities, bounds))
+        )
+        unscored: list[np.ndarray | None] = (
+            [None] * len(labels)
+            if self.unscored is None
+            else list(np.split(self.unscored, bounds))
         )
         return [Prediction(*part) for part in zip(labels, probabilities, unscored, strict=True)]
 

@@ -8,7 +8,7 @@ v2_codec.py are, and the routes refer to them from `openapi_extra`. The OpenAPI 
 """
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, create_model
 from pydantic.json_schema import models_json_schema
@@ -168,9 +168,9 @@ class NotReadyYet(BaseModel):
 
 # --- Open Inference Protocol (KServe V2): the published specification's shapes ---------
 
-# The datatypes the server takes; any other is refused with 400 naming the tensor.
-NumericDatatype = Literal[
-    "BOOL",
+# The datatypes the server takes, beside BYTES (text); any other is refused with 400 naming
+# the tensor. Numbers, then booleans and numbers.
+NumberDatatype = Literal[
     "UINT8",
     "UINT16",
     "UINT32",
@@ -183,6 +183,7 @@ NumericDatatype = Literal[
     "FP32",
     "FP64",
 ]
+NumericDatatype = Literal["BOOL", NumberDatatype]
 
 
 class ServerLiveResponse(BaseModel):
@@ -218,17 +219,46 @@ class ModelMetadataResponse(BaseModel):
     outputs: list[MetadataTensor]
 
 
-class RequestInput(BaseModel):
+class _RequestInput(BaseModel):
     name: str = Field(
         description="A feature's name, for one tensor per feature (shape [N] or [N, 1]); any "
-        "other name for a single [N, features] tensor with the features in schema order."
+        "other name for a single [N, features] tensor of numbers with the features in schema "
+        "order (not when a feature is a category)."
     )
     shape: list[NonNegativeInt]
-    datatype: NumericDatatype
     parameters: dict[str, Any] | None = None
-    data: list[float | bool | list[float | bool]] = Field(
-        description="The values, flat or nested in row-major order; finite numbers."
+
+
+# One element of a tensor's `data`: null is a missing value (of a nullable feature).
+_Number = float | bool | None
+_Bool = bool | None
+_Text = str | None
+
+
+class NumbersInput(_RequestInput):
+    datatype: NumberDatatype
+    data: list[_Number | list[_Number]] = Field(
+        description="The values, flat or nested in row-major order: finite numbers, or null "
+        "for a missing value."
     )
+
+
+class BoolInput(_RequestInput):
+    datatype: Literal["BOOL"]
+    data: list[_Bool | list[_Bool]] = Field(
+        description="A boolean feature's values: true, false, or null for a missing value."
+    )
+
+
+class BytesInput(_RequestInput):
+    datatype: Literal["BYTES"]
+    data: list[_Text | list[_Text]] = Field(
+        description="Values as UTF-8 text, such as a category's name; null for a missing value."
+    )
+
+
+# A tensor is read by its datatype: numbers, booleans or text.
+RequestInput = Annotated[NumbersInput | BoolInput | BytesInput, Field(discriminator="datatype")]
 
 
 class RequestOutput(BaseModel):

@@ -205,7 +205,8 @@ def _json_data(name: str, datatype: str, data: Any) -> np.ndarray:
     except ValueError:
         raise InputError([name], "data must be a flat list, or lists nested as the shape") from None
     if datatype == "BYTES":
-        if not all(e is None or isinstance(e, str) for e in elements):
+        # gRPC's bytes_contents hold bytes, JSON holds strings
+        if not all(e is None or isinstance(e, str | bytes) for e in elements):
             raise InputError([name], "BYTES data must be strings")
         return elements
     if datatype == "BOOL":
@@ -237,8 +238,9 @@ def feature_values(feature: Feature, array: np.ndarray, name: str) -> np.ndarray
     out = np.empty(len(array), dtype=np.float64)
     for i, element in enumerate(array.tolist()):
         try:
-            if isinstance(element, bytes):
-                out[i] = encode_text(feature, element.decode("utf-8"))
+            if isinstance(element, bytes | str):  # BYTES, raw or JSON: text as in a CSV cell
+                text = element.decode("utf-8") if isinstance(element, bytes) else element
+                out[i] = encode_text(feature, text)
             elif isinstance(element, float) and math.isnan(element):
                 out[i] = encode_json(feature, None)
             elif feature.type == "boolean" and isinstance(element, int | float):

@@ -122,16 +122,23 @@ def load_training_data(folder: Path) -> tuple[pd.DataFrame, pd.Series, str]:
             f"no training data in {folder}: put CSV, Parquet or JSON Lines files there "
             "(or set TRAINING_DATA_DIR)",
         )
-    frames = [chunk for path in files for chunk in read_chunks(path, 100_000)]
+    frames, matrices = [], []
+    for path in files:
+        for first_row, chunk in numbered_chunks(path):
+            if TARGET not in chunk.columns:
+                raise InputError([], f"{path}: training data needs a {TARGET!r} column")
+            try:
+                matrices.append(check_frame(chunk, first_row))
+            except InputError as error:
+                raise InputError([], f"{path}: {error.message}") from None
+            frames.append(chunk)
     frame = pd.concat(frames, ignore_index=True)
-    if TARGET not in frame.columns:
-        raise InputError(["columns"], f"training data needs a {TARGET!r} column with the target")
+    matrix = np.concatenate(matrices)
     source = f"{len(files)} file(s) in {folder}"
     unused = [str(c) for c in frame.columns if str(c) not in FEATURE_NAMES and str(c) != TARGET]
     if unused:
         source += f"; not features, so not used: {', '.join(unused[:10])}"
         source += ", ..." if len(unused) > 10 else ""
-    matrix = check_frame(frame, first_row=1)
     labelled = frame[TARGET].notna().to_numpy()
     if not labelled.any():
         raise InputError([TARGET], f"the target column {TARGET!r} is empty in {source}")
@@ -142,6 +149,14 @@ def load_training_data(folder: Path) -> tuple[pd.DataFrame, pd.Series, str]:
     target = check_labels(label_text(given)) if SCHEMA.is_classification else numbers(given)
     target = target.reset_index(drop=True)
     return features, target, source
+
+
+def numbered_chunks(path: Path) -> Iterator[tuple[int, pd.DataFrame]]:
+    """The file's rows in chunks, each with the number of its first row (from 1)."""
+    first_row = 1
+    for chunk in read_chunks(path, 100_000):
+        yield first_row, chunk
+        first_row += len(chunk)
 
 
 def label_text(column: pd.Series) -> pd.Series:

@@ -40,8 +40,9 @@ SAMPLE_ROWS = 10
 @dataclass(frozen=True)
 class Inferred:
     schema: Schema
-    rows: int
+    rows: int  # with a target
     left_out: dict[str, str]  # column: why it is not a feature
+    unlabelled: int = 0  # rows without a target, left out
 
 
 def infer_files(
@@ -127,7 +128,7 @@ def infer_schema(
         },
         source,
     )
-    return Inferred(schema, len(frame), left_out)
+    return Inferred(schema, len(frame), left_out, int((~labelled).sum()))
 
 
 def infer_task(target: pd.Series, task: str | None) -> Task:

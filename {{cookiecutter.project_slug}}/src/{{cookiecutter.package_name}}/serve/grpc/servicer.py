@@ -63,7 +63,9 @@ def _tensor(tensor: Any, raw_contents: bytes | None) -> dict[str, Any]:
         field = CONTENTS_FIELD.get(datatype)
         if field is None:
             raise InputError([name], f"datatype {datatype!r} has no contents field; send it raw")
-        data = np.asarray(getattr(tensor.contents, field))
+        values = list(getattr(tensor.contents, field))
+        # BYTES as objects: NumPy's own bytes type would drop trailing NUL bytes.
+        data = np.array(values, dtype=object if datatype == "BYTES" else None)
     return {"name": name, "datatype": datatype, "shape": shape, "data": data}
 
 

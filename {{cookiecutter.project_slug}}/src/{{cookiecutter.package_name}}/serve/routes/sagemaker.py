@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request, Response
 
 from ...core.cpus import available_cpus
 from ...core.encoding import BadValue, encode_text
-from ...core.schema import FEATURE_NAMES, FEATURES, InputError
+from ...core.schema import FEATURE_NAMES, FEATURES, TASK, InputError
 from ..json_codec import (
     OUTPUTS,
     OUTPUTS_PARAMETER,
@@ -233,6 +233,13 @@ def _csv_cell(value: Any) -> str:
 _CSV_ROW = ",".join(_csv_cell(f.example) for f in FEATURES)
 _JSON_LINE = orjson.dumps({f.name: f.example for f in FEATURES}).decode()
 _TEXT = {"type": "string"}
+# What each line of a CSV or JSON Lines answer holds, for the API docs.
+_LINES = (
+    "CSV: the value; JSON Lines: `prediction`"
+    if TASK == "regression"
+    else "CSV: the label, then each class's probability; JSON Lines: `prediction` and "
+    "`probabilities`"
+)
 
 
 @router.post(
@@ -242,9 +249,8 @@ _TEXT = {"type": "string"}
         **PREDICTION_ERRORS,
         200: {
             "description": "The predictions, as `Accept` asks: JSON, or one line per record "
-            "(CSV: the label, then each class's probability; JSON Lines: `prediction` and "
-            "`probabilities`). Without `Accept`, CSV and JSON Lines bodies are answered in "
-            "kind, JSON in JSON.",
+            f"({_LINES}). Without `Accept`, CSV and JSON Lines bodies are answered in kind, "
+            "JSON in JSON.",
             "content": {
                 CSV: {"schema": _TEXT},
                 JSON_LINES: {"schema": _TEXT},
