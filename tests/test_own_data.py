@@ -1,7 +1,8 @@
 """A user's own table, in-process: a render takes it through `schema infer`, `train` and
 `predict` (ids passed through), and the project's own unit tests pass on it unchanged, in every
-framework. The tables are the ones that ship in packages: palmerpenguins' penguins (categories
-and missing values) and scikit-learn's wine, breast cancer and diabetes."""
+framework. The tables are scikit-learn's wine (multiclass), breast cancer (binary) and diabetes
+(regression); palmerpenguins' penguins, with categories and missing values, take the same path
+in the images (test_own_data_image.py)."""
 
 import shutil
 from collections.abc import Callable
@@ -14,12 +15,6 @@ from .conftest import PYTHON, UNIT_TESTS, render, run_in
 
 FRAMEWORKS = ["sklearn", "xgboost", "lightgbm", "pytorch"]
 ON_SRC = {"PYTHONPATH": "src"}
-
-
-def penguins() -> pd.DataFrame:
-    import palmerpenguins
-
-    return palmerpenguins.load_penguins()
 
 
 def scikit_learn(name: str) -> Callable[[], pd.DataFrame]:
@@ -35,8 +30,6 @@ def scikit_learn(name: str) -> Callable[[], pd.DataFrame]:
 
 # name: (the table, its target, the task `schema infer` must find)
 TABLES: dict[str, tuple[Callable[[], pd.DataFrame], str, str]] = {
-    "penguins-species": (penguins, "species", "multiclass"),
-    "penguins-mass": (penguins, "body_mass_g", "regression"),
     "wine": (scikit_learn("wine"), "target", "multiclass"),
     "breast-cancer": (scikit_learn("breast_cancer"), "target", "binary"),
     "diabetes": (scikit_learn("diabetes"), "target", "regression"),

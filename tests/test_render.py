@@ -105,6 +105,7 @@ TEST_FILES = [
     "test_runtime.py",
     "test_schema.py",
     "test_train.py",
+    "test_training_data_errors.py",
     "test_v2.py",
     "test_v2_codec.py",
     "test_v2_binary.py",

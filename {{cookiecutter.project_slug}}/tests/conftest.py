@@ -443,7 +443,7 @@ def v2_values(output: Mapping[str, Any], data: bytes | None = None) -> list[Any]
         return list(np.asarray(output["data"], dtype=object).ravel().tolist())
     if output["datatype"] == "BYTES":
         return [text.decode() for text in deserialize_bytes_tensor(data).tolist()]
-    return np.frombuffer(data, dtype=NUMPY[output["datatype"]]).astype(np.float64).tolist()
+    return list(np.frombuffer(data, dtype=NUMPY[output["datatype"]]).astype(np.float64).tolist())
 
 
 def as_answers(values: Any) -> list[Any]:
@@ -500,7 +500,11 @@ def v2_body(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
 
 
 # The little-endian NumPy type of each fixed-size datatype the tests send.
-NUMPY = {"FP64": np.dtype("<f8"), "FP32": np.dtype("<f4"), "BOOL": np.dtype("?")}
+NUMPY: dict[str, np.dtype[Any]] = {
+    "FP64": np.dtype("<f8"),
+    "FP32": np.dtype("<f4"),
+    "BOOL": np.dtype("?"),
+}
 
 
 class Tensor(NamedTuple):
@@ -536,7 +540,7 @@ def raw_bytes(tensor: Tensor) -> bytes:
     each BYTES element a 4-byte little-endian length, then the bytes."""
     if tensor.datatype == "BYTES":
         return b"".join(struct.pack("<I", len(e)) + e for e in tensor.array.ravel().tolist())
-    return np.ascontiguousarray(tensor.array, dtype=NUMPY[tensor.datatype]).tobytes()
+    return bytes(np.ascontiguousarray(tensor.array, dtype=NUMPY[tensor.datatype]).tobytes())
 
 
 def binary_inputs(tensors: Sequence[Tensor]) -> tuple[list[dict[str, Any]], list[bytes]]:

@@ -2,6 +2,7 @@
 bodies it documents are the ones the routes take. The fuzz test against the image
 (test_container_openapi.py) then checks every answer against it."""
 
+import json
 import re
 from typing import Any
 
@@ -129,6 +130,27 @@ def test_the_documented_json_bodies_are_the_ones_the_routes_take(
     assert response.status_code == status, response.text
     valid = body_validator(document, path, "application/json").is_valid(body)
     assert valid == (status == 200)
+
+
+def test_every_documented_example_body_is_answered(
+    client: TestClient, document: dict[str, Any]
+) -> None:
+    """The example requests of the API docs ("Try it out") work as they stand."""
+    examples = [
+        (path, media_type, media["example"])
+        for path, methods in document["paths"].items()
+        for operation in methods.values()
+        for media_type, media in operation.get("requestBody", {}).get("content", {}).items()
+        if "example" in media and "{version}" not in path
+    ]
+    assert {path for path, _, _ in examples} >= {INFER, "/invocations"}, examples
+    for path, media_type, example in examples:
+        response = client.post(
+            path.format(name=PROJECT_NAME),
+            content=example if isinstance(example, str) else json.dumps(example),
+            headers={"content-type": media_type},
+        )
+        assert response.status_code == 200, (path, media_type, response.text)
 
 
 def test_without_a_token_no_route_documents_401(document: dict[str, Any]) -> None:

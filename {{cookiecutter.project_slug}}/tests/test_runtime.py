@@ -15,13 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.core import model as model_module
 from {{ cookiecutter.package_name }}.core.artifact import (
     METADATA_FILE,
     ArtifactError,
     load_artifact,
     sha256_file,
 )
-from {{ cookiecutter.package_name }}.core import model as model_module
 from {{ cookiecutter.package_name }}.core.model import build_model
 from {{ cookiecutter.package_name }}.core.runtime import (
     ONNX_FILE,
@@ -129,6 +129,7 @@ def test_the_onnx_model_answers_as_the_native_model(trained: Settings) -> None:
         assert values.shape == (len(rows),) and values.dtype == np.float64
         np.testing.assert_allclose(values, native_values, rtol=0, atol=tolerance)
         return
+    assert isinstance(onnx.model, OnnxModel)
     np.testing.assert_array_equal(onnx.model.predict(rows), native.model.predict(rows))
     np.testing.assert_allclose(
         onnx.model.predict_proba(rows), native.model.predict_proba(rows), rtol=0, atol=TOLERANCE
@@ -166,7 +167,9 @@ def test_an_onnx_model_that_disagrees_with_the_model_is_not_used(
     if REGRESSION:
         largest, tolerance = report["max_abs_difference"], report["tolerance"]
         assert largest > tolerance > 0
-        assert report["reason"] == f"values differ by up to {largest:.3g}, more than {tolerance:.3g}"
+        assert (
+            report["reason"] == f"values differ by up to {largest:.3g}, more than {tolerance:.3g}"
+        )
     else:
         assert str(report["reason"]).startswith("ONNX Runtime gives other labels on ")
     assert not (settings.model_dir / ONNX_FILE).exists()
@@ -288,8 +291,8 @@ def test_an_onnx_model_that_disagrees_with_the_metadata_is_refused(
     rows, labels = features.to_numpy(), target.to_numpy().copy()
     path = copied / ONNX_FILE
     if kind == "features":
-        extra = Feature(name=unused("extra"), type="number", example=0.0)
-        monkeypatch.setattr(model_module, "FEATURES", (*FEATURES, extra))
+        one_more = Feature(name=unused("extra"), type="number", example=0.0)
+        monkeypatch.setattr(model_module, "FEATURES", (*FEATURES, one_more))
         rows = np.column_stack([rows, np.zeros(len(rows))])
         reason = f"takes {len(FEATURES) + 1} features, and metadata.json names {len(FEATURES)}"
     elif REGRESSION:

@@ -106,9 +106,9 @@ def test_training_is_reproducible_to_the_byte(tmp_path: Path, trained: Settings)
     }
     assert meta[0]["model_version"] == meta[0]["model_sha256"][:12]
     features, _ = training_data()
-    first = comparable(load_artifact(trained.model_dir).model, features.to_numpy())
-    second = comparable(load_artifact(again.model_dir).model, features.to_numpy())
-    np.testing.assert_array_equal(first, second)
+    answers = comparable(load_artifact(trained.model_dir).model, features.to_numpy())
+    answers_again = comparable(load_artifact(again.model_dir).model, features.to_numpy())
+    np.testing.assert_array_equal(answers, answers_again)
 
 
 def test_trains_on_files_in_the_training_folder(tmp_path: Path) -> None:
@@ -137,9 +137,7 @@ def test_hyperparameters_file_reaches_the_model(tmp_path: Path, trained: Setting
     rows = training_data()[0].to_numpy()
     default = comparable(load_artifact(trained.model_dir).model, rows)
     other = answers_after_training(tmp_path / "a", '{"test_size": "0.4"}')
-    same = answers_after_training(
-        tmp_path / "b", '{"test_size": "0.25", "model_version": "7"}'
-    )
+    same = answers_after_training(tmp_path / "b", '{"test_size": "0.25", "model_version": "7"}')
     assert np.abs(other - default).max() > 1e-4, "test_size did not reach the training"
     np.testing.assert_array_equal(same, default)
     assert load_artifact(tmp_path / "b" / "model").metadata["model_version"] == "7"

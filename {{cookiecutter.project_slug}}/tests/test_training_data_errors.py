@@ -30,8 +30,10 @@ def labelled_table() -> pd.DataFrame:
 
 
 def test_rows_without_a_target_are_left_out_and_counted(tmp_path: Path) -> None:
-    table = labelled_table()
+    """Their features are not checked either: `schema infer` saw only the labelled rows."""
+    table = labelled_table().astype(object)
     table.loc[[0, 3, 5], TARGET] = None
+    table.loc[[0, 3], [f.name for f in FEATURES]] = None
     data = train(settings_with(tmp_path, table))["training_data"]
     assert data["rows"] == len(table) - 3
     assert f"3 row(s) left out, their {TARGET!r} is missing" in data["source"]

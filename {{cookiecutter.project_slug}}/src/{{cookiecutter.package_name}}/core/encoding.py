@@ -112,7 +112,9 @@ def encode_array(feature: Feature, array: "pa.Array | pa.ChunkedArray") -> np.nd
         values = _booleans(array)
     else:
         values = _numbers(feature, array)
-    present = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    # Missing: null, or empty text (a CSV file's empty cell in a column of text), which the
+    # encoders above turn into MISSING as well.
+    present = ~np.isnan(values)
     if not feature.nullable and not present.all():
         raise BadValue("is empty, and the feature is not nullable", int(np.argmin(present)))
     return values

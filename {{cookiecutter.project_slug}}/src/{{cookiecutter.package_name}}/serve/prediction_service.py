@@ -39,9 +39,7 @@ class Prediction:
             else list(np.split(self.probabilities, bounds))
         )
         unscored: list[np.ndarray | None] = (
-            [None] * len(labels)
-            if self.unscored is None
-            else list(np.split(self.unscored, bounds))
+            [None] * len(labels) if self.unscored is None else list(np.split(self.unscored, bounds))
         )
         return [Prediction(*part) for part in zip(labels, probabilities, unscored, strict=True)]
 

@@ -51,11 +51,12 @@ def _read_chunks(path: Path, kind: str, chunk_rows: int) -> Iterator[pd.DataFram
             yield batch.to_pandas()
 
 
-def check_frame(frame: pd.DataFrame, first_row: int) -> np.ndarray:
+def check_frame(frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
     """The feature columns encoded as the model's float matrix (core/encoding.py), or
     InputError naming the column and row. Other columns are not looked at.
 
-    Rows are numbered from 1, as in a spreadsheet of the data without its header.
+    `rows` holds each row's number in its file, from 1, as in a spreadsheet of the data
+    without its header.
     """
     columns = {str(c) for c in frame.columns}
     missing = [name for name in FEATURE_NAMES if name not in columns]
@@ -66,7 +67,7 @@ def check_frame(frame: pd.DataFrame, first_row: int) -> np.ndarray:
         try:
             matrix[:, j] = encode_array(feature, arrow_column(frame[feature.name]))
         except BadValue as bad:
-            row = first_row + bad.index
+            row = int(rows[bad.index])
             raise InputError(
                 [feature.name, row], f"column {feature.name!r}, row {row} {bad.problem}"
             ) from None
@@ -122,33 +123,41 @@ def load_training_data(folder: Path) -> tuple[pd.DataFrame, pd.Series, str]:
             f"no training data in {folder}: put CSV, Parquet or JSON Lines files there "
             "(or set TRAINING_DATA_DIR)",
         )
-    frames, matrices = [], []
+    # Rows without a target are left out before their features are checked: schema infer
+    # reads the features of the labelled rows only.
+    columns: dict[str, None] = {}  # every file's columns, in order
+    matrices, targets, unlabelled = [], [], 0
     for path in files:
         for first_row, chunk in numbered_chunks(path):
             if TARGET not in chunk.columns:
                 raise InputError([], f"{path}: training data needs a {TARGET!r} column")
+            labelled = chunk[TARGET].notna().to_numpy()
+            unlabelled += int((~labelled).sum())
+            rows = first_row + np.flatnonzero(labelled)
+            kept = chunk[labelled].set_axis(rows - 1)  # the index counts the file's rows from 0
             try:
-                matrices.append(check_frame(chunk, first_row))
+                matrices.append(check_frame(kept, rows))
+                targets.append(target_values(kept[TARGET]))
             except InputError as error:
                 raise InputError([], f"{path}: {error.message}") from None
-            frames.append(chunk)
-    frame = pd.concat(frames, ignore_index=True)
-    matrix = np.concatenate(matrices)
+            columns.update(dict.fromkeys(map(str, chunk.columns)))
     source = f"{len(files)} file(s) in {folder}"
-    unused = [str(c) for c in frame.columns if str(c) not in FEATURE_NAMES and str(c) != TARGET]
+    unused = [c for c in columns if c not in FEATURE_NAMES and c != TARGET]
     if unused:
         source += f"; not features, so not used: {', '.join(unused[:10])}"
         source += ", ..." if len(unused) > 10 else ""
-    labelled = frame[TARGET].notna().to_numpy()
-    if not labelled.any():
+    if not sum(map(len, targets)):
         raise InputError([TARGET], f"the target column {TARGET!r} is empty in {source}")
-    if not labelled.all():
-        source += f"; {int((~labelled).sum())} row(s) left out, their {TARGET!r} is missing"
-    features = pd.DataFrame(matrix[labelled], columns=list(FEATURE_NAMES))
-    given = frame[TARGET][labelled]
-    target = check_labels(label_text(given)) if SCHEMA.is_classification else numbers(given)
-    target = target.reset_index(drop=True)
+    if unlabelled:
+        source += f"; {unlabelled} row(s) left out, their {TARGET!r} is missing"
+    features = pd.DataFrame(np.concatenate(matrices), columns=list(FEATURE_NAMES))
+    target = pd.concat(targets, ignore_index=True)
     return features, target, source
+
+
+def target_values(given: pd.Series) -> pd.Series:
+    """A classifier's labels as text, each a class of the schema, or a regressor's numbers."""
+    return check_labels(label_text(given)) if SCHEMA.is_classification else numbers(given)
 
 
 def numbered_chunks(path: Path) -> Iterator[tuple[int, pd.DataFrame]]:

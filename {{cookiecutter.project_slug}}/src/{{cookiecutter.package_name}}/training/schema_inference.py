@@ -100,11 +100,12 @@ def infer_schema(
     labelled = values.notna()
     if not labelled.any():
         raise InputError([target], f"the target column {target!r} is empty in {source}")
-    frame = frame[labelled]
     features, left_out = [], {}
     for name in columns:
         if name == target or name in ignore:
             continue
+        # From every row, those without a target too: training checks them all against the
+        # schema before it leaves them out, and they are rows to score as well.
         feature = infer_feature(name, frame[name])
         if isinstance(feature, str):
             left_out[name] = feature
@@ -128,7 +129,7 @@ def infer_schema(
         },
         source,
     )
-    return Inferred(schema, len(frame), left_out, int((~labelled).sum()))
+    return Inferred(schema, int(labelled.sum()), left_out, int((~labelled).sum()))
 
 
 def infer_task(target: pd.Series, task: str | None) -> Task:

@@ -36,6 +36,7 @@ from ..schemas import (
     ref,
 )
 from ..v2_codec import (
+    FEATURE_DATATYPE,
     OUTPUTS,
     PREDICT_DATATYPE,
     encode,
@@ -239,13 +240,17 @@ INFER_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     503: {"model": V2Error, "description": "No model loaded"},
 }
-_example_tensor = {"name": "input-0", "shape": [1, len(FEATURES)], "datatype": "FP64"}
+# The example request: one tensor per feature, holding the schema's example value.
+_example_inputs = [
+    {"name": f.name, "shape": [1], "datatype": FEATURE_DATATYPE[f.type], "data": [f.example]}
+    for f in FEATURES
+]
 INFER_BODY = {
     "required": True,
     "content": {
         "application/json": {
             "schema": ref("InferenceRequest"),
-            "example": {"inputs": [{**_example_tensor, "data": [[f.example for f in FEATURES]]}]},
+            "example": {"inputs": _example_inputs},
         }
     },
 }
