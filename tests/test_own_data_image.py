@@ -223,7 +223,8 @@ def test_penguins_go_from_make_data_to_every_protocol(
             refused = httpx.post(url + "/predict", json={**records(rows)[0], **UNKNOWN})
             assert refused.status_code == 422, refused.text
             assert refused.json()["detail"][0]["loc"] == ["body", *UNKNOWN]
-        print(run_container_tests(project, tag))
+        if target == "species" or framework == "sklearn":  # one regression is enough here
+            print(run_container_tests(project, tag))
         unit = run_in(project, PYTHON, *UNIT_TESTS)
         assert unit.returncode == 0, unit.stdout[-6000:] + unit.stderr[-3000:]
     finally:

@@ -26,6 +26,7 @@ from .conftest import (
     EXAMPLE,
     REFUSING,
     REGRESSION,
+    REPORT_PLOTS,
     SCORE_COLUMNS,
     as_table,
     csv_line,
@@ -340,7 +341,8 @@ def test_train_writes_the_artifact_into_the_volume(mounted_model: Path) -> None:
     metadata = json.loads((mounted_model / "metadata.json").read_text())
     assert metadata["model_version"] == "mounted-1"
     assert (mounted_model / MODEL_FILE).is_file()
-    assert (mounted_model / "report" / "confusion_matrix.png").is_file()
+    for plot in REPORT_PLOTS:
+        assert (mounted_model / "report" / plot).is_file(), plot
 
 
 @pytest.mark.full_image

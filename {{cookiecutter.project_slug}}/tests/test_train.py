@@ -15,7 +15,12 @@ import pytest
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE, load_artifact
 from {{ cookiecutter.package_name }}.core.model import MODEL_FILE, library_versions
-from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, TARGET, TASK, InputError
+from {{ cookiecutter.package_name }}.core.schema import (
+    FEATURE_NAMES,
+    TARGET,
+    TASK,
+    InputError,
+)
 from {{ cookiecutter.package_name }}.core.settings import (
     FRAMEWORK,
     Settings,
@@ -26,6 +31,7 @@ from {{ cookiecutter.package_name }}.training.train import train
 from .conftest import (
     CLASSES,
     REGRESSION,
+    REPORT_PLOTS,
     channel,
     comparable,
     held_out_split,
@@ -86,7 +92,7 @@ def check_regression_report(folder: Path, metadata: dict[str, Any], report: dict
     assert {name: report[name] for name in expected} == pytest.approx(expected, rel=1e-5, abs=1e-6)
     # The model learned: its errors are smaller than those of always answering the mean.
     assert report["rmse"] < report["baseline_rmse"] and report["r2"] > 0, report
-    for plot in ("predicted_vs_actual.png", "residuals.png"):
+    for plot in REPORT_PLOTS:
         assert (folder / "report" / plot).read_bytes()[:8] == PNG, plot
 
 

@@ -27,7 +27,10 @@ from {{ cookiecutter.package_name }}.core.runtime import OnnxModel, OnnxRegresso
 from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, Feature, Task
 from {{ cookiecutter.package_name }}.core.settings import Settings
 from {{ cookiecutter.package_name }}.training import onnx_convert
-from {{ cookiecutter.package_name }}.training.onnx_check import TOLERANCE, convert_and_check
+from {{ cookiecutter.package_name }}.training.onnx_check import (
+    TOLERANCE,
+    convert_and_check,
+)
 from {{ cookiecutter.package_name }}.training.train import DEFAULT_HYPERPARAMETERS
 
 from .conftest import fitted, training_data

@@ -24,12 +24,22 @@ from {{ cookiecutter.package_name }}.core.model import (
     write_model,
 )
 from {{ cookiecutter.package_name }}.core.predict import predict_matrix
-from {{ cookiecutter.package_name }}.core.runtime import ONNX_FILE, OnnxModel, OnnxRegressor
+from {{ cookiecutter.package_name }}.core.runtime import (
+    ONNX_FILE,
+    OnnxModel,
+    OnnxRegressor,
+)
 from {{ cookiecutter.package_name }}.core.schema import SCHEMA, Feature, Task
 from {{ cookiecutter.package_name }}.core.settings import Settings
 from {{ cookiecutter.package_name }}.training import onnx_convert
-from {{ cookiecutter.package_name }}.training.onnx_check import TOLERANCE, convert_and_check
-from {{ cookiecutter.package_name }}.training.train import DEFAULT_HYPERPARAMETERS, train
+from {{ cookiecutter.package_name }}.training.onnx_check import (
+    TOLERANCE,
+    convert_and_check,
+)
+from {{ cookiecutter.package_name }}.training.train import (
+    DEFAULT_HYPERPARAMETERS,
+    train,
+)
 
 from .conftest import fitted, make_settings, training_data
 

@@ -26,7 +26,10 @@ from {{ cookiecutter.package_name }}.core.runtime import OnnxModel, OnnxRegresso
 from {{ cookiecutter.package_name }}.core.schema import Feature, Task
 from {{ cookiecutter.package_name }}.core.settings import Settings
 from {{ cookiecutter.package_name }}.training import onnx_convert
-from {{ cookiecutter.package_name }}.training.onnx_check import TOLERANCE, convert_and_check
+from {{ cookiecutter.package_name }}.training.onnx_check import (
+    TOLERANCE,
+    convert_and_check,
+)
 from {{ cookiecutter.package_name }}.training.train import DEFAULT_HYPERPARAMETERS
 
 from .conftest import fitted, training_data
@@ -108,8 +111,11 @@ def test_the_tree_depth_reaches_the_model() -> None:
 def test_the_model_file_is_xgboost_json(trained: Settings) -> None:
     saved = json.loads((trained.model_dir / MODEL_FILE).read_text())
     metadata = json.loads((trained.model_dir / METADATA_FILE).read_text())
-    classes = saved["learner"]["learner_model_param"]["num_class"]
-    assert classes == str(len(metadata["classes"]))
+    learner, classes = saved["learner"], len(metadata["classes"])
+    if classes == 2:  # one score per row
+        assert learner["objective"]["name"] == "binary:logistic"
+    else:
+        assert learner["learner_model_param"]["num_class"] == str(classes)
 
 
 def test_a_model_for_other_classes_is_refused(

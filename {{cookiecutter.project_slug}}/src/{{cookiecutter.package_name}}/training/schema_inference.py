@@ -104,8 +104,8 @@ def infer_schema(
     for name in columns:
         if name == target or name in ignore:
             continue
-        # From every row, those without a target too: training checks them all against the
-        # schema before it leaves them out, and they are rows to score as well.
+        # From every row, those without a target too: they are the rows to score, so a
+        # feature missing in one of them is nullable (training leaves them out).
         feature = infer_feature(name, frame[name])
         if isinstance(feature, str):
             left_out[name] = feature

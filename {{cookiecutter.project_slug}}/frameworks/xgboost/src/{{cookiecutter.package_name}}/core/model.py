@@ -39,14 +39,22 @@ class Classifier:
 
     def fit(self, features: np.ndarray, target: np.ndarray) -> "Classifier":
         self.classes_, codes = np.unique(target, return_inverse=True)
-        objective = {"objective": "multi:softprob", "num_class": len(self.classes_)}
+        # Two classes: the logistic objective, one score per row (onnxmltools converts a
+        # two-class softprob model into wrong probabilities).
+        objective: dict[str, Any] = (
+            {"objective": "binary:logistic"}
+            if len(self.classes_) == 2
+            else {"objective": "multi:softprob", "num_class": len(self.classes_)}
+        )
         self.booster = train_booster(self.hyperparameters, objective, features, codes)
         return self
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        scores = self.booster.inplace_predict(features)
+        scores = np.asarray(self.booster.inplace_predict(features), dtype=np.float64)
+        if scores.ndim == 1:  # the second class's probability
+            return np.column_stack([1 - scores, scores])
         # XGBoost answers in float32: in float64, each row's probabilities sum to 1 again.
-        probabilities = np.asarray(scores, dtype=np.float64).reshape(len(features), -1)
+        probabilities = scores.reshape(len(features), -1)
         return np.asarray(probabilities / probabilities.sum(axis=1, keepdims=True))
 
     def predict(self, features: np.ndarray) -> np.ndarray:
@@ -56,6 +64,8 @@ class Classifier:
         """Take a booster read from a file, which must score the classes metadata.json names."""
         config = json.loads(booster.save_config())
         outputs = int(config["learner"]["learner_model_param"]["num_class"])
+        if config["learner"]["objective"]["name"] == "binary:logistic":
+            outputs = 2  # one score per row, the second class's probability
         classes = list(metadata["classes"])
         if outputs != len(classes):
             raise ValueError(f"it scores {outputs} classes and metadata.json names {len(classes)}")
