@@ -55,6 +55,8 @@ NUMBERS_ONLY = (
     Feature(name="width", type="number", example=1.0),
     Feature(name="height", type="number", example=2.0),
 )
+
+MODEL_MODULE = "{{ cookiecutter.package_name }}.core.model"  # what the tests patch
 # The network's inputs: one per feature, one per category of a category feature.
 INPUTS = sum(len(f.categories) or 1 for f in FEATURES)
 
@@ -160,8 +162,8 @@ def test_weights_of_another_shape_are_refused(trained: Settings, tmp_path: Path)
 
 def test_numbers_none_missing_are_only_standardised(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing to impute or encode: the network of before, its weights and buffers alone."""
-    monkeypatch.setattr("{{ cookiecutter.package_name }}.core.model.FEATURES", NUMBERS_ONLY)
-    monkeypatch.setattr("{{ cookiecutter.package_name }}.core.model.TASK", "binary")
+    monkeypatch.setattr(f"{MODEL_MODULE}.FEATURES", NUMBERS_ONLY)
+    monkeypatch.setattr(f"{MODEL_MODULE}.TASK", "binary")
     rows = np.arange(40, dtype=np.float64).reshape(20, 2)
     labels = np.array(["small", "large"])[(rows[:, 0] > 20).astype(int)]
     network = build_model({**DEFAULT_HYPERPARAMETERS, "epochs": 1}).fit(rows, labels).network

@@ -57,6 +57,8 @@ NUMBERS_ONLY = (
     Feature(name="height", type="number", example=2.0),
 )
 
+MODEL_MODULE = "{{ cookiecutter.package_name }}.core.model"  # what the tests patch
+
 
 def mixed_rows(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows of MIXED in the schema's encoding (category codes, NaN for a missing value), a
@@ -130,7 +132,7 @@ def test_the_model_file_carries_no_time(trained: Settings) -> None:
 
 def test_numbers_none_missing_get_the_scaler_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing to impute or encode: one step before the regression, as fast as before."""
-    monkeypatch.setattr("{{ cookiecutter.package_name }}.core.model.FEATURES", NUMBERS_ONLY)
+    monkeypatch.setattr(f"{MODEL_MODULE}.FEATURES", NUMBERS_ONLY)
     prepare = build_model(DEFAULT_HYPERPARAMETERS).named_steps["prepare"]
     assert type(prepare) is StandardScaler
 
@@ -256,7 +258,7 @@ def test_a_regression_gets_a_ridge_regression_after_the_same_preparation(
     rows, values = regression
     model = fit(rows, values)
     assert type(model.named_steps["regress"]) is Ridge
-    monkeypatch.setattr("{{ cookiecutter.package_name }}.core.model.TASK", "multiclass")
+    monkeypatch.setattr(f"{MODEL_MODULE}.TASK", "multiclass")
     classifier = build_model(DEFAULT_HYPERPARAMETERS)
     assert type(model.named_steps["prepare"]) is type(classifier.named_steps["prepare"])
     held_out, truth = measured_rows(100, seed=1)

@@ -48,6 +48,8 @@ NUMBERS_ONLY = (
     Feature(name="height", type="number", example=2.0),
 )
 
+MODEL_MODULE = "{{ cookiecutter.package_name }}.core.model"  # what the tests patch
+
 
 def mixed_rows(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows of MIXED in the schema's encoding (category codes, NaN for a missing value), a
@@ -129,8 +131,8 @@ def test_a_model_for_other_classes_is_refused(
 
 def test_numbers_only_train_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
     """No category: XGBoost's default feature types, the trees of before."""
-    monkeypatch.setattr("{{ cookiecutter.package_name }}.core.model.FEATURES", NUMBERS_ONLY)
-    monkeypatch.setattr("{{ cookiecutter.package_name }}.core.model.TASK", "binary")
+    monkeypatch.setattr(f"{MODEL_MODULE}.FEATURES", NUMBERS_ONLY)
+    monkeypatch.setattr(f"{MODEL_MODULE}.TASK", "binary")
     rows = np.arange(40, dtype=np.float64).reshape(20, 2)
     labels = np.array(["small", "large"])[(rows[:, 0] > 20).astype(int)]
     assert fit(rows, labels).booster.feature_types is None
@@ -171,7 +173,7 @@ def test_a_model_whose_categories_are_not_the_schemas_is_refused(
 ) -> None:
     model = fit(*mixed)
     write_model(model, tmp_path / MODEL_FILE)
-    monkeypatch.setattr("{{ cookiecutter.package_name }}.core.model.FEATURES", NUMBERS_ONLY)
+    monkeypatch.setattr(f"{MODEL_MODULE}.FEATURES", NUMBERS_ONLY)
     metadata = {"hyperparameters": DEFAULT_HYPERPARAMETERS, "classes": list(model.classes_)}
     with pytest.raises(ValueError, match="feature types are"):
         read_model(tmp_path / MODEL_FILE, metadata)
