@@ -192,8 +192,10 @@ def test_mounted_model_overrides_the_baked_one(
     assert mounted["model_version"] == "mounted-1" != baked["model_version"]
     # Same data and seed, a held-out share of 0.3 instead of the default 0.25: the
     # hyperparameter file reached the training, so the model's probabilities differ (on the
-    # rows near a class boundary: a confident model gives the clear ones 1.0 either way); a
-    # regressor's values, in standard deviations of the target.
+    # rows near a class boundary: a confident model gives the clear ones 1.0 either way, and
+    # on data it separates well, every row nearly so); a regressor's values, in standard
+    # deviations of the target. Training is reproducible to the byte, so the same
+    # hyperparameters would give a difference of 0.
     if REGRESSION:
         spread = float(training_data()[1].std())
         pairs = zip(mounted["predictions"], baked["predictions"], strict=True)
@@ -204,7 +206,7 @@ def test_mounted_model_overrides_the_baked_one(
             for new, old in zip(mounted["probabilities"], baked["probabilities"], strict=True)
             for c in old
         )
-    assert difference > 1e-4, "the mounted model answers like the baked one"
+    assert difference > 1e-6, "the mounted model answers like the baked one"
 
 
 def test_port_env_and_serve_command(docker: Any, image: str) -> None:
