@@ -15,7 +15,7 @@ PYTEST_WORKERS  ?= 2
 
 NODE_TOOLS      := build/tools/node_modules
 
-.PHONY: help venv docker base-images wrk node-tools kubectl kube-tools demo test test-fast lint bench bench-smoke bench-protocols bench-batch bench-frameworks bench-mixed clean
+.PHONY: help venv docker base-images wrk node-tools kubectl kube-tools demo test test-fast lint bench bench-smoke bench-protocols bench-batch bench-frameworks bench-mixed bench-versus clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -87,6 +87,10 @@ bench-frameworks: venv base-images wrk ## each framework beside MLServer's runti
 
 bench-mixed: venv base-images wrk ## a mixed-type table (categories, missing values): ONNX against native, MLServer, the image (~15 min)
 	$(BIN)/python -m benchmarks.mixed
+
+bench-versus: venv wrk ## the server now beside the template at commit REF, on this machine (~6 min): make bench-versus REF=<commit>
+	@test -n "$(REF)" || { echo "bench-versus: say which commit to compare with: make bench-versus REF=<commit>" >&2; exit 1; }
+	$(BIN)/python -m benchmarks.versus --ref "$(REF)"
 
 bench-batch: venv base-images ## batch scoring: formats against an Arrow baseline, ONNX against native, memory, shards, Dask (~10 min)
 	$(BIN)/python -m benchmarks.batch

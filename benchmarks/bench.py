@@ -56,23 +56,24 @@ SMOKE = Plan(rounds=2, seconds=1, warmup_seconds=0, connections=[16])
 SMOKE_ALL_POINTS = replace(SMOKE, connections=FULL.connections)
 
 
-def render_project(root: Path, **context: str) -> Path:
-    """A fresh render of the template under `root`, its earlier render and work folders
-    removed (the virtual environments stay)."""
+def render_project(root: Path, template: Path = TEMPLATE, **context: str) -> Path:
+    """A fresh render of `template` (by default this one) under `root`, its earlier render
+    and work folders removed (the virtual environments stay)."""
     if root.exists():
         shutil.rmtree(root / "project", ignore_errors=True)
         shutil.rmtree(root / "work", ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     return Path(
         cookiecutter(
-            str(TEMPLATE), no_input=True, output_dir=str(root / "project"), extra_context=context
+            str(template), no_input=True, output_dir=str(root / "project"), extra_context=context
         )
     )
 
 
 def train_reference(ours: Server, root: Path, project: Path) -> None:
-    """The project's own `train` on its bundled training data (data/train/), into root/model."""
-    shutil.rmtree(root / "model", ignore_errors=True)
+    """The project's own `train` on its bundled training data (data/train/), into the
+    server's MODEL_DIR (root/model unless it says another)."""
+    shutil.rmtree(ours.env["MODEL_DIR"], ignore_errors=True)
     subprocess.run(
         [str(ours.venv(root) / "bin/python"), "-m", "iris_classifier", "train"],
         env={**os.environ, **ours.env, "TRAINING_DATA_DIR": str(project / "data" / "train")},

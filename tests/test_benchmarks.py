@@ -259,3 +259,24 @@ def test_mixed_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
         assert section in report
     assert "ONNX Runtime against the native model" in report
     assert "pre-encoded" in report
+
+
+@pytest.mark.xdist_group("benchmark")
+def test_versus_benchmark_smoke_run(tmp_path: Path) -> None:
+    """The server now beside the template at a commit (here HEAD): both versions rendered,
+    trained, agreeing, and measured at every point in each round."""
+    results = tmp_path / "results"
+    run_smoke("versus", results, "--ref", "HEAD", "--root", str(tmp_path / "work"))
+    data = json.loads((results / "versus.json").read_text())
+
+    assert data["ref"] == "HEAD" and len(data["ref_commit"]) == 12
+    assert set(data["agreement"]["runtimes"].values()) == {"onnx"}
+    assert set(data["agreement"]["max_abs_probability_difference"]) == {"ours-now", "ours-ref"}
+    load = data["load"]
+    assert {r["configuration"] for r in load} == {"now", "ref"}
+    assert all(r["requests"] > 0 and r["errors"] == 0 for r in load), load
+    assert all(r["rounds"] == data["rounds"] == 2 for r in load)
+    points = {(c["rows"], c["connections"]) for c in data["comparison"]}
+    assert points == {(1, 1), (1, 16), (100, 1), (100, 16)}
+    assert all(c["now_over_ref"] > 0 for c in data["comparison"])
+    assert "| now / ref |" in (results / "versus.md").read_text()
