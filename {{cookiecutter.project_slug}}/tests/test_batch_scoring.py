@@ -157,10 +157,13 @@ def test_header_only_file_is_rejected_clearly(tmp_path: Path, trained: Settings)
         predict_file(trained, tmp_path / "in.csv", tmp_path / "out.csv", chunk_rows=10)
 
 
-def test_unparsable_file_names_the_file(tmp_path: Path, trained: Settings) -> None:
+def test_a_row_of_another_width_names_the_file_and_row(tmp_path: Path, trained: Settings) -> None:
     good = csv_line(EXAMPLE)
-    (tmp_path / "in.csv").write_text(table(FEATURE_NAMES, good, good + ",5,6"))
-    with pytest.raises(InputError, match=r"in\.csv: cannot read it as csv"):
+    (tmp_path / "in.csv").write_text(table(FEATURE_NAMES, good, good, good + ",5,6", good))
+    width = len(FEATURE_NAMES)
+    with pytest.raises(
+        InputError, match=rf"in\.csv: row 3 has {width + 2} fields, the header {width}$"
+    ):
         predict_file(trained, tmp_path / "in.csv", tmp_path / "out.csv", chunk_rows=10)
 
 

@@ -245,6 +245,17 @@ def retype(request: Any) -> None:
     request.inputs[FEATURE_NAMES.index(NUMERIC.name)].datatype = "BYTES"
 
 
+def empty_huge_shape(request: Any) -> None:
+    """No elements, in a shape NumPy cannot hold: [0, 2**62]."""
+    request.inputs[0].shape[:] = [0, 2**62]
+    request.raw_input_contents[0] = b""
+
+
+def given_twice(request: Any) -> None:
+    request.inputs.append(request.inputs[0])
+    request.raw_input_contents.append(request.raw_input_contents[0])
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [
@@ -253,8 +264,18 @@ def retype(request: Any) -> None:
         (retype, NUMERIC.name),
         (lambda r: setattr(r.inputs[0], "datatype", "FLOAT"), FEATURE_NAMES[0]),
         (lambda r: r.inputs[0].shape.append(2), FEATURE_NAMES[0]),
+        (empty_huge_shape, FEATURE_NAMES[0]),
+        (given_twice, FEATURE_NAMES[0]),
     ],
-    ids=["truncated", "more-raw-than-inputs", "bytes-datatype", "unknown-datatype", "wrong-shape"],
+    ids=[
+        "truncated",
+        "more-raw-than-inputs",
+        "bytes-datatype",
+        "unknown-datatype",
+        "wrong-shape",
+        "empty-huge-shape",
+        "given-twice",
+    ],
 )
 def test_bad_input_is_invalid_argument_naming_the_tensor(
     rpc: Grpc, change: Any, named: str
@@ -263,6 +284,14 @@ def test_bad_input_is_invalid_argument_naming_the_tensor(
     change(request)
     code, details = code_of(lambda: rpc.stub.ModelInfer(request, timeout=10))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith(f"{named}: "), details
+
+
+@pytest.mark.parametrize("body", [b"\x0a\xff\xff\xff\x0f", b"\xff"], ids=["cut-short", "no-field"])
+def test_bytes_that_are_no_message_are_invalid_argument(rpc: Grpc, body: bytes) -> None:
+    infer = rpc.channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+    code, details = code_of(lambda: infer(body, timeout=10))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, details)
+    assert details.startswith("the request is not a message of this method's type"), details
 
 
 def test_unknown_output_is_invalid_argument_and_too_many_rows_resource_exhausted(

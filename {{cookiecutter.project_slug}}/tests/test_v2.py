@@ -114,6 +114,15 @@ def test_errors_use_the_protocol_shape(client: TestClient) -> None:
     assert client.post(INFER, content=b"{").status_code == 400
 
 
+def test_an_input_given_twice_is_400_naming_it(client: TestClient) -> None:
+    inputs = v2_tensors([EXAMPLE])
+    response = client.post(INFER, json={"inputs": [*inputs, inputs[0]]})
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        f"{FEATURE_NAMES[0]}: input {FEATURE_NAMES[0]!r} is given 2 times; send it once"
+    )
+
+
 def test_malformed_outputs_are_400(client: TestClient) -> None:
     request = v2_body([list(EXAMPLE.values())])
     assert client.post(INFER, json=request).status_code == 200

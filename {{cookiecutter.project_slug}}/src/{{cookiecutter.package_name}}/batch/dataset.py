@@ -155,7 +155,22 @@ def find_dataset(source: Path) -> Dataset:
 
 
 def columns_of(path: Path, kind: str) -> list[str]:
-    """The column names of one part, read from its header, schema or first record."""
+    """The column names of one part, read from its header, schema or first record; each
+    name once."""
+    columns = _names_in(path, kind)
+    seen: set[str] = set()
+    for name in columns:
+        if name in seen:
+            raise InputError(
+                [str(path), name],
+                f"{path}: column {name!r} appears {columns.count(name)} times in its header; "
+                "give each column its own name",
+            )
+        seen.add(name)
+    return columns
+
+
+def _names_in(path: Path, kind: str) -> list[str]:
     try:
         if kind == "parquet":
             import pyarrow.parquet as pq
@@ -171,7 +186,7 @@ def columns_of(path: Path, kind: str) -> list[str]:
         if not isinstance(record, dict):
             raise InputError([str(path)], f"{path}: line 1 is not a JSON object")
         return [str(key) for key in record]
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, csv.Error) as error:
         if isinstance(error, InputError):
             raise
         raise InputError([str(path)], f"{path}: cannot read it as {kind}: {error}") from None
@@ -240,19 +255,49 @@ def shard_pieces(pieces: list[Piece], shard: Shard) -> list[Piece]:
     return pieces[shard.index :: shard.count]
 
 
-def plan_fingerprint(pieces: list[Piece], shard_count: int, *settings: object) -> str:
-    """The same for every shard of one job; different when the input (paths, sizes, times),
-    the split, the shard count or any of `settings` (the model version, the kept columns)
-    changed."""
-    described = []
-    for piece in pieces:
-        status = Path(piece.path).stat()
-        size, mtime = status.st_size, status.st_mtime_ns
-        described.append([piece.path, piece.start, piece.end, list(piece.row_groups), size, mtime])
-    text = json.dumps([shard_count, described, *settings], separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def plan_identity(
+    dataset: Dataset, shard_count: int, model_version: str, options: object
+) -> dict[str, object]:
+    """What every shard of one job shares, field by field, so that a disagreement can say
+    which one differs: the shard count, the input (its files, their sizes and times), the
+    model version and the options (the split, the columns kept, the input's columns). The
+    pieces follow from these (plan)."""
+    files = []
+    for path in dataset.parts:
+        status = path.stat()
+        files.append([str(path), status.st_size, status.st_mtime_ns])
+    return {
+        "shards": shard_count,
+        "input": _digest(files),
+        "model_version": model_version,
+        "options": _digest(options),
+    }
+
+
+def plan_fingerprint(identity: dict[str, object]) -> str:
+    """A short name of one plan: the default run of a job that sets no BATCH_RUN_ID."""
+    return _digest(identity)[:16]
+
+
+def _digest(value: object) -> str:
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def part_name(piece_index: int, kind: str) -> str:
     suffix = next(ext for ext, name in FORMATS.items() if name == kind)
     return f"part-{piece_index:05d}{suffix}"
+
+
+def rows_before(piece: Piece) -> int:
+    """How many data rows of its file come before the piece (only needed for error messages)."""
+    if piece.kind == "parquet":
+        import pyarrow.parquet as pq
+
+        metadata = pq.ParquetFile(piece.path).metadata
+        first = piece.row_groups[0] if piece.row_groups else 0
+        return sum(metadata.row_group(g).num_rows for g in range(first))
+    with open(piece.path, "rb") as handle:
+        header = len(handle.readline()) if piece.kind == "csv" else 0
+        handle.seek(header)
+        return handle.read(max(piece.start - header, 0)).count(b"\n")

@@ -25,9 +25,18 @@ from .dataset import (
     part_name,
     plan,
     plan_fingerprint,
+    plan_identity,
     shard_pieces,
 )
-from .output import PartResult, completed_by, finish_shard, is_file_target, start_folder
+from .output import (
+    PartResult,
+    completed_by,
+    finish_shard,
+    is_file_target,
+    output_columns,
+    start_file,
+    start_folder,
+)
 from .parts import Scoring, model_version, remember
 from .progress import Progress
 
@@ -60,7 +69,11 @@ class Plan:
     pieces: list[Piece]
     scoring: Scoring
     to_file: bool  # one input file to one output file; else a folder of parts
-    fingerprint: str  # the same in every shard of the job: input, split, model, columns
+    identity: dict[str, object]  # the same in every shard of the job: plan_identity
+
+    @property
+    def fingerprint(self) -> str:
+        return plan_fingerprint(self.identity)
 
 
 def prepare(settings: Settings, job: BatchJob, spread: int | None = None) -> Plan:
@@ -83,11 +96,14 @@ def prepare(settings: Settings, job: BatchJob, spread: int | None = None) -> Pla
             raise InputError(
                 ["--output"], f"use the same format as the input ({dataset.kind}) for the output"
             )
-    extras = [name for name in dataset.columns if name not in FEATURE_NAMES]
+    check_apart(job.source, dataset, job.target)
+    features = set(FEATURE_NAMES)
+    extras = [name for name in dataset.columns if name not in features]
     if job.keep_columns is None:
         keep = tuple(extras)
     else:
-        unknown = [name for name in job.keep_columns if name not in extras]
+        known = set(extras)
+        unknown = [name for name in job.keep_columns if name not in known]
         if unknown:
             raise InputError(
                 ["--keep-columns"],
@@ -97,6 +113,7 @@ def prepare(settings: Settings, job: BatchJob, spread: int | None = None) -> Pla
         keep = tuple(job.keep_columns)
     artifact = load_artifact(settings.model_dir, settings.model_runtime)
     remember(str(settings.model_dir), artifact)  # the local engine scores with it
+    check_no_clash(dataset, keep, output_columns(artifact.metadata.get("classes", [])))
     scoring = Scoring(
         columns=dataset.columns,
         keep=keep,
@@ -105,11 +122,44 @@ def prepare(settings: Settings, job: BatchJob, spread: int | None = None) -> Pla
         model_version=model_version(artifact),
         runtime=artifact.runtime.name,
     )
-    pieces = plan(dataset, spread or job.shard.count, 0 if to_file else job.split_mb)
-    fingerprint = plan_fingerprint(
-        pieces, job.shard.count, scoring.model_version, scoring.keep, dataset.columns
-    )
-    return Plan(dataset, pieces, scoring, to_file, fingerprint)
+    split_mb = 0 if to_file else job.split_mb
+    pieces = plan(dataset, spread or job.shard.count, split_mb)
+    options = [split_mb, spread, scoring.keep, dataset.columns]
+    identity = plan_identity(dataset, job.shard.count, scoring.model_version, options)
+    return Plan(dataset, pieces, scoring, to_file, identity)
+
+
+def check_apart(source: Path, dataset: Dataset, target: Path) -> None:
+    """Refuse, before anything is written, an output that is one of the input's files,
+    holds one, or lies inside the input folder (where the next run would read it)."""
+    output = target.resolve()
+    problem = None
+    for path in dataset.parts:
+        part = path.resolve()
+        if part == output or part in output.parents:
+            problem = f"is the input file {path}: scoring would overwrite its own input"
+        elif output in part.parents:
+            problem = f"holds the input file {path}: scoring would replace its own input"
+        if problem:
+            break
+    folder = source.resolve()
+    if not problem and source.is_dir() and (output == folder or folder in output.parents):
+        problem = f"lies inside the input folder {source}: the next run would read it as input"
+    if problem:
+        raise InputError(["--output"], f"--output {target} {problem}; write the output elsewhere")
+
+
+def check_no_clash(dataset: Dataset, keep: Sequence[str], added: Sequence[str]) -> None:
+    """Refuse an input column that the output would carry twice: one of the columns scoring
+    adds (prediction, probability_<class>) among the features or the kept columns."""
+    carried = set(FEATURE_NAMES) | set(keep)
+    clash = [name for name in added if name in carried]
+    if clash:
+        raise InputError(
+            [clash[0]],
+            f"{dataset.parts[0]}: its column {clash[0]!r} has the name of a column that "
+            "scoring adds; rename it, or leave it out with --keep-columns",
+        )
 
 
 def progress_for(settings: Settings, pieces: Sequence[Piece]) -> Progress:
@@ -138,13 +188,13 @@ def run_job(
     progress = progress_for(settings, mine)
     run = settings.batch_run_id or plan.fingerprint
     if plan.to_file:
-        job.target.parent.mkdir(parents=True, exist_ok=True)
+        start_file(job.target)
         targets: Callable[[Piece], Path] = lambda _piece: job.target  # noqa: E731
     else:
         if completed_by(job.target, settings.batch_run_id):
             progress.emit("done", rows=0, output=str(job.target), note="the run is complete")
             return Summary(0, [])
-        start_folder(job.target, job.overwrite, job.shard, run)
+        start_folder(job.target, job.overwrite, job.shard, run, plan.identity)
         targets = lambda piece: job.target / part_name(piece.index, piece.kind)  # noqa: E731
     progress.emit(
         "start",
@@ -163,7 +213,7 @@ def run_job(
             job.target,
             job.shard,
             run,
-            plan.fingerprint,
+            plan.identity,
             plan.dataset,
             plan.scoring.model_version,
             results,

@@ -2,27 +2,53 @@
 
 - The output of one input file is one file. Otherwise (a folder, a glob, shards or Dask) it is
   a folder of parts `part-00000.csv`, ... in input order.
-- Every part is written under a temporary name of its own and renamed when complete.
-- Each shard records its parts under `_shards/<run>/` when it is done; the shard that finds
-  every shard of the run done checks that they all scored the same plan and writes `_SUCCESS`.
+- Every part is written under a temporary name of its own, locked, and renamed when complete
+  (files.py): duplicate copies of a shard never remove each other's files, and the last to
+  finish wins with the same bytes.
+- A run has one plan: its first shard records it in `_shards/<run>/plan.json`, and a shard
+  whose plan differs (the shard count, the input, the model, the options) stops before it
+  writes a part. Each shard records its plan and parts under `_shards/<run>/` when it is done;
+  the shard that finds every shard of the run done, all with the same plan, writes `_SUCCESS`.
 - `_SUCCESS` appears only when every part of the job is there. It holds the rows, the inputs,
-  the model version and each part's rows and SHA-256.
+  the model version, the plan and each part's rows and SHA-256.
 - A retried shard rewrites only its own parts.
 """
 
 import json
-import os
 import shutil
-import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ..core.formats import FORMATS
 from ..core.schema import InputError
 from .dataset import Dataset, Shard
+from .files import (
+    PARTIAL_SUFFIX,
+    claim_file,
+    make_folder,
+    remove_abandoned_beside,
+    remove_if_abandoned,
+    write_file,
+)
 
 SUCCESS_FILE = "_SUCCESS"
 SHARDS_DIR = "_shards"
+PLAN_FILE = "plan.json"  # in _shards/<run>/: the plan the run's first shard scored
+
+
+PREDICTION = "prediction"  # the column of labels (or a regressor's values) scoring adds
+
+
+def probability_column(class_name: object) -> str:
+    return f"probability_{class_name}"
+
+
+def output_columns(classes: Sequence[object]) -> list[str]:
+    """The columns scoring adds to each row: the prediction, and a classifier's
+    probabilities."""
+    return [PREDICTION, *(probability_column(name) for name in classes)]
 
 
 @dataclass(frozen=True)
@@ -31,14 +57,6 @@ class PartResult:
     name: str | None  # None: the piece held no rows
     rows: int
     sha256: str | None
-
-
-def temporary_name(target: Path) -> Path:
-    """A name of its own beside `target` (hidden, `.partial`), so that two attempts at one
-    part, a retried pod beside the one it replaces, never share a file."""
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    os.close(handle)
-    return Path(name)
 
 
 def is_file_target(path: Path) -> bool:
@@ -58,8 +76,54 @@ def marker(target: Path, run: str, shard: Shard) -> Path:
     return target / SHARDS_DIR / run / f"{shard.index:05d}-of-{shard.count:05d}.json"
 
 
-def start_folder(target: Path, overwrite: bool, shard: Shard, run: str) -> None:
-    """Make the output folder; refuse one that holds a complete result unless overwriting.
+def differences(claimed: dict[str, Any], mine: dict[str, Any]) -> list[str]:
+    """How the plan `mine` differs from the plan `claimed` (plan_identity's fields)."""
+    if not isinstance(claimed, dict):
+        return ["another plan"]
+    found = []
+    if claimed.get("shards") != mine["shards"]:
+        found.append(f"{mine['shards']} shards, not {claimed.get('shards')}")
+    if claimed.get("input") != mine["input"]:
+        found.append("another input (its files, or their sizes or times)")
+    if claimed.get("model_version") != mine["model_version"]:
+        found.append(f"model version {mine['model_version']}, not {claimed.get('model_version')}")
+    if claimed.get("options") != mine["options"]:
+        found.append("other options (the split, the columns kept, or the input's columns)")
+    return found
+
+
+def disagreement(target: Path, run: str, shard: Shard | str, found: list[str]) -> InputError:
+    return InputError(
+        [str(target)],
+        f"run {run} in {target}: shard {shard} differs from the run's plan: it has "
+        f"{'; '.join(found)}. The run will not be marked complete ({SUCCESS_FILE}); score the "
+        "whole job again under a new BATCH_RUN_ID",
+    )
+
+
+def claim_run(target: Path, run: str, shard: Shard, identity: dict[str, Any]) -> None:
+    """The run's plan is the first shard's; a shard with another plan stops here, before it
+    writes a part."""
+    claimed = json.loads(claim_file(target / SHARDS_DIR / run / PLAN_FILE, encoded(identity)))
+    if found := differences(claimed, identity):
+        raise disagreement(target, run, shard, found)
+
+
+def encoded(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, indent=1) + "\n").encode()
+
+
+def start_file(target: Path) -> None:
+    """Make the output file's folder, and remove what killed writers of it left there."""
+    make_folder(target.parent)
+    remove_abandoned_beside(target)
+
+
+def start_folder(
+    target: Path, overwrite: bool, shard: Shard, run: str, identity: dict[str, Any]
+) -> None:
+    """Make the output folder; refuse one that holds a complete result unless overwriting;
+    claim the run's plan (claim_run).
 
     Overwriting with a single shard empties the folder. With several shards each removes the
     `_SUCCESS` marker only; parts no longer in the plan are removed when the run completes.
@@ -80,48 +144,42 @@ def start_folder(target: Path, overwrite: bool, shard: Shard, run: str) -> None:
                     child.unlink()
     if target.exists() and not target.is_dir():
         raise InputError(["--output"], f"{target} exists and is not a folder")
-    marker(target, run, shard).parent.mkdir(parents=True, exist_ok=True)
+    if overwrite and shard.count == 1:  # a run of its own: an earlier plan of it is replaced
+        shutil.rmtree(target / SHARDS_DIR / run, ignore_errors=True)
+    make_folder(marker(target, run, shard).parent)
+    claim_run(target, run, shard, identity)
     marker(target, run, shard).unlink(missing_ok=True)  # this shard counts once it is done
-
-
-def write_atomically(path: Path, text: str) -> None:
-    partial = temporary_name(path)
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 def finish_shard(
     target: Path,
     shard: Shard,
     run: str,
-    fingerprint: str,
+    identity: dict[str, Any],
     dataset: Dataset,
     model_version: str,
     results: list[PartResult],
 ) -> None:
-    """Record the shard as done; the shard that finds every shard of the run done checks that
-    they all scored the same plan and writes `_SUCCESS`."""
-    record = {
-        "plan": fingerprint,
-        "shard": asdict(shard),
-        "parts": [asdict(r) for r in results],
+    """Record the shard as done; the shard that finds every shard of the run done, each with
+    the same plan, writes `_SUCCESS`. A shard that finds another plan among them fails."""
+    record = {"plan": identity, "shard": asdict(shard), "parts": [asdict(r) for r in results]}
+    write_file(marker(target, run, shard), encoded(record))
+    done = {
+        path.name: json.loads(path.read_text())
+        for path in sorted((target / SHARDS_DIR / run).glob("*-of-*.json"))
     }
-    write_atomically(marker(target, run, shard), json.dumps(record, indent=1))
-    found = [marker(target, run, Shard(i, shard.count)) for i in range(shard.count)]
-    if not all(path.exists() for path in found):
-        return
-    done = [json.loads(path.read_text()) for path in found]
-    if any(entry["plan"] != fingerprint for entry in done):
-        raise InputError(
-            [str(target)],
-            f"the shards of run {run} in {target} scored different plans: the input, the "
-            "model or the options changed while the job ran. Run the job again.",
-        )
-    parts = sorted((p for entry in done for p in entry["parts"]), key=lambda p: p["piece"])
+    for entry in done.values():
+        if found := differences(entry["plan"], identity):
+            raise disagreement(target, run, Shard(**entry["shard"]), found)
+    if len(done) < shard.count:
+        return  # others are still at work
+    parts = sorted((p for entry in done.values() for p in entry["parts"]), key=lambda p: p["piece"])
     kept = {p["name"] for p in parts if p["name"]}
-    for stale in [*target.glob("part-*"), *target.glob(".part-*.partial")]:
-        if stale.name not in kept:  # from an earlier plan, or a killed process
+    for stale in target.glob("part-*"):
+        if stale.name not in kept:  # from an earlier plan
             stale.unlink(missing_ok=True)
+    for partial in target.glob(f".part-*{PARTIAL_SUFFIX}"):
+        remove_if_abandoned(partial)  # a killed process's; never a live duplicate's
     for other in (target / SHARDS_DIR).iterdir():
         if other.name != run:
             shutil.rmtree(other, ignore_errors=True)
@@ -132,7 +190,7 @@ def finish_shard(
         "model_version": model_version,
         "shards": shard.count,
         "run": run,
-        "plan": fingerprint,
+        "plan": identity,
         "parts": [
             {"name": p["name"], "rows": p["rows"], "sha256": p["sha256"]}
             for p in parts
@@ -141,4 +199,4 @@ def finish_shard(
     }
     if success["rows"] == 0:
         raise InputError([str(dataset.parts[0])], "the dataset has no rows to score")
-    write_atomically(target / SUCCESS_FILE, json.dumps(success, indent=1) + "\n")
+    write_file(target / SUCCESS_FILE, encoded(success))

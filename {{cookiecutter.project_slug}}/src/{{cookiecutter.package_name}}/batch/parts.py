@@ -5,7 +5,6 @@ this process, the Dask engine (engines/dask.py) on a cluster's workers.
 """
 
 import contextlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +15,17 @@ import numpy as np
 from ..core.artifact import Artifact, load_artifact, sha256_file
 from ..core.predict import predict_matrix
 from ..core.schema import FEATURE_NAMES, TASK, InputError
-from .dataset import Piece
-from .output import PartResult, temporary_name
+from .dataset import Piece, rows_before
+from .files import Partial
+from .output import PREDICTION, PartResult, probability_column
 from .tables import (
     BackgroundWriter,
     BadValue,
+    LinesAndRecordsDiffer,
     PartWriter,
     feature_matrix,
     json_lines,
+    line_not_one_record,
     read_piece,
     splice_predictions,
 )
@@ -83,8 +85,8 @@ def score_piece(
 
     artifact = artifact_for(scoring)
     classes = [str(c) for c in artifact.metadata["classes"]]
-    partial = temporary_name(target)
-    writer = BackgroundWriter(PartWriter(partial, piece.kind))
+    partial = Partial(target)
+    writer = BackgroundWriter(PartWriter(partial.path, piece.kind))
     # JSON Lines: the records are passed through from the file's own lines, spliced.
     lines = json_lines(piece) if piece.kind == "jsonl" else None
     keep_all = set(scoring.keep) == {c for c in scoring.columns if c not in FEATURE_NAMES}
@@ -100,42 +102,48 @@ def score_piece(
             if lines is not None:
                 keep = None if keep_all else scoring.keep
                 writer.write(
-                    splice_predictions(lines, labels.tolist(), probabilities, classes, keep)
+                    splice_predictions(lines, labels.tolist(), probabilities, classes, keep, rows)
                 )
             else:
                 arrays = [batch.column(i) for i in range(batch.num_columns)]
                 names = list(batch.schema.names)
                 arrays.append(label_array(labels))
-                names.append("prediction")
+                names.append(PREDICTION)
                 if probabilities is not None:
                     for k, name in enumerate(classes):
                         arrays.append(pa.array(probabilities[:, k]))
-                        names.append(f"probability_{name}")
+                        names.append(probability_column(name))
                 writer.write(pa.RecordBatch.from_arrays(arrays, names=names))
             rows += batch.num_rows
             if on_rows is not None:
                 on_rows(batch.num_rows, 0)
+        if lines is not None and next(lines, None) is not None:
+            raise LinesAndRecordsDiffer()  # more lines than records
         writer.close()
         if rows == 0:
-            partial.unlink(missing_ok=True)
+            partial.discard()
             return PartResult(piece.index, None, 0, None)
-        os.replace(partial, target)
+        partial.commit()
     except BadValue as bad:
         close_quietly(writer)
-        partial.unlink(missing_ok=True)
+        partial.discard()
         row = rows_before(piece) + bad.index + 1
         raise InputError(
             [bad.name, row], f"{piece.path}: column {bad.name!r}, row {row} {bad.problem}"
         ) from None
+    except LinesAndRecordsDiffer:
+        close_quietly(writer)
+        partial.discard()
+        raise line_not_one_record(piece) from None
     except InputError as error:
         close_quietly(writer)
-        partial.unlink(missing_ok=True)
+        partial.discard()
         if error.message.startswith(piece.path):
             raise
         raise InputError(error.location, f"{piece.path}: {error.message}") from None
     except BaseException:
         close_quietly(writer)
-        partial.unlink(missing_ok=True)
+        partial.discard()
         raise
     return PartResult(piece.index, target.name, rows, sha256_file(target))
 
@@ -155,17 +163,3 @@ def close_quietly(writer: BackgroundWriter) -> None:
     """Close after a failure: the failure is what the caller reports."""
     with contextlib.suppress(Exception):
         writer.close()
-
-
-def rows_before(piece: Piece) -> int:
-    """How many data rows of its file come before the piece (only needed for error messages)."""
-    if piece.kind == "parquet":
-        import pyarrow.parquet as pq
-
-        metadata = pq.ParquetFile(piece.path).metadata
-        first = piece.row_groups[0] if piece.row_groups else 0
-        return sum(metadata.row_group(g).num_rows for g in range(first))
-    with open(piece.path, "rb") as handle:
-        header = len(handle.readline()) if piece.kind == "csv" else 0
-        handle.seek(header)
-        return handle.read(max(piece.start - header, 0)).count(b"\n")

@@ -18,6 +18,8 @@ import numpy as np
 from ..core.encoding import BadValue as EncodingError
 from ..core.encoding import encode_array
 from ..core.schema import FEATURE_NAMES, FEATURES, InputError
+from .dataset import rows_before
+from .output import PREDICTION, probability_column
 
 NUMBERS = ("number", "integer")
 
@@ -91,7 +93,8 @@ def read_piece(
     """
     import pyarrow as pa
 
-    wanted = [name for name in columns if name in FEATURE_NAMES or name in keep]
+    chosen = set(FEATURE_NAMES) | set(keep)
+    wanted = [name for name in columns if name in chosen]
     try:
         if piece.kind == "parquet":
             import pyarrow.parquet as pq
@@ -138,12 +141,15 @@ def read_piece(
                     ),
                 )
             for batch in reader:
-                yield batch.select([name for name in wanted if name in batch.schema.names])
+                present = set(batch.schema.names)
+                yield batch.select([name for name in wanted if name in present])
     except (pa.ArrowException, ValueError, UnicodeDecodeError) as error:
         if isinstance(error, InputError):
             raise
         if piece.kind == "csv" and "conversion error" in str(error):
             raise first_bad_csv_value(piece, columns, error) from None
+        if piece.kind == "csv" and "columns, got" in str(error):
+            raise first_short_or_long_row(piece, len(columns), error) from None
         raise InputError(
             [piece.path], f"{piece.path}: cannot read it as {piece.kind}: {error}"
         ) from None
@@ -183,6 +189,26 @@ def first_bad_csv_value(
                     except pa.ArrowInvalid:
                         return BadValue(name, seen + i, f"has {cell!r}, which is not a number")
             seen += batch.num_rows
+    return InputError([piece.path], f"{piece.path}: cannot read it as csv: {error}")
+
+
+def first_short_or_long_row(piece: "Piece", width: int, error: Exception) -> InputError:
+    """Which row of a CSV piece has another number of fields than the header (Arrow's error
+    quotes the row but does not number it): its row in the file, from 1."""
+    import csv
+
+    with RangeFile(Path(piece.path), piece.start, piece.end) as raw:
+        text = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", newline="")
+        try:
+            for index, fields in enumerate(csv.reader(text)):
+                if fields and len(fields) != width:
+                    row = rows_before(piece) + index + 1
+                    return InputError(
+                        [piece.path, row],
+                        f"{piece.path}: row {row} has {len(fields)} fields, the header {width}",
+                    )
+        except (csv.Error, UnicodeDecodeError):
+            pass  # Arrow's own reason, below
     return InputError([piece.path], f"{piece.path}: cannot read it as csv: {error}")
 
 
@@ -288,28 +314,69 @@ def json_lines(piece: "Piece") -> Iterator[bytes]:
                 yield record
 
 
+class LinesAndRecordsDiffer(Exception):
+    """A JSON Lines piece whose lines and records do not match one to one."""
+
+
 def splice_predictions(
     lines: Iterator[bytes],
     labels: Sequence[Any],
     probabilities: np.ndarray | None,
     classes: Sequence[str],
     keep: Sequence[str] | None,
+    first: int,
 ) -> bytes:
     """The next len(labels) records with their predictions added. With `keep` None every field
-    stays exactly as written; otherwise only the features and the `keep` fields."""
+    stays exactly as written; otherwise only the features and the `keep` fields. `first` is
+    the first record's row within its piece, from 0, for errors.
+
+    A record that already has a field scoring adds raises BadValue; lines that run out before
+    the records do (a line holding two records) raise LinesAndRecordsDiffer."""
     import orjson
 
     wanted = None if keep is None else set(FEATURE_NAMES) | set(keep)
-    names = [f"probability_{name}" for name in classes]
+    names = [probability_column(name) for name in classes]
     out = []
     for i, label in enumerate(labels):
-        record = next(lines)
+        record = next(lines, None)
+        if record is None:
+            raise LinesAndRecordsDiffer()
         if wanted is not None:
             fields = orjson.loads(record)
             record = orjson.dumps({k: v for k, v in fields.items() if k in wanted})
-        added: dict[str, Any] = {"prediction": label}
+        elif b'"prediction"' in record or b'"probability_' in record:
+            taken = [name for name in (PREDICTION, *names) if name in orjson.loads(record)]
+            if taken:
+                raise BadValue(
+                    taken[0], first + i, "is a field that scoring adds; rename it in the input"
+                )
+        added: dict[str, Any] = {PREDICTION: label}
         if probabilities is not None:
             added.update(zip(names, probabilities[i].tolist(), strict=True))
         # '{"a": 1}' + ',"prediction": ...}': the record without its closing brace, then ours.
         out.append(record[:-1] + b"," + orjson.dumps(added)[1:])
     return b"\n".join(out) + b"\n"
+
+
+def line_not_one_record(piece: "Piece") -> InputError:
+    """The first line of a JSON Lines piece that is not exactly one JSON object (Arrow's
+    reader takes two objects on one line as two records), named by its line in the file."""
+    import orjson
+
+    with RangeFile(Path(piece.path), piece.start, piece.end) as raw:
+        for index, line in enumerate(io.BufferedReader(raw, buffer_size=1 << 20)):
+            record = line.strip()
+            if not record:
+                continue
+            try:
+                one = isinstance(orjson.loads(record), dict)
+            except orjson.JSONDecodeError:
+                one = False
+            if not one:
+                row = rows_before(piece) + index + 1
+                return InputError(
+                    [piece.path, row],
+                    f"{piece.path}: line {row} is not one JSON object; JSON Lines hold one "
+                    "record per line",
+                )
+    return InputError([piece.path], f"{piece.path}: its lines and records do not match")

@@ -4,6 +4,7 @@ Everything else imports `get_settings()`; nothing reads `os.environ` directly. T
 README lists these variables, and `GET /metadata` shows their values (never the token).
 """
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,8 @@ PROJECT_NAME = "{{ cookiecutter.project_slug }}"
 PROJECT_VERSION = "{{ cookiecutter.version }}"
 # The model framework, written into metadata.json: a model saved by another one is refused.
 FRAMEWORK = "{{ cookiecutter._framework_names[cookiecutter.framework] }}"
+# A name that becomes a folder of the output (BATCH_RUN_ID): plain, bounded, never a path.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class Settings(BaseSettings):
@@ -115,6 +118,19 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("batch_run_id")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value == "":  # BATCH_RUN_ID= in a manifest: no run id
+            return None
+        if value is not None and (not PLAIN_NAME.fullmatch(value) or ".." in value):
+            raise ValueError(
+                "must be a plain name of at most 128 letters, digits, '.', '_' or '-' that "
+                "starts with a letter or digit (a Kubernetes Job's uid fits); it names a "
+                "folder inside the output"
+            )
+        return value
 
     def token(self) -> str | None:
         """The bearer token from API_TOKEN or API_TOKEN_FILE; None (auth off) if neither

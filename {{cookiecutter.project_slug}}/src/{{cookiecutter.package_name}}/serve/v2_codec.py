@@ -82,7 +82,16 @@ def decode(name: str, datatype: str, shape: Sequence[int], raw: bytes | memoryvi
         )
     if datatype == "BOOL" and count and np.frombuffer(raw, dtype=np.uint8).max() > 1:
         raise InputError([name], "each BOOL element must be the byte 0 or 1")
-    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+    return _shaped(name, np.frombuffer(raw, dtype=dtype), shape)
+
+
+def _shaped(name: str, array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """`array` in `shape`; a shape NumPy cannot hold (a dimension of 2**62 beside a 0) is the
+    sender's error."""
+    try:
+        return array.reshape(shape)
+    except ValueError:
+        raise InputError([name], f"shape {list(shape)} is too large") from None
 
 
 def _decode_bytes(name: str, count: int, shape: Sequence[int], raw: memoryview) -> np.ndarray:
@@ -116,7 +125,7 @@ def _decode_bytes(name: str, count: int, shape: Sequence[int], raw: memoryview) 
         )
     array = np.empty(count, dtype=object)
     array[:] = elements
-    return array.reshape(shape)
+    return _shaped(name, array, shape)
 
 
 def encode(array: np.ndarray, datatype: str) -> bytes:
@@ -264,6 +273,11 @@ def request_matrix(inputs: Any, raw: list[memoryview | None] | None = None) -> n
     raw = raw or [None] * len(inputs)
     arrays = [tensor_array(t, i, raw[i]) for i, t in enumerate(inputs)]
     names = [t["name"] for t in inputs]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise InputError(
+            [twice], f"input {twice!r} is given {names.count(twice)} times; send it once"
+        )
     if len(arrays) == 1 and names[0] not in FEATURE_NAMES:
         matrix = arrays[0]
         if matrix.ndim != 2 or matrix.shape[1] != len(FEATURES):

@@ -53,6 +53,58 @@ class TokenCheck(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return grpc.unary_unary_rpc_method_handler(_unauthenticated)
 
 
+class Malformed:
+    """What a request that is not a message of its method's type decodes to."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class MalformedRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """INVALID_ARGUMENT, not grpc's UNKNOWN, for a unary call whose bytes are not a message
+    of its method's request type: the decoding error reaches the method as a Malformed, which
+    it refuses."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Any] = {}
+
+    async def intercept_service(
+        self, continuation: Callable[[Any], Awaitable[Any]], details: Any
+    ) -> Any:
+        handler = self._handlers.get(details.method)
+        if handler is None:
+            handler = tolerant(await continuation(details))
+            if handler is not None:  # a method of ours: a bounded set of names
+                self._handlers[details.method] = handler
+        return handler
+
+
+def tolerant(handler: Any) -> Any:
+    """`handler` with a decoder that returns Malformed instead of raising, and a method that
+    refuses it; streaming handlers as they are."""
+    if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
+        return handler
+    decode, method = handler.request_deserializer, handler.unary_unary
+
+    def read(data: bytes) -> Any:
+        try:
+            return decode(data)
+        except Exception as error:  # protobuf's DecodeError, and whatever else decoding raises
+            return Malformed(f"{type(error).__name__}: {error}")
+
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, Malformed):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the request is not a message of this method's type ({request.reason})",
+            )
+        return await method(request, context)
+
+    return grpc.unary_unary_rpc_method_handler(
+        call, request_deserializer=read, response_serializer=handler.response_serializer
+    )
+
+
 async def _unauthenticated(_request: Any, context: grpc.aio.ServicerContext) -> None:
     await context.abort(
         grpc.StatusCode.UNAUTHENTICATED,
@@ -74,7 +126,7 @@ class GrpcServer:
         limit = self.settings.grpc_max_message_bytes
         token = self.settings.token()
         self._server = grpc.aio.server(
-            interceptors=[TokenCheck(token)] if token else [],
+            interceptors=[*([TokenCheck(token)] if token else []), MalformedRequests()],
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
