@@ -354,6 +354,43 @@ def large_file(client: Any, tag: str, project: Path, data: Path, rows: int) -> d
     }
 
 
+def wide(
+    client: Any, tag: str, project: Path, data: Path, widths: tuple[int, ...]
+) -> list[dict[str, Any]]:
+    """5 rows with `width` extra columns (passed through), as CSV and as Parquet: `predict`'s
+    seconds (`docker run` to exit) by width. Linear in the columns when the seconds grow as
+    the width does, not as its square."""
+    found = []
+    for width in widths:
+        frame = make_rows(project, 5)
+        extra = pd.DataFrame({f"extra_{i}": np.full(5, i) for i in range(width)})
+        frame = pd.concat([frame, extra], axis=1)
+        for kind in ("csv", "parquet"):
+            write(frame, data / f"wide.{kind}")
+            command = [
+                "predict",
+                "--input",
+                f"/data/wide.{kind}",
+                "--output",
+                f"/data/wide-out.{kind}",
+            ]
+            started = time.perf_counter()
+            run(client, tag, command, data)
+            seconds = time.perf_counter() - started
+            columns = len(read_output(data / f"wide-out.{kind}").columns)
+            (data / f"wide.{kind}").unlink()
+            (data / f"wide-out.{kind}").unlink()
+            found.append(
+                {
+                    "format": kind,
+                    "extra_columns": width,
+                    "output_columns": columns,
+                    "seconds": round(seconds, 2),
+                }
+            )
+    return found
+
+
 def timed(jobs: list[dict[str, Any]], client: Any, tag: str, data: Path) -> tuple[float, list[str]]:
     """Run the jobs at once; the wall-clock seconds from the first start to the last end,
     and each job's output."""
@@ -597,6 +634,13 @@ def markdown(results: dict[str, Any]) -> str:
         f"fresh workers, which load the model then: {d['dask_cold_seconds']} s "
         f"({d['dask_cold_scoring_s']} s scoring); the figures above are the second job.",
         "",
+        "Many columns: 5 rows with this many extra columns passed through, `docker run` "
+        "to exit (seconds): "
+        + "; ".join(
+            f"{w['format']} {w['extra_columns']:,}: {w['seconds']} s" for w in results["wide"]
+        )
+        + ".",
+        "",
         f"Image: {results['image']['image_mb']} MB, of which Dask and the packages it brings "
         f"{results['image']['dask_and_its_dependencies_mb']} MB.",
         "",
@@ -642,6 +686,8 @@ def main() -> int:
         results["shards"] = shards(client, tag, data, (1, 2, 4))
         results["shards_one_cpu_each"] = shards(client, tag, data, (1, 2, 4), cpus=1.0)
         results["dask"] = dask(client, tag, project, data, rows * 2, parts=8)
+        widths = (1_000, 10_000) if args.smoke else (10_000, 40_000, 100_000)
+        results["wide"] = wide(client, tag, project, data, widths)
     results["image"] = image_sizes(client, tag)
     folder = results_folder(args.results, args.root, args.smoke, results["date"])
     folder.mkdir(parents=True, exist_ok=True)

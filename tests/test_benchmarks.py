@@ -130,6 +130,11 @@ def test_batch_benchmark_smoke_run(docker: object, tmp_path: Path) -> None:
     assert [row["cpus_per_shard"] for row in data["shards_one_cpu_each"]] == [1.0, 1.0, 1.0]
     assert data["dask"]["rows"] == 40_000 and data["dask"]["dask_scoring_s"] > 0
     assert 0 < data["image"]["dask_and_its_dependencies_mb"] < data["image"]["image_mb"]
+    # Every extra column passes through: the features, the id, the extras and the scores.
+    wide = {(row["format"], row["extra_columns"]): row for row in data["wide"]}
+    assert set(wide) == {(kind, width) for kind in ("csv", "parquet") for width in (1_000, 10_000)}
+    for (_kind, width), row in wide.items():
+        assert row["output_columns"] > width + 1 and row["seconds"] > 0, row
     report = (results / "batch.md").read_text()
     assert "| csv | 20,000 |" in report
     assert "| format | rows | job rows/s ONNX / native | ONNX / native |" in report

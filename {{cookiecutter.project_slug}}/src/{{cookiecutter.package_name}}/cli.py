@@ -111,6 +111,11 @@ def run_predict(args: argparse.Namespace) -> int:
     except (ArtifactError, ClusterError, OSError) as error:
         print(f"predict: failed: {error}", file=sys.stderr)
         return 1
+    except Exception as error:  # unforeseen: one line, the traceback at LOG_LEVEL=debug
+        print(f"predict: failed: {type(error).__name__}: {error}", file=sys.stderr)
+        if settings.log_level == "debug":
+            traceback.print_exc()
+        return 1
     return 0
 
 
