@@ -2,6 +2,7 @@
 input, one plan per run, run names that stay inside the output, files as open to group 0 as to
 their owner, duplicate copies of a shard, and errors that name the file, column and row."""
 
+import csv
 import json
 import os
 import re
@@ -362,3 +363,21 @@ def test_a_column_that_scoring_adds_is_refused_unless_left_out(
         predict(trained, BatchJob(tmp_path / "in.csv", tmp_path / "out.csv"))
     predict(trained, BatchJob(tmp_path / "in.csv", tmp_path / "out.csv", keep_columns=(ID,)))
     assert list(pd.read_csv(tmp_path / "out.csv").columns).count(PREDICTION) == 1
+
+
+def test_a_hundred_thousand_extra_columns_pass_through(tmp_path: Path, trained: Settings) -> None:
+    """Linear in the columns: every lookup of a name is a set's or an index's (the batch
+    benchmark times it, CSV and Parquet; a quadratic lookup would take hours here)."""
+    rows = keyed_rows(5)
+    names, values = [f"extra_{i}" for i in range(100_000)], [str(i) for i in range(100_000)]
+    with (tmp_path / "in.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*rows.columns, *names])
+        writer.writerows([*map(str, row), *values] for row in rows.to_numpy())
+    predict(trained, BatchJob(tmp_path / "in.csv", tmp_path / "out.csv"))
+    with (tmp_path / "out.csv").open(newline="") as handle:
+        header, *scored = list(csv.reader(handle))
+    width = len(rows.columns)
+    assert header[: width + len(names)] == [*rows.columns, *names]
+    assert [row[width : width + len(names)] for row in scored] == [values] * len(rows)
+    assert [row[0] for row in scored] == list(rows[ID])

@@ -17,10 +17,9 @@ from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES
 from .conftest import NUMERIC
 from .docker_support import bind, run_job
 from .test_batch_datasets import keyed_rows, read_parts
+from .test_container_batch import predict_job
 
 pytestmark = pytest.mark.container
-
-GROUP_0 = "0"
 
 
 def group_0_volume(path: Path) -> Path:
@@ -28,19 +27,6 @@ def group_0_volume(path: Path) -> Path:
     path.mkdir(parents=True)
     path.chmod(0o770)
     return path
-
-
-def predict_as(docker: Any, image: str, data: Path, uid: int, *args: str, **run: Any) -> str:
-    code, logs = run_job(
-        docker,
-        image,
-        ["predict", *args],
-        volumes=bind(data, "/data"),
-        user=f"{uid}:{GROUP_0}",
-        **run,
-    )
-    assert code == 0, logs
-    return logs
 
 
 def test_shards_and_readers_under_other_uids_of_group_0_share_one_output(
@@ -55,9 +41,8 @@ def test_shards_and_readers_under_other_uids_of_group_0_share_one_output(
     environment = {"BATCH_RUN_ID": "uids-1"}
     # Each shard under a UID of its own; shard 2 twice, the copy replacing the first's files.
     for uid, index in ((20001, "0"), (20002, "1"), (20003, "1"), (20004, "2")):
-        predict_as(
-            docker, image, data, uid, *options, "--shard-index", index, environment=environment
-        )
+        shard = ["--shard-index", index]
+        predict_job(docker, image, data, *options, *shard, environment=environment, user=f"{uid}:0")
     success = json.loads((data / "out" / "_SUCCESS").read_text())
     assert success["rows"] == 6_000 and success["shards"] == 3
     # A reader under yet another UID of group 0 reads every part and the marker.
@@ -72,7 +57,7 @@ def test_shards_and_readers_under_other_uids_of_group_0_share_one_output(
         ["-c", reader],
         entrypoint=["python"],
         volumes=bind(data, "/data", "ro"),
-        user=f"20005:{GROUP_0}",
+        user="20005:0",
     )
     assert code == 0, logs
     assert json.loads(logs.strip().splitlines()[-1]) == {"rows": 6_000, "marker": 6_000}
@@ -117,17 +102,17 @@ def test_the_probe_s_inputs_and_settings_end_in_one_clear_line(
     by_count = {"BATCH_RUN_ID": "mixed-1"}
     common = ["--input", "/data/same.csv", "--output", "/data/mixed"]
     for index in ("0", "1", "3"):
-        predict_as(
+        predict_job(
             docker,
             image,
             data,
-            20001,
             *common,
             "--shard-index",
             index,
             "--shard-count",
             "4",
             environment=by_count,
+            user="20001:0",
         )
     code, line = failure(
         docker,
