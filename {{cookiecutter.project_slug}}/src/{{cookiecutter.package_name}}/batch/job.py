@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..core.artifact import load_artifact
 from ..core.formats import file_format
+from ..core.model_source import model_folder
 from ..core.schema import FEATURE_NAMES, InputError
 from ..core.settings import Settings
 from .dataset import (
@@ -111,8 +112,8 @@ def prepare(settings: Settings, job: BatchJob, spread: int | None = None) -> Pla
                 f"{', '.join(extras) or 'none'})",
             )
         keep = tuple(job.keep_columns)
-    artifact = load_artifact(settings.model_dir, settings.model_runtime)
-    remember(str(settings.model_dir), artifact)  # the local engine scores with it
+    folder = model_folder(settings.model_dir, settings.model_uri, settings.model_cache_dir)
+    artifact = load_artifact(folder, settings.model_runtime)
     check_no_clash(dataset, keep, output_columns(artifact.metadata.get("classes", [])))
     scoring = Scoring(
         columns=dataset.columns,
@@ -121,7 +122,10 @@ def prepare(settings: Settings, job: BatchJob, spread: int | None = None) -> Pla
         model_dir=str(settings.model_dir),
         model_version=model_version(artifact),
         runtime=artifact.runtime.name,
+        model_uri=settings.model_uri,
+        cache_dir=str(settings.model_cache_dir),
     )
+    remember(scoring.source, artifact)  # the local engine scores with it
     split_mb = 0 if to_file else job.split_mb
     pieces = plan(dataset, spread or job.shard.count, split_mb)
     options = [split_mb, spread, scoring.keep, dataset.columns]

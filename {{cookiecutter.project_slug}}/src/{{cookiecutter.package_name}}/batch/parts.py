@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from ..core.artifact import Artifact, load_artifact, sha256_file
+from ..core.model_source import model_folder
 from ..core.predict import predict_matrix
 from ..core.schema import FEATURE_NAMES, TASK, InputError
+from ..core.uris import redacted
 from .dataset import Piece, rows_before
 from .files import Partial
 from .output import PREDICTION, PartResult, probability_column
@@ -44,28 +46,36 @@ class Scoring:
     model_dir: str
     model_version: str
     runtime: Literal["onnx", "native"]  # chosen once, from MODEL_RUNTIME and the artifact
+    model_uri: str | None = None  # when set, every process fetches the model from there
+    cache_dir: str = "model-cache"
+
+    @property
+    def source(self) -> str:
+        return self.model_uri or self.model_dir
 
 
 _ARTIFACTS: dict[str, Artifact] = {}
 
 
-def remember(model_dir: str, artifact: Artifact) -> None:
+def remember(source: str, artifact: Artifact) -> None:
     """Keep an artifact the job has already loaded, so that its pieces need not load it again."""
-    _ARTIFACTS[model_dir] = artifact
+    _ARTIFACTS[source] = artifact
 
 
 def artifact_for(scoring: Scoring) -> Artifact:
     """The job's model, loaded once per process: a Dask worker keeps it between pieces, and
     loads the folder again when a job asks for another version (after a retraining)."""
-    artifact = _ARTIFACTS.get(scoring.model_dir)
+    artifact = _ARTIFACTS.get(scoring.source)
     if artifact is None or model_version(artifact) != scoring.model_version:
-        artifact = load_artifact(Path(scoring.model_dir), scoring.runtime)
-        _ARTIFACTS[scoring.model_dir] = artifact
+        folder = model_folder(Path(scoring.model_dir), scoring.model_uri, Path(scoring.cache_dir))
+        artifact = load_artifact(folder, scoring.runtime)
+        _ARTIFACTS[scoring.source] = artifact
     if model_version(artifact) != scoring.model_version:
         raise InputError(
             ["model"],
-            f"the model in {scoring.model_dir} is version {model_version(artifact)}, not the "
-            f"job's {scoring.model_version}: every process of a job must load the same model",
+            f"the model in {redacted(scoring.source)} is version {model_version(artifact)}, "
+            f"not the job's {scoring.model_version}: every process of a job must load the "
+            "same model",
         )
     return artifact
 

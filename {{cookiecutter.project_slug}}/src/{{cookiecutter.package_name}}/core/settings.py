@@ -5,12 +5,15 @@ README lists these variables, and `GET /metadata` shows their values (never the 
 """
 
 import re
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .uris import redacted
 
 PROJECT_NAME = "{{ cookiecutter.project_slug }}"
 PROJECT_VERSION = "{{ cookiecutter.version }}"
@@ -37,6 +40,17 @@ class Settings(BaseSettings):
     failure_file: Path = Field(
         Path("/opt/ml/output/failure"),
         description="Where a failed training writes its reason, when that folder exists.",
+    )
+
+    model_uri: str | None = Field(
+        None,
+        description="Where to fetch the model from instead of MODEL_DIR: a path, "
+        "s3://bucket/prefix (the AWS_* variables reach the store), or an https:// .tar.gz or "
+        ".zip of the model folder. Fetched before the server is ready.",
+    )
+    model_cache_dir: Path = Field(
+        Path(tempfile.gettempdir()) / "model-cache",
+        description="Where a model fetched from MODEL_URI is kept, one folder per version.",
     )
 
     # Which model serves and scores (runtime.py).
@@ -153,6 +167,8 @@ class Settings(BaseSettings):
         for name, value in self.model_dump(mode="json").items():
             if name in {"api_token", "api_token_file"}:
                 value = value is not None
+            elif name == "model_uri" and value:
+                value = redacted(value)
             shown[name.upper()] = value
         return shown
 

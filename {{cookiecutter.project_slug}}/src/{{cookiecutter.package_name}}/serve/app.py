@@ -113,7 +113,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.access_log = AccessLog(settings.log_level)
     app.state.service = PredictionService(
-        settings, ModelHolder(settings.model_dir, settings.model_runtime), app.state.metrics
+        settings,
+        ModelHolder(
+            settings.model_dir,
+            settings.model_runtime,
+            model_uri=settings.model_uri,
+            cache_dir=settings.model_cache_dir,
+        ),
+        app.state.metrics,
     )
 
     app.add_middleware(

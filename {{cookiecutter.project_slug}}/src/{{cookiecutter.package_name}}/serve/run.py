@@ -33,7 +33,8 @@ def run(settings: Settings) -> int:
     """Serve until stopped: 0 after a graceful stop, 1 if the server could not start, 2 for
     a setting that cannot work (MODEL_RUNTIME asking for a runtime the model lacks)."""
     try:
-        check_runtime_setting(settings.model_dir, settings.model_runtime)
+        if not settings.model_uri:  # a fetched model is checked once it is here
+            check_runtime_setting(settings.model_dir, settings.model_runtime)
     except RuntimeSettingError as error:
         print(f"configuration error: MODEL_RUNTIME: {error}", file=sys.stderr)
         return 2

@@ -138,6 +138,9 @@ class MetadataResponse(BaseModel):
         description="The artifact's metadata.json, or null while no model is loaded."
     )
     model_load_seconds: float | None
+    source: str = Field(
+        description="Where the model comes from: MODEL_DIR, or MODEL_URI without credentials."
+    )
     runtime: RuntimeInfo | None = Field(
         description="Which runtime serves the model, or null while none is loaded."
     )

@@ -26,7 +26,7 @@ def _readiness(request: Request) -> Response:
     holder = service.holder
     if holder.ready:
         return FastJSONResponse({"status": "ready", "model_version": service.model_version})
-    reason = holder.error or f"loading the model from {holder.model_dir}"
+    reason = holder.error or f"loading the model from {holder.source}"
     return FastJSONResponse({"status": holder.status, "reason": reason}, status_code=503)
 
 

@@ -51,6 +51,7 @@ async def metadata(request: Request) -> Response:
             "reason": holder.error,
             "model": holder.metadata or None,
             "model_load_seconds": holder.load_seconds,
+            "source": holder.source,
             "runtime": None
             if holder.runtime is None
             else {"name": holder.runtime.name, "reason": holder.runtime.reason},

@@ -1,0 +1,190 @@
+"""Where the model comes from: the folder MODEL_DIR, or MODEL_URI fetched into a local cache
+first, as KServe's `storageUri` is.
+
+- A path (or `file://`): that folder, as it is.
+- `s3://bucket/prefix`: every object under the prefix, through Arrow's S3 filesystem, with the
+  endpoint, region and credentials of the standard AWS variables (AWS_ENDPOINT_URL,
+  AWS_REGION, AWS_ACCESS_KEY_ID, ...), so that MinIO, Ceph and every cloud's S3 API work alike.
+- `https://` (or `http://`): a `.tar.gz`, `.tgz` or `.zip` archive of the model folder.
+
+A fetched artifact is written into a folder of its own under MODEL_CACHE_DIR, named after what
+was fetched, and renamed into place only when complete: a partial download is never loaded, and
+a second start with the same objects loads the cached copy. The artifact's own checks (its
+hashes, its framework, its schema) run on the fetched files as on any folder. Errors name the
+URI without its credentials.
+"""
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import os
+import secrets
+import shutil
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from .artifact import METADATA_FILE, ArtifactError
+from .uris import redacted
+
+ARCHIVES = (".tar.gz", ".tgz", ".zip")
+DOWNLOAD_TIMEOUT_S = 60
+
+
+class SourceError(ArtifactError):
+    """MODEL_URI cannot be fetched: unreachable, forbidden, missing or not a model."""
+
+
+def model_folder(model_dir: Path, model_uri: str | None, cache_dir: Path) -> Path:
+    """The local folder to load the model from: MODEL_DIR, or MODEL_URI's artifact."""
+    if not model_uri:
+        return model_dir
+    parts = urlsplit(model_uri)
+    if parts.scheme in ("", "file"):
+        return Path(parts.path)
+    try:
+        if parts.scheme == "s3":
+            return _fetch_s3(model_uri, cache_dir)
+        if parts.scheme in ("https", "http"):
+            return _fetch_archive(model_uri, cache_dir)
+    except SourceError:
+        raise
+    except (OSError, ValueError, tarfile.TarError, zipfile.BadZipFile) as error:
+        raise SourceError(f"MODEL_URI {redacted(model_uri)}: cannot fetch it: {error}") from None
+    raise SourceError(
+        f"MODEL_URI {redacted(model_uri)}: unknown scheme {parts.scheme!r}; give a path, "
+        "s3://bucket/prefix or an https:// archive (.tar.gz or .zip)"
+    )
+
+
+def s3_filesystem() -> Any:
+    """Arrow's S3 filesystem, configured by the standard AWS variables."""
+    import pyarrow.fs as pafs
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    options: dict[str, Any] = {}
+    if endpoint:
+        scheme, _, rest = endpoint.rpartition("://")
+        options["endpoint_override"] = rest
+        options["scheme"] = scheme or "https"
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        options["region"] = region
+    return pafs.S3FileSystem(**options)
+
+
+def _fetch_s3(uri: str, cache_dir: Path) -> Path:
+    import pyarrow.fs as pafs
+
+    filesystem = s3_filesystem()
+    prefix = uri.removeprefix("s3://").rstrip("/")
+    listed = filesystem.get_file_info(pafs.FileSelector(prefix, recursive=True))
+    files = sorted((i for i in listed if i.type == pafs.FileType.File), key=lambda i: i.path)
+    names = [info.path[len(prefix) + 1 :] for info in files]
+    if METADATA_FILE not in names:
+        raise SourceError(
+            f"MODEL_URI {redacted(uri)}: no model there: expected {METADATA_FILE} and the "
+            f"model file under it, found {len(names)} object(s)"
+        )
+    key = _digest([uri, [[i.path, i.size, i.mtime_ns] for i in files]])
+
+    def download(staging: Path) -> None:
+        for info, name in zip(files, names, strict=True):
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with filesystem.open_input_stream(info.path) as source, path.open("wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+
+    return _cached(cache_dir, key, download)
+
+
+def _fetch_archive(uri: str, cache_dir: Path) -> Path:
+    path = urlsplit(uri).path
+    if not path.endswith(ARCHIVES):
+        raise SourceError(
+            f"MODEL_URI {redacted(uri)}: an https:// model is an archive of the model folder: "
+            f"its name ends with {', '.join(ARCHIVES)}"
+        )
+    try:
+        with urllib.request.urlopen(_request(uri), timeout=DOWNLOAD_TIMEOUT_S) as response:
+            data = response.read()
+    except urllib.error.HTTPError as error:
+        raise SourceError(f"MODEL_URI {redacted(uri)}: the server answered {error.code}") from None
+    except urllib.error.URLError as error:
+        raise SourceError(f"MODEL_URI {redacted(uri)}: unreachable: {error.reason}") from None
+
+    def unpack(staging: Path) -> None:
+        if path.endswith(".zip"):
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                for member in archive.namelist():
+                    if member.startswith("/") or ".." in Path(member).parts:
+                        raise SourceError(
+                            f"MODEL_URI {redacted(uri)}: {member!r} leaves its folder"
+                        )
+                archive.extractall(staging)
+        else:
+            with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+                archive.extractall(staging, filter="data")
+        found = _artifact_root(staging)
+        if found is None:
+            raise SourceError(f"MODEL_URI {redacted(uri)}: the archive holds no {METADATA_FILE}")
+        if found != staging:  # the archive holds the folder itself: its content is the model
+            for child in list(found.iterdir()):
+                child.rename(staging / child.name)
+
+    return _cached(cache_dir, _digest([uri, hashlib.sha256(data).hexdigest()]), unpack)
+
+
+def _request(uri: str) -> urllib.request.Request:
+    """A GET of `uri`; a user and password in it become HTTP basic authentication."""
+    parts = urlsplit(uri)
+    if parts.username is None:
+        return urllib.request.Request(uri)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    plain = urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    return urllib.request.Request(
+        plain, headers={"Authorization": "Basic " + base64.b64encode(pair).decode()}
+    )
+
+
+def _artifact_root(folder: Path) -> Path | None:
+    """The folder that holds metadata.json: `folder`, or its only subfolder."""
+    if (folder / METADATA_FILE).is_file():
+        return folder
+    children = [c for c in folder.iterdir() if not c.name.startswith(".")]
+    if len(children) == 1 and (children[0] / METADATA_FILE).is_file():
+        return children[0]
+    return None
+
+
+def _cached(cache_dir: Path, key: str, fill: Callable[[Path], None]) -> Path:
+    """cache_dir/key, filled by `fill(staging)` into a staging folder renamed when complete."""
+    target = cache_dir / key
+    if (target / METADATA_FILE).is_file():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = cache_dir / f".{key}.{secrets.token_hex(6)}.partial"
+    staging.mkdir()
+    try:
+        fill(staging)
+        with contextlib.suppress(FileExistsError, OSError):
+            staging.rename(target)  # another process may have put the same files there
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not (target / METADATA_FILE).is_file():
+        raise SourceError(f"the model fetched into {target} is incomplete")
+    return target
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest()[:20]
