@@ -17,7 +17,12 @@ from {{ cookiecutter.package_name }}.batch.dataset import Piece, Shard
 from {{ cookiecutter.package_name }}.batch.engines.local import score_in_process
 from {{ cookiecutter.package_name }}.batch.files import PARTIAL_SUFFIX
 from {{ cookiecutter.package_name }}.batch.job import BatchJob, run_job
-from {{ cookiecutter.package_name }}.batch.output import PLAN_FILE, SHARDS_DIR, SUCCESS_FILE, PartResult
+from {{ cookiecutter.package_name }}.batch.output import (
+    PLAN_FILE,
+    SHARDS_DIR,
+    SUCCESS_FILE,
+    PartResult,
+)
 from {{ cookiecutter.package_name }}.batch.parts import Scoring
 from {{ cookiecutter.package_name }}.batch.progress import Progress
 from {{ cookiecutter.package_name }}.core.artifact import sha256_file

@@ -20,7 +20,11 @@ from {{ cookiecutter.package_name }}.batch.dataset import Shard
 from {{ cookiecutter.package_name }}.batch.engines.local import predict
 from {{ cookiecutter.package_name }}.batch.files import Partial
 from {{ cookiecutter.package_name }}.batch.job import BatchJob
-from {{ cookiecutter.package_name }}.batch.output import PREDICTION, SHARDS_DIR, SUCCESS_FILE
+from {{ cookiecutter.package_name }}.batch.output import (
+    PREDICTION,
+    SHARDS_DIR,
+    SUCCESS_FILE,
+)
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.core.schema import FEATURE_NAMES, InputError
 from {{ cookiecutter.package_name }}.core.settings import Settings, get_settings
@@ -252,7 +256,13 @@ def test_duplicate_processes_of_a_shard_give_the_output_of_one(
 ) -> None:
     alone = input_and_reference(tmp_path, 60_000, trained)
     out = tmp_path / "out"
-    environment = {**os.environ, "MODEL_DIR": str(trained.model_dir), "BATCH_RUN_ID": "dup-1"}
+    src = str(Path(__file__).resolve().parents[1] / "src")  # the package, as pytest finds it
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
+        "MODEL_DIR": str(trained.model_dir),
+        "BATCH_RUN_ID": "dup-1",
+    }
     command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "predict"]
     command += ["--input", str(tmp_path / "in.csv"), "--output", str(out), "--shard-count", "2"]
     processes = [

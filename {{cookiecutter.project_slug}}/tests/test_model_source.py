@@ -19,7 +19,11 @@ from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.batch.engines.local import predict
 from {{ cookiecutter.package_name }}.batch.job import BatchJob
-from {{ cookiecutter.package_name }}.core.artifact import METADATA_FILE, ArtifactError, load_artifact
+from {{ cookiecutter.package_name }}.core.artifact import (
+    METADATA_FILE,
+    ArtifactError,
+    load_artifact,
+)
 from {{ cookiecutter.package_name }}.core.model_source import SourceError, model_folder
 from {{ cookiecutter.package_name }}.core.settings import Settings
 from {{ cookiecutter.package_name }}.serve.app import create_app

@@ -60,6 +60,7 @@ class Malformed:
         self.reason = reason
 
 
+# grpc ships no type hints, so mypy sees its base class as Any.
 class MalformedRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """INVALID_ARGUMENT, not grpc's UNKNOWN, for a unary call whose bytes are not a message
     of its method's request type: the decoding error reaches the method as a Malformed, which
