@@ -85,7 +85,12 @@ def _fetch_s3(uri: str, cache_dir: Path) -> Path:
 
     filesystem = s3_filesystem()
     prefix = uri.removeprefix("s3://").rstrip("/")
-    listed = filesystem.get_file_info(pafs.FileSelector(prefix, recursive=True))
+    try:
+        listed = filesystem.get_file_info(pafs.FileSelector(prefix, recursive=True))
+    except FileNotFoundError:
+        raise SourceError(
+            f"MODEL_URI {redacted(uri)}: no model there: nothing is stored under it"
+        ) from None
     files = sorted((i for i in listed if i.type == pafs.FileType.File), key=lambda i: i.path)
     names = [info.path[len(prefix) + 1 :] for info in files]
     if METADATA_FILE not in names:
