@@ -99,6 +99,19 @@ class Settings(BaseSettings):
         2.0, ge=0, description="Longest a request waits for others to join its batch."
     )
 
+    # Payload logging (serve/payload_log.py).
+    payload_log_url: str | None = Field(
+        None,
+        description="Where to send each prediction request and response as CloudEvents in "
+        "KServe's logger format; unset: none are sent.",
+    )
+    payload_log_sample: float = Field(
+        1.0, ge=0, le=1, description="The share of requests whose payloads are sent."
+    )
+    pod_namespace: str | None = Field(
+        None, description="The Kubernetes namespace, named in payload events (the downward API)."
+    )
+
     # Batch scoring. A Kubernetes Indexed Job sets JOB_COMPLETION_INDEX and its manifest sets
     # SHARD_COUNT; AWS Batch sets AWS_BATCH_JOB_ARRAY_INDEX. `predict` flags override them.
     shard_count: int | None = Field(
@@ -167,7 +180,7 @@ class Settings(BaseSettings):
         for name, value in self.model_dump(mode="json").items():
             if name in {"api_token", "api_token_file"}:
                 value = value is not None
-            elif name == "model_uri" and value:
+            elif name in {"model_uri", "payload_log_url"} and value:
                 value = redacted(value)
             shown[name.upper()] = value
         return shown

@@ -20,6 +20,7 @@ from .metrics import Metrics
 from .middleware import RequestMiddleware
 from .model_holder import ModelHolder
 from .openapi import openapi_document
+from .payload_log import PayloadLogger, PayloadLogMiddleware
 from .prediction_service import NotReady, PredictionService, TooManyRows
 from .responses import FastJSONResponse
 from .routes import health, metrics, predict, sagemaker, v2
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title=PROJECT_NAME,
         version=PROJECT_VERSION,
-        description="{{ cookiecutter.description }}",
+        description="A scikit-learn classifier in one container image that trains, scores files and serves HTTP.",
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -130,6 +131,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_request_bytes=settings.max_request_bytes,
         token=settings.token(),
     )
+    if settings.payload_log_url:  # outside the request middleware: it sees the request id
+        logger = PayloadLogger(
+            settings.payload_log_url,
+            settings.payload_log_sample,
+            settings.pod_namespace or "",
+            app.state.metrics,
+        )
+        app.add_middleware(PayloadLogMiddleware, logger=logger)
+        app.state.companions.append(logger)
     app.add_exception_handler(InputError, input_error)
     app.add_exception_handler(TooManyRows, too_many_rows)
     app.add_exception_handler(NotReady, not_ready)

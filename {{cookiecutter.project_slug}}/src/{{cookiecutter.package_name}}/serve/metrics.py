@@ -40,6 +40,13 @@ class Metrics:
             "model_load_seconds", "Time it took to load the model.", registry=self.registry
         )
         self.model = Info("model", "The loaded model.", registry=self.registry)
+        self.payload_events = Counter(
+            "payload_log_events",
+            "Payload log events (PAYLOAD_LOG_URL): sent, failed to send, or dropped unsent "
+            "because the queue was full.",
+            ["outcome"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
