@@ -15,7 +15,7 @@ PYTEST_WORKERS  ?= 2
 
 NODE_TOOLS      := build/tools/node_modules
 
-.PHONY: help venv docker base-images wrk node-tools kubectl kube-tools demo test test-fast lint bench bench-smoke bench-protocols bench-batch bench-frameworks bench-mixed bench-versus clean
+.PHONY: help venv docker base-images wrk node-tools kubectl kube-tools demo test test-fast lint bench bench-smoke bench-protocols bench-batch bench-frameworks bench-mixed bench-versus bench-payload clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -91,6 +91,9 @@ bench-mixed: venv base-images wrk ## a mixed-type table (categories, missing val
 bench-versus: venv wrk ## the server now beside the template at commit REF, on this machine (~6 min): make bench-versus REF=<commit>
 	@test -n "$(REF)" || { echo "bench-versus: say which commit to compare with: make bench-versus REF=<commit>" >&2; exit 1; }
 	$(BIN)/python -m benchmarks.versus --ref "$(REF)"
+
+bench-payload: venv wrk ## what payload logging costs: off, a sink (every request, a tenth), a dead sink (~6 min)
+	$(BIN)/python -m benchmarks.payload
 
 bench-batch: venv base-images ## batch scoring: formats against an Arrow baseline, ONNX against native, memory, shards, Dask (~10 min)
 	$(BIN)/python -m benchmarks.batch

@@ -285,3 +285,25 @@ def test_versus_benchmark_smoke_run(tmp_path: Path) -> None:
     assert points == {(1, 1), (1, 16), (100, 1), (100, 16)}
     assert all(c["now_over_ref"] > 0 for c in data["comparison"])
     assert "| now / ref |" in (results / "versus.md").read_text()
+
+
+@pytest.mark.xdist_group("benchmark")
+def test_payload_benchmark_smoke_run(tmp_path: Path) -> None:
+    """The server without payload logging, with a sink (every request, and a tenth), and with
+    a sink that is down: every configuration measured at every point without errors, and the
+    sink received events."""
+    results = tmp_path / "results"
+    run_smoke("payload", results, "--root", str(tmp_path / "work"))
+    data = json.loads((results / "payload.json").read_text())
+    configurations = {"off", "sink", "sink-sampled", "sink-down"}
+    assert set(data["configurations"]) == configurations
+    points = {(c["rows"], c["connections"], c["configuration"]) for c in data["comparison"]}
+    assert points == {
+        (rows, connections, name)
+        for rows in (1, 100)
+        for connections in (1, 16)
+        for name in configurations
+    }
+    assert all(c["requests_per_s"] > 0 and c["errors"] == 0 for c in data["comparison"])
+    assert data["sink_received"] > 0
+    assert "| against off |" in (results / "payload.md").read_text()

@@ -67,8 +67,19 @@ def _around_the_input_file(root: Path) -> tuple[Path, Path, str]:
     return root / "data" / "part-00000.csv", root / "data", "holds the input file"
 
 
+def _matched_by_the_input_pattern(root: Path) -> tuple[Path, Path, str]:
+    return Path(f"{root}/data/**/*.csv"), root / "data" / "scored", "matches the input pattern"
+
+
 @pytest.mark.parametrize(
-    "layout", [_same_file, _same_folder, _inside_the_input_folder, _around_the_input_file]
+    "layout",
+    [
+        _same_file,
+        _same_folder,
+        _inside_the_input_folder,
+        _around_the_input_file,
+        _matched_by_the_input_pattern,
+    ],
 )
 def test_an_output_that_is_or_holds_the_input_is_refused_before_anything_is_written(
     tmp_path: Path, trained: Settings, layout: object
@@ -168,6 +179,19 @@ def test_a_shard_whose_record_disagrees_with_the_run_fails_where_it_would_comple
         InputError, match=r"shard 1 of 2 differs .*: it has model version .*, not another\."
     ):
         predict(run, BatchJob(tmp_path / "in.csv", out, shard=Shard(1, 2)))
+    assert not (out / SUCCESS_FILE).exists()
+
+
+def test_a_part_another_run_rewrote_meanwhile_is_never_vouched_for(
+    tmp_path: Path, trained: Settings
+) -> None:
+    keyed_rows(1_000).to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "out"
+    predict(trained, BatchJob(tmp_path / "in.csv", out, shard=Shard(0, 2)))
+    part = out / "part-00000.csv"
+    part.write_bytes(part.read_bytes().replace(b"\n", b"\r\n", 1))  # another run's bytes
+    with pytest.raises(InputError, match=r"part-00000\.csv is not the part its shard wrote"):
+        predict(trained, BatchJob(tmp_path / "in.csv", out, shard=Shard(1, 2)))
     assert not (out / SUCCESS_FILE).exists()
 
 

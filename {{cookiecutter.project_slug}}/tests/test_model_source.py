@@ -26,6 +26,7 @@ from {{ cookiecutter.package_name }}.core.artifact import (
 )
 from {{ cookiecutter.package_name }}.core.model_source import SourceError, model_folder
 from {{ cookiecutter.package_name }}.core.settings import Settings
+from {{ cookiecutter.package_name }}.core.uris import redacted
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
 from .conftest import wait_until_ready
@@ -204,3 +205,16 @@ def test_batch_scoring_fetches_the_model_too(
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "fetched.csv"), pd.read_csv(tmp_path / "local.csv")
     )
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("https://user:se/cret@host.example/m.tgz?sig=1", "https://host.example/m.tgz"),
+        ("https://user:pw@host.example:8443/m.tgz", "https://host.example:8443/m.tgz"),
+        ("s3://bucket/prefix", "s3://bucket/prefix"),
+        ("/models/v1", "/models/v1"),
+    ],
+)
+def test_a_uri_is_shown_without_credentials_whatever_they_hold(uri: str, shown: str) -> None:
+    assert redacted(uri) == shown

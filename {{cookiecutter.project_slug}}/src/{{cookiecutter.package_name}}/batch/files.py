@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import os
 import secrets
+import time
 from pathlib import Path
 
 PARTIAL_SUFFIX = ".partial"
@@ -64,7 +65,8 @@ class Partial:
             self._release()
 
     def discard(self) -> None:
-        """Remove the file unless committed; safe to call after a failed commit, or twice."""
+        """Remove the file and release its lock, unless `commit` already ran (whether the
+        rename succeeded or not); safe to call twice."""
         if self._fd is not None:
             try:
                 self.path.unlink(missing_ok=True)
@@ -90,29 +92,43 @@ def write_file(target: Path, data: bytes) -> None:
 
 def claim_file(target: Path, data: bytes) -> bytes:
     """Create `target` holding `data` unless it exists; return what it holds either way (the
-    first writer's data). Never a half-written file: it is linked complete."""
+    first writer's data). Never a half-written file where hard links work: it is linked
+    complete. Where they do not (some bucket mounts), it is created exclusively and written,
+    and a reader that finds it still empty waits for its content."""
     partial = Partial(target)
     try:
         partial.path.write_bytes(data)
         os.link(partial.path, target)
     except FileExistsError:
         pass
+    except OSError:  # no hard links here
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            group_like_owner(target)
     finally:
         partial.discard()
-    return target.read_bytes()
+    for _ in range(100):
+        found = target.read_bytes()
+        if found:
+            return found
+        time.sleep(0.05)
+    return found
 
 
 def remove_if_abandoned(path: Path) -> bool:
     """Remove a `.partial` file unless a live writer holds its lock; whether it was removed."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
+        # Read-write: NFS emulates flock with a lock that needs a descriptor open for writing.
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False  # gone, or not ours to judge
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False  # its writer is alive
+        except OSError:
+            return False  # its writer is alive (or the lock cannot be judged: keep it)
         path.unlink(missing_ok=True)
         return True
     finally:

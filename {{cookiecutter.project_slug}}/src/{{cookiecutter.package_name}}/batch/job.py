@@ -6,13 +6,14 @@ engines/local.py runs a job in this process) and records them in the output fold
 (output.py), whose `_SUCCESS` marker says the whole job is there.
 """
 
+import fnmatch
 import resource
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.artifact import load_artifact
-from ..core.formats import file_format
+from ..core.formats import FORMATS, file_format
 from ..core.model_source import model_folder
 from ..core.schema import FEATURE_NAMES, InputError
 from ..core.settings import Settings
@@ -149,8 +150,18 @@ def check_apart(source: Path, dataset: Dataset, target: Path) -> None:
     folder = source.resolve()
     if not problem and source.is_dir() and (output == folder or folder in output.parents):
         problem = f"lies inside the input folder {source}: the next run would read it as input"
+    pattern = str(source)
+    if not problem and any(char in pattern for char in "*?[") and is_glob_match(target, pattern):
+        problem = f"matches the input pattern {pattern}: the next run would read it as input"
     if problem:
         raise InputError(["--output"], f"--output {target} {problem}; write the output elsewhere")
+
+
+def is_glob_match(target: Path, pattern: str) -> bool:
+    """Whether the output, or a part the job may write in it, matches the input's glob
+    (fnmatch's `*` spans folders, as a recursive `**` does: it errs on the side of refusing)."""
+    names = [str(target), *(str(target / f"part-00000{suffix}") for suffix in FORMATS)]
+    return any(fnmatch.fnmatch(name, pattern) for name in names)
 
 
 def check_no_clash(dataset: Dataset, keep: Sequence[str], added: Sequence[str]) -> None:
@@ -195,7 +206,7 @@ def run_job(
         start_file(job.target)
         targets: Callable[[Piece], Path] = lambda _piece: job.target  # noqa: E731
     else:
-        if completed_by(job.target, settings.batch_run_id):
+        if completed_by(job.target, settings.batch_run_id):  # only a named run is skipped
             progress.emit("done", rows=0, output=str(job.target), note="the run is complete")
             return Summary(0, [])
         start_folder(job.target, job.overwrite, job.shard, run, plan.identity)

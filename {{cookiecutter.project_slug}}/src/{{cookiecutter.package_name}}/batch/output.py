@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.artifact import sha256_file
 from ..core.formats import FORMATS
 from ..core.schema import InputError
 from .dataset import Dataset, Shard
@@ -174,6 +175,15 @@ def finish_shard(
     if len(done) < shard.count:
         return  # others are still at work
     parts = sorted((p for entry in done.values() for p in entry["parts"]), key=lambda p: p["piece"])
+    for part in parts:  # what the markers vouch for must be what is on disk now
+        path = target / part["name"] if part["name"] else None
+        if path is not None and (not path.is_file() or sha256_file(path) != part["sha256"]):
+            raise InputError(
+                [str(target)],
+                f"run {run} in {target}: {part['name']} is not the part its shard wrote (another "
+                f"run wrote into the folder meanwhile), so the run will not be marked complete "
+                f"({SUCCESS_FILE}); score the whole job again",
+            )
     kept = {p["name"] for p in parts if p["name"]}
     for stale in target.glob("part-*"):
         if stale.name not in kept:  # from an earlier plan

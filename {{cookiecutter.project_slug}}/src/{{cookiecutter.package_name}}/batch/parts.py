@@ -96,7 +96,11 @@ def score_piece(
     artifact = artifact_for(scoring)
     classes = [str(c) for c in artifact.metadata["classes"]]
     partial = Partial(target)
-    writer = BackgroundWriter(PartWriter(partial.path, piece.kind))
+    try:
+        writer = BackgroundWriter(PartWriter(partial.path, piece.kind))
+    except BaseException:
+        partial.discard()
+        raise
     # JSON Lines: the records are passed through from the file's own lines, spliced.
     lines = json_lines(piece) if piece.kind == "jsonl" else None
     keep_all = set(scoring.keep) == {c for c in scoring.columns if c not in FEATURE_NAMES}

@@ -93,6 +93,9 @@ def _fetch_s3(uri: str, cache_dir: Path) -> Path:
         ) from None
     files = sorted((i for i in listed if i.type == pafs.FileType.File), key=lambda i: i.path)
     names = [info.path[len(prefix) + 1 :] for info in files]
+    for name in names:  # an object key may hold anything: keep every file inside the folder
+        if not name or name.startswith("/") or ".." in name.split("/"):
+            raise SourceError(f"MODEL_URI {redacted(uri)}: the object {name!r} leaves its folder")
     if METADATA_FILE not in names:
         raise SourceError(
             f"MODEL_URI {redacted(uri)}: no model there: expected {METADATA_FILE} and the "
@@ -148,18 +151,17 @@ def _fetch_archive(uri: str, cache_dir: Path) -> Path:
 
 
 def _request(uri: str) -> urllib.request.Request:
-    """A GET of `uri`; a user and password in it become HTTP basic authentication."""
+    """A GET of `uri`; a user and password in it become HTTP basic authentication, which a
+    redirect does not carry on."""
     parts = urlsplit(uri)
-    if parts.username is None:
+    userinfo, _, host = parts.netloc.rpartition("@")
+    if not userinfo:
         return urllib.request.Request(uri)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    plain = urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
-    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-    return urllib.request.Request(
-        plain, headers={"Authorization": "Basic " + base64.b64encode(pair).decode()}
-    )
+    user, _, password = userinfo.partition(":")
+    request = urllib.request.Request(urlunsplit((parts.scheme, host, parts.path, parts.query, "")))
+    pair = f"{unquote(user)}:{unquote(password)}".encode()
+    request.add_unredirected_header("Authorization", "Basic " + base64.b64encode(pair).decode())
+    return request
 
 
 def _artifact_root(folder: Path) -> Path | None:

@@ -1,14 +1,12 @@
 """URIs as logs, errors and /metadata may show them: without credentials."""
 
-from urllib.parse import urlsplit, urlunsplit
-
 
 def redacted(uri: str) -> str:
-    """`uri` without a user, password or query string (a presigned URL's signature)."""
-    parts = urlsplit(uri)
-    if not parts.scheme:
+    """`uri` without a user, password or query string (a presigned URL's signature). It never
+    raises, and a password with characters a URL cannot hold (a `/`) stays out too: whatever
+    comes before the last `@` goes."""
+    scheme, separator, rest = uri.partition("://")
+    if not separator:
         return uri  # a path
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    rest = rest.split("?", 1)[0].split("#", 1)[0]
+    return f"{scheme}://{rest.rpartition('@')[2]}"

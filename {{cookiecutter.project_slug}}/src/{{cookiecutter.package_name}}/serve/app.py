@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title=PROJECT_NAME,
         version=PROJECT_VERSION,
-        description="A scikit-learn classifier in one container image that trains, scores files and serves HTTP.",
+        description="{{ cookiecutter.description }}",
         lifespan=lifespan,
     )
     app.state.settings = settings

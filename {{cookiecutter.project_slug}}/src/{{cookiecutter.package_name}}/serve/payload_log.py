@@ -13,18 +13,20 @@ is counted in /metrics (`payload_log_events_total{outcome="sent|failed|dropped"}
 """
 
 import contextlib
+import http.client
 import logging
 import queue
 import random
 import threading
-import urllib.error
-import urllib.request
+import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.settings import PROJECT_NAME
+from ..core.uris import redacted
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,8 @@ REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 QUEUE_PAIRS = 1000  # request-response pairs waiting at most; more are dropped
 SEND_TIMEOUT_S = 2.0
-# The routes whose payloads are logged: every prediction route of every protocol.
+REST_S, MAX_REST_S = 1.0, 30.0  # after a failed send, before the next attempt
+# The routes whose payloads are logged: every HTTP prediction route (gRPC's are not logged).
 LOGGED_PATHS = ("/predict", "/invocations")
 LOGGED_V2_SUFFIX = "/infer"
 
@@ -55,20 +58,25 @@ class PayloadLogger:
         self.sent, self.failed, self.dropped = (
             metrics.payload_events.labels(outcome) for outcome in ("sent", "failed", "dropped")
         )
+        self._sender = Sender(url)  # a URL it cannot send to stops the start
         self._queue: queue.Queue[tuple[Event, Event] | None] = queue.Queue(QUEUE_PAIRS)
         self._thread = threading.Thread(target=self._run, name="payload-log", daemon=True)
-        self._thread.start()
+
+    def sampled(self) -> bool:
+        """Whether to log the request now arriving (PAYLOAD_LOG_SAMPLE)."""
+        return self.sample >= 1.0 or random.random() < self.sample
 
     def record(
         self, request_id: str, source: str, request: tuple[bytes, str], response: tuple[bytes, str]
     ) -> None:
-        """Queue one request and its response, if sampled; never waits."""
-        if self.sample < 1.0 and random.random() >= self.sample:
+        """Queue one sampled request and its response; never waits."""
+        if self._queue.full():  # before building the events: a dead sink costs little
+            self.dropped.inc(2)
             return
-        time = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         pair = (
-            self._event(request_id, REQUEST_TYPE, source, time, *request),
-            self._event(request_id, RESPONSE_TYPE, source, time, *response),
+            self._event(request_id, REQUEST_TYPE, source, stamp, *request),
+            self._event(request_id, RESPONSE_TYPE, source, stamp, *response),
         )
         try:
             self._queue.put_nowait(pair)
@@ -76,14 +84,14 @@ class PayloadLogger:
             self.dropped.inc(2)
 
     def _event(
-        self, request_id: str, kind: str, source: str, time: str, body: bytes, content_type: str
+        self, request_id: str, kind: str, source: str, stamp: str, body: bytes, content_type: str
     ) -> Event:
         headers = {
             "ce-specversion": "1.0",
             "ce-id": request_id,
             "ce-type": kind,
             "ce-source": source,
-            "ce-time": time,
+            "ce-time": stamp,
             "ce-inferenceservicename": PROJECT_NAME,
             "ce-namespace": self.namespace,
             "ce-component": "predictor",
@@ -93,24 +101,79 @@ class PayloadLogger:
         return headers, body
 
     def _run(self) -> None:
+        """Send what is queued over one kept-alive connection. After a failure the thread
+        rests (1 s, doubling up to 30 s) before it tries again: a dead sink costs a connection
+        attempt now and then, not one per event, and meanwhile the full queue drops."""
+        sender, rest = self._sender, 0.0
         while (pair := self._queue.get()) is not None:
             for headers, body in pair:
-                request = urllib.request.Request(self.url, body, headers, method="POST")
                 try:
-                    with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_S):
-                        pass
+                    sender.send(headers, body)
                     self.sent.inc()
-                except (urllib.error.URLError, OSError, ValueError) as error:
+                    rest = 0.0
+                except (OSError, http.client.HTTPException, ValueError) as error:
                     self.failed.inc()
+                    sender.close()
+                    rest = min(max(rest * 2, REST_S), MAX_REST_S)
                     log.debug("payload event not delivered", extra={"reason": str(error)})
+            if rest:
+                time.sleep(rest)
 
     async def start(self, loading: Any) -> None:
-        """A companion of the app (serve/app.py): its thread already runs."""
+        """A companion of the app (serve/app.py): the sending thread runs while the app does."""
+        self._thread.start()
 
     async def stop(self) -> None:
-        """Stop the thread after what is queued; what a dead sink holds up is dropped."""
+        """Ask the thread to stop after what is queued. It is a daemon: events still queued
+        when the process exits are lost, never waited for."""
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
+
+
+class Sender:
+    """POSTs to one URL over a connection kept open between events."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+            port = -1
+        if port == -1:
+            raise ValueError(
+                f"PAYLOAD_LOG_URL must be an http:// or https:// URL without a user or "
+                f"password, not {redacted(url)!r}"
+            )
+        self.https, self.host, self.port = parts.scheme == "https", parts.hostname or "", port
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.connection: http.client.HTTPConnection | None = None
+
+    def send(self, headers: dict[str, str], body: bytes) -> None:
+        reused = self.connection is not None
+        try:
+            self._post(headers, body)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not reused:
+                raise
+            self.close()  # the sink closed the idle connection: once more, on a new one
+            self._post(headers, body)
+
+    def _post(self, headers: dict[str, str], body: bytes) -> None:
+        if self.connection is None:
+            kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+            self.connection = kind(self.host, self.port, timeout=SEND_TIMEOUT_S)
+        self.connection.request("POST", self.path, body, headers)
+        response = self.connection.getresponse()
+        response.read()
+        if response.status >= 300:
+            raise ValueError(f"the sink answered {response.status}")
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
 
 
 class PayloadLogMiddleware:
@@ -121,7 +184,7 @@ class PayloadLogMiddleware:
         self.app, self.logger = app, logger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not logged(scope):
+        if scope["type"] != "http" or not logged(scope) or not self.logger.sampled():
             await self.app(scope, receive, send)
             return
         request_parts: list[bytes] = []
