@@ -11,7 +11,7 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pandas as pd
 import pytest
@@ -174,16 +174,30 @@ def test_a_tampered_model_is_fetched_but_never_loaded(
         load_artifact(folder)
 
 
-def test_an_archive_that_leaves_its_folder_is_refused(
-    trained: Settings, tmp_path: Path, web: tuple[str, type[Files]]
-) -> None:
-    base, handler = web
+def evil_zip() -> bytes:
     data = io.BytesIO()
     with zipfile.ZipFile(data, "w") as archive:
         archive.writestr("../outside.json", "{}")
-    handler.files["/evil.zip"] = data.getvalue()
+    return data.getvalue()
+
+
+def evil_tar() -> bytes:
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as archive:
+        entry = tarfile.TarInfo("../outside.json")
+        entry.size = 2
+        archive.addfile(entry, io.BytesIO(b"{}"))
+    return data.getvalue()
+
+
+@pytest.mark.parametrize(("name", "archive"), [("evil.zip", evil_zip), ("evil.tar.gz", evil_tar)])
+def test_an_archive_that_leaves_its_folder_is_refused(
+    trained: Settings, tmp_path: Path, web: tuple[str, type[Files]], name: str, archive: Any
+) -> None:
+    base, handler = web
+    handler.files[f"/{name}"] = archive()
     with pytest.raises(SourceError, match="leaves its folder"):
-        model_folder(trained.model_dir, f"{base}/evil.zip", tmp_path / "cache")
+        model_folder(trained.model_dir, f"{base}/{name}", tmp_path / "cache")
     assert not (tmp_path / "outside.json").exists()
 
 

@@ -139,7 +139,15 @@ def _fetch_archive(uri: str, cache_dir: Path) -> Path:
                 archive.extractall(staging)
         else:
             with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-                archive.extractall(staging, filter="data")
+                members = archive.getmembers()
+                for entry in members:  # plain files and folders inside it, nothing else
+                    inside = not entry.name.startswith("/") and ".." not in Path(entry.name).parts
+                    if not inside or not (entry.isfile() or entry.isdir()):
+                        raise SourceError(
+                            f"MODEL_URI {redacted(uri)}: {entry.name!r} leaves its folder or "
+                            "is not a plain file"
+                        )
+                archive.extractall(staging, members=members)  # each entry checked above
         found = _artifact_root(staging)
         if found is None:
             raise SourceError(f"MODEL_URI {redacted(uri)}: the archive holds no {METADATA_FILE}")
