@@ -303,6 +303,15 @@ def summarize(measurements: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
+def by_point(load: list[dict[str, Any]]) -> list[tuple[int, int, dict[str, dict[str, Any]]]]:
+    """The summary rows of ours' configurations grouped by point: (rows, connections, {the
+    configuration's name: its row}), in point order."""
+    points: dict[tuple[int, int], dict[str, dict[str, Any]]] = {}
+    for row in load:
+        points.setdefault((row["rows"], row["connections"]), {})[row["configuration"]] = row
+    return [(rows, connections, found) for (rows, connections), found in sorted(points.items())]
+
+
 def livez_under_load(ours: Server, root: Path, seconds: int) -> dict[str, float]:
     """/livez latency while 16 connections saturate /predict, ours alone on its core."""
     ours.start(root)

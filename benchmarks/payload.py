@@ -64,11 +64,8 @@ def configurations(root: Path, project: Path, sink: str) -> list[Server]:
 
 
 def comparison(load: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    by_point: dict[tuple[int, int], dict[str, dict[str, Any]]] = {}
-    for row in load:
-        by_point.setdefault((row["rows"], row["connections"]), {})[row["configuration"]] = row
     found = []
-    for (rows, connections), found_here in sorted(by_point.items()):
+    for rows, connections, found_here in bench.by_point(load):
         off = found_here["off"]["requests_per_s"]
         for name in ("off", "sink", "sink-sampled", "sink-down"):
             row = found_here[name]

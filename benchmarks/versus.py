@@ -83,9 +83,6 @@ def prepare(root: Path, ref: str) -> list[Server]:
 
 def comparison(load: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per point: each version's median requests/s and p50, and now's over ref's."""
-    by_point: dict[tuple[int, int], dict[str, dict[str, Any]]] = {}
-    for row in load:
-        by_point.setdefault((row["rows"], row["connections"]), {})[row["configuration"]] = row
     return [
         {
             "rows": rows,
@@ -96,7 +93,7 @@ def comparison(load: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "ref_p50_ms": versions[REF]["p50_ms"],
             "now_over_ref": versions[NOW]["requests_per_s"] / versions[REF]["requests_per_s"],
         }
-        for (rows, connections), versions in sorted(by_point.items())
+        for rows, connections, versions in bench.by_point(load)
     ]
 
 
