@@ -60,7 +60,6 @@ from benchmarks.servers import (
 )
 
 BASE_IMAGE = "python:3.11-slim"
-FIRST_PORT = 18400
 PYTORCH_SERVICE = BENCHMARKS / "peers" / "pytorch_service.py"
 HEADLINE = {"rows": 1, "connections": 16}
 # The issue's target at the headline point: this many times the peer's requests/s, with a
@@ -110,14 +109,14 @@ LIGHTGBM_RUNTIME = MLServerRuntime(
 )
 
 
-def mlserver_peer(runtime: MLServerRuntime) -> Callable[[Path, Path, int], Server]:
-    def peer(root: Path, project: Path, port: int) -> Server:
-        return mlserver(root, "best", MLSERVER_BATCHING, port, runtime)
+def mlserver_peer(runtime: MLServerRuntime) -> Callable[[Path, Path], Server]:
+    def peer(root: Path, project: Path) -> Server:
+        return mlserver(root, "best", MLSERVER_BATCHING, runtime)
 
     return peer
 
 
-def pytorch_peer(root: Path, project: Path, port: int) -> Server:
+def pytorch_peer(root: Path, project: Path) -> Server:
     """peers/pytorch_service.py under uvicorn, in ours' environment (the same torch)."""
     return Server(
         "fastapi-torch",
@@ -125,13 +124,12 @@ def pytorch_peer(root: Path, project: Path, port: int) -> Server:
         f"{PYTORCH_SERVICE.name}: one uvicorn worker, access log off, log level warning, a "
         "plain `def` route calling the project's network under torch.inference_mode(), no "
         "batching. PyTorch has no MLServer runtime.",
-        port,
         project / "requirements.lock",
         "/ready",
         "/predict",
         lambda rows: rows,
         read_predict_response,
-        lambda venv, work: [
+        lambda venv, work, port: [
             str(venv / "bin/python"),
             "-m",
             "uvicorn",
@@ -174,7 +172,7 @@ def write_classes(root: Path, peer: Server) -> None:
 @dataclass(frozen=True)
 class Framework:
     name: str
-    peer: Callable[[Path, Path, int], Server]  # (root, project, port)
+    peer: Callable[[Path, Path], Server]  # (root, project)
     # Readies the peer's model file from the project's (root/model), in the peer's venv.
     prepare_peer: Callable[[Path, Server], None]
     packages: tuple[str, ...]  # whose versions the report gives, in either environment
@@ -233,11 +231,7 @@ def prepare(framework: Framework, root: Path) -> tuple[Path, list[Server]]:
     """Render the project with `framework`, install both servers, train the reference model
     and ready the peer's copy of it. Ours comes first: it is the reference."""
     project = render_project(root, framework=framework.name)
-    port = FIRST_PORT + 20 * FRAMEWORKS.index(framework)
-    configurations = [
-        ours(root, project, "default", {}, port),
-        framework.peer(root, project, port + 10),
-    ]
+    configurations = [ours(root, project, "default", {}), framework.peer(root, project)]
     install(configurations, root)
     train_reference(configurations[0], root, project)
     framework.prepare_peer(root, configurations[1])

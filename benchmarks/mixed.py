@@ -86,7 +86,6 @@ from benchmarks.servers import (
     ours,
 )
 
-FIRST_PORT = 18600
 # The data: a seeded synthetic table.
 DATA_SEED = 20261127
 DATA_ROWS = 5_000
@@ -339,23 +338,27 @@ class ContainerServer(Server):
         subprocess.run(["docker", "rm", "-f", self.container], capture_output=True)
 
 
-def in_image(root: Path, project: Path, tag: str, port: int) -> ContainerServer:
+def in_image(root: Path, project: Path, tag: str) -> ContainerServer:
     """Ours by default, served by the image `tag` in a container pinned to SERVER_CPU, its
-    port 8080 published on 127.0.0.1:`port`; the versions it reports are its lock's, those
-    of ours' environment."""
-    server = ours(root, project, "image", {}, port, runtime="onnx")
-    container = f"{tag.split(':')[0].replace('/', '-')}-{port}"
-    run = ["docker", "run", "--rm", "--name", container, "--cpuset-cpus", SERVER_CPU]
-    run += ["-p", f"127.0.0.1:{port}:8080", "-e", "LOG_LEVEL=warning", tag]
+    port 8080 published on 127.0.0.1 at the port the start picks; the versions it reports
+    are its lock's, those of ours' environment."""
+    server = ours(root, project, "image", {}, runtime="onnx")
+    container = f"{tag.split(':')[0].replace('/', '-')}-bench"
+
+    def run(port: int | str) -> list[str]:
+        command = ["docker", "run", "--rm", "--name", container, "--cpuset-cpus", SERVER_CPU]
+        return [*command, "-p", f"127.0.0.1:{port}:8080", "-e", "LOG_LEVEL=warning", tag]
+
     return ContainerServer(
         **{
             **{f.name: getattr(server, f.name) for f in fields(Server)},
-            "settings": f"`{' '.join(run)}`: the image `docker build --target runtime` built "
+            "settings": f"`{' '.join(run('PORT'))}`: the image `docker build --target runtime` built "
             "from the project with the table as its training data (the build trains and bakes "
             "the model, as `make build` does), all else its defaults; its requests cross "
             "Docker's port mapping",
-            "command": lambda venv, work: run,
+            "command": lambda venv, work, port: run(port),
             "env": {},
+            "port_env": lambda port: {},
             "environment": "ours",
         },
         container=container,
@@ -365,16 +368,15 @@ def in_image(root: Path, project: Path, tag: str, port: int) -> ContainerServer:
 def configurations(root: Path, project: Path, rows: Rows, tag: str | None) -> list[Server]:
     """Ours by default (the reference) and native, ours in its image (unless `tag` is None);
     MLServer by default and at its best, each fed the pre-encoded matrix."""
-    ports = iter(range(FIRST_PORT, FIRST_PORT + 100, 10))
     return [
-        ours(root, project, "default", {}, next(ports), runtime="onnx"),
-        ours(root, project, "native", {"MODEL_RUNTIME": "native"}, next(ports), runtime="native"),
-        *([in_image(root, project, tag, next(ports))] if tag else []),
+        ours(root, project, "default", {}, runtime="onnx"),
+        ours(root, project, "native", {"MODEL_RUNTIME": "native"}, runtime="native"),
+        *([in_image(root, project, tag)] if tag else []),
         *(
             replace(server, body=rows.v2_body, settings=f"{server.settings} {MLSERVER_INPUT}")
             for server in (
-                mlserver(root, "default", {}, next(ports)),
-                mlserver(root, "best", MLSERVER_BATCHING, next(ports)),
+                mlserver(root, "default", {}),
+                mlserver(root, "best", MLSERVER_BATCHING),
             )
         ),
     ]
@@ -394,8 +396,8 @@ def prepare(
     project's `train`, export the model for MLServer, and build the image (unless `tag` is
     None)."""
     project = render_project(root)
-    first = ours(root, project, "default", {}, FIRST_PORT)
-    peer = mlserver(root, "default", {}, FIRST_PORT)
+    first = ours(root, project, "default", {})
+    peer = mlserver(root, "default", {})
     install([first, peer], root)
     data = use_table(root, project, first)
     train_reference(first, root, project)

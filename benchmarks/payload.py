@@ -49,17 +49,16 @@ class Sink(http.server.BaseHTTPRequestHandler):
 def configurations(root: Path, project: Path, sink: str) -> list[Server]:
     dead = f"http://127.0.0.1:{free_port()}/events"  # nothing listens there
     return [
-        ours(root, project, "off", {}, free_port(), runtime="onnx"),
-        ours(root, project, "sink", {"PAYLOAD_LOG_URL": sink}, free_port(), runtime="onnx"),
+        ours(root, project, "off", {}, runtime="onnx"),
+        ours(root, project, "sink", {"PAYLOAD_LOG_URL": sink}, runtime="onnx"),
         ours(
             root,
             project,
             "sink-sampled",
             {"PAYLOAD_LOG_URL": sink, "PAYLOAD_LOG_SAMPLE": "0.1"},
-            free_port(),
             runtime="onnx",
         ),
-        ours(root, project, "sink-down", {"PAYLOAD_LOG_URL": dead}, free_port(), runtime="onnx"),
+        ours(root, project, "sink-down", {"PAYLOAD_LOG_URL": dead}, runtime="onnx"),
     ]
 
 

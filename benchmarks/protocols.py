@@ -194,12 +194,12 @@ def configurations(root: Path, project: Path) -> list[Configuration]:
     model = project.name  # the project's slug names its V2 model
     return [
         Configuration(
-            ours_server(root, project, "default", {}, 18200),
+            ours_server(root, project, "default", {}),
             model,
             ["grpc", "http-json", "http-binary"],
         ),
-        Configuration(mlserver(root, "default", {}, 18210), "iris", ["grpc"]),
-        Configuration(mlserver(root, "best", MLSERVER_BATCHING, 18220), "iris", ["grpc"]),
+        Configuration(mlserver(root, "default", {}), "iris", ["grpc"]),
+        Configuration(mlserver(root, "best", MLSERVER_BATCHING), "iris", ["grpc"]),
     ]
 
 

@@ -7,6 +7,7 @@ none of them.
 """
 
 import argparse
+import contextlib
 import functools
 import importlib
 import json
@@ -41,9 +42,26 @@ def machine() -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive ports free on 127.0.0.1 now (all held at once while
+    they are found). Pick them just before the server binds them: a port found free minutes
+    earlier may meanwhile be any client's local port."""
+    while True:
+        with contextlib.ExitStack() as held:
+            first = held.enter_context(socket.socket())
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            if port + count > 65536:
+                continue
+            try:
+                for offset in range(1, count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port + offset))
+            except OSError:
+                continue
+            return port
 
 
 def training_features(project: Path) -> "pd.DataFrame":

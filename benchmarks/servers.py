@@ -18,11 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.run import BENCHMARKS, training_features
+from benchmarks.run import BENCHMARKS, free_ports, training_features
 
 BENTOML_SERVICE = BENCHMARKS / "peers" / "bentoml_service.py"
 SERVER_CPU = "0"
-FIRST_PORT = 18100
+# Ports a server takes from the one start() picks: HTTP, then gRPC and metrics after it.
+PORTS = 3
+# Starts tried, each on newly picked ports, when the server finds its port taken.
+STARTS = 3
 
 Row = dict[str, float]
 # What a server answered, read into one shape: a label and {class name: probability} per row.
@@ -98,14 +101,17 @@ class Server:
     name: str
     configuration: str
     settings: str  # what this configuration sets, as the report states it
-    port: int
     requirements: Path
     ready_path: str
     predict_path: str
     body: Callable[[list[Row]], object]
     read_answer: Callable[[Any], Answer]
-    command: Callable[[Path, Path], list[str]] = field(repr=False)  # (venv, work) -> argv
+    # (venv, work, port) -> argv; port is the first of the PORTS that start() picked.
+    command: Callable[[Path, Path, int], list[str]] = field(repr=False)
     env: dict[str, str] = field(default_factory=dict)
+    # What the environment adds for the picked port.
+    port_env: Callable[[int], dict[str, str]] = field(default=lambda port: {}, repr=False)
+    port: int = 0  # while running, the port start() picked
     process: subprocess.Popen | None = None
     # The virtual environment's folder under venvs/ (default: the name): servers that share
     # one environment name the same one.
@@ -152,28 +158,38 @@ class Server:
         stamp.write_text(self.requirements.read_text())
 
     def start(self, root: Path) -> None:
+        """Start on ports free now; should one be taken before the server binds it, start
+        again on others, up to STARTS times."""
         work = self.work(root)
         work.mkdir(parents=True, exist_ok=True)
         log = root / f"{self.key}.log"
-        self.process = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, *self.command(self.venv(root), work)],
-            env={**os.environ, **self.env},
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            cwd=work,
-            start_new_session=True,
-        )
-        process = self.process
-        try:
-            wait_until_ok(
-                f"http://127.0.0.1:{self.port}{self.ready_path}",
-                120,
-                0.2,
-                lambda: process.poll() is None,
+        for attempt in range(1, STARTS + 1):
+            self.port = free_ports(PORTS)
+            self.process = subprocess.Popen(
+                ["taskset", "-c", SERVER_CPU, *self.command(self.venv(root), work, self.port)],
+                env={**os.environ, **self.env, **self.port_env(self.port)},
+                stdout=log.open("w"),
+                stderr=subprocess.STDOUT,
+                cwd=work,
+                start_new_session=True,
             )
-        except RuntimeError as error:
-            self.stop()
-            raise RuntimeError(f"{self.key}: {error}; see {log}") from None
+            try:
+                wait_until_ok(
+                    f"http://127.0.0.1:{self.port}{self.ready_path}",
+                    120,
+                    0.2,
+                    self.running,
+                )
+                return
+            except RuntimeError as error:
+                self.stop()
+                if attempt < STARTS and "address already in use" in log.read_text().lower():
+                    print(f"bench: {self.key}: its port was taken; starting again", flush=True)
+                    continue
+                raise RuntimeError(f"{self.key}: {error}; see {log}") from None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -289,7 +305,6 @@ def ours(
     project: Path,
     configuration: str,
     env: dict[str, str],
-    port: int,
     runtime: str | None = None,
 ) -> Server:
     """The project's `serve` with `env` set; `runtime`, when given, is the runtime it must
@@ -300,21 +315,19 @@ def ours(
         configuration,
         " ".join(f"{name}={value}" for name, value in env.items())
         + " (no access log at that level; all else the project's defaults)",
-        port,
         project / "requirements.lock",
         "/readyz",
         "/predict",
         lambda rows: rows,
         read_predict_response,
-        lambda venv, work: [str(venv / "bin/python"), "-m", "iris_classifier", "serve"],
+        lambda venv, work, port: [str(venv / "bin/python"), "-m", "iris_classifier", "serve"],
         env={
             **env,
             "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "GRPC_PORT": str(port + 1),
             "MODEL_DIR": str(root / "model"),
             "PYTHONPATH": str(project / "src"),
         },
+        port_env=lambda port: {"PORT": str(port), "GRPC_PORT": str(port + 1)},
         runtime=runtime,
     )
 
@@ -323,10 +336,9 @@ def mlserver(
     root: Path,
     configuration: str,
     batching: dict[str, float],
-    port: int,
     runtime: MLServerRuntime = SKLEARN_RUNTIME,
 ) -> Server:
-    def command(venv: Path, work: Path) -> list[str]:
+    def command(venv: Path, work: Path, port: int) -> list[str]:
         settings = {
             **MLSERVER_SETTINGS,
             "host": "127.0.0.1",
@@ -351,7 +363,6 @@ def mlserver(
         f"settings.json {json.dumps(MLSERVER_SETTINGS)}; model-settings.json "
         f"{json.dumps(batching) if batching else 'without batching (the default)'}. "
         + runtime.notes,
-        port,
         runtime.requirements,
         "/v2/health/ready",
         "/v2/models/iris/infer",
@@ -380,9 +391,9 @@ def bentoml_decorators(service: str) -> str:
 
 
 def bentoml(
-    root: Path, configuration: str, service: str, read_answer: Callable[[Any], Answer], port: int
+    root: Path, configuration: str, service: str, read_answer: Callable[[Any], Answer]
 ) -> Server:
-    def command(venv: Path, work: Path) -> list[str]:
+    def command(venv: Path, work: Path, port: int) -> list[str]:
         (work / "service.py").write_text(BENTOML_SERVICE.read_text())
         return [
             str(venv / "bin/bentoml"),
@@ -400,7 +411,6 @@ def bentoml(
         f"{BENTOML_SERVICE.name}, class {service}: {bentoml_decorators(service)}. BentoML has "
         "no warning level: its logger stays at INFO, which logs nothing per request once the "
         "access log is off.",
-        port,
         BENCHMARKS / "requirements-bentoml.txt",
         "/readyz",
         "/predict",
@@ -420,13 +430,12 @@ def servers(root: Path, project: Path) -> list[Server]:
     """Every configuration measured; the first, ours by default, is the reference. Ours by
     default serves the verified ONNX model in ONNX Runtime (MODEL_RUNTIME=auto); ours native
     serves the same model with scikit-learn, as the peers do."""
-    ports = iter(range(FIRST_PORT, FIRST_PORT + 100, 10))
     return [
-        ours(root, project, "default", {}, next(ports), runtime="onnx"),
-        ours(root, project, "batching-off", {"BATCHING": "false"}, next(ports), runtime="onnx"),
-        ours(root, project, "native", {"MODEL_RUNTIME": "native"}, next(ports), runtime="native"),
-        mlserver(root, "default", {}, next(ports)),
-        mlserver(root, "best", MLSERVER_BATCHING, next(ports)),
-        bentoml(root, "default", "IrisClassifier", read_predict_response, next(ports)),
-        bentoml(root, "best", "IrisClassifierBatching", read_per_row_response, next(ports)),
+        ours(root, project, "default", {}, runtime="onnx"),
+        ours(root, project, "batching-off", {"BATCHING": "false"}, runtime="onnx"),
+        ours(root, project, "native", {"MODEL_RUNTIME": "native"}, runtime="native"),
+        mlserver(root, "default", {}),
+        mlserver(root, "best", MLSERVER_BATCHING),
+        bentoml(root, "default", "IrisClassifier", read_predict_response),
+        bentoml(root, "best", "IrisClassifierBatching", read_per_row_response),
     ]

@@ -25,7 +25,7 @@ from typing import Any
 
 from benchmarks import bench
 from benchmarks.bench import FULL, SMOKE_ALL_POINTS, Plan
-from benchmarks.run import TEMPLATE, arguments, free_port, results_folder, write_results
+from benchmarks.run import TEMPLATE, arguments, results_folder, write_results
 from benchmarks.servers import Server, ours
 
 NOW, REF = "now", "ref"
@@ -55,10 +55,10 @@ def commit_of(ref: str) -> str:
     ).stdout.strip()
 
 
-def version_server(root: Path, version: str, project: Path, port: int) -> Server:
+def version_server(root: Path, version: str, project: Path) -> Server:
     """Ours by default (ONNX Runtime) for one version: its own project, model folder and
     environment, named by its lock's hash so that two versions with one lock share it."""
-    server = ours(root, project, "default", {}, port, runtime="onnx")
+    server = ours(root, project, "default", {}, runtime="onnx")
     lock = hashlib.sha256((project / "requirements.lock").read_bytes()).hexdigest()[:12]
     if version != NOW:  # now's model is bench.py's, root/model: the agreement check reads it
         server.env["MODEL_DIR"] = str(root / f"model-{version}")
@@ -72,8 +72,8 @@ def prepare(root: Path, ref: str) -> list[Server]:
     ref_template = template_at(ref, root / "template-ref")
     ref_project = bench.render_project(root / "ref", template=ref_template)
     configurations = [
-        version_server(root, NOW, now_project, free_port()),
-        version_server(root, REF, ref_project, free_port()),
+        version_server(root, NOW, now_project),
+        version_server(root, REF, ref_project),
     ]
     bench.install(configurations, root)
     for server, project in zip(configurations, [now_project, ref_project], strict=True):
