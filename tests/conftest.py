@@ -1,12 +1,14 @@
 """Shared fixtures of the template's tests: Docker, renders of the template, and a rendered
 project's data schema and training data."""
 
+import contextlib
 import importlib
 import importlib.util
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +17,8 @@ from typing import Any
 import pandas as pd
 import pytest
 from cookiecutter.main import cookiecutter
+
+from .s3_server import BUCKET, store
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {"project_slug": "iris-classifier", "package_name": "iris_classifier"}
@@ -152,6 +156,29 @@ def run_in(
 
 
 PYTHON = sys.executable
+
+
+def package_of(project: Path) -> str:
+    """The rendered project's import name: the package under src/."""
+    [name] = [p.name for p in (project / "src").iterdir() if (p / "__init__.py").is_file()]
+    return name
+
+
+def project_command(
+    project: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 1800
+) -> subprocess.CompletedProcess[str]:
+    """`python -m <package> ARGS` of a rendered project, with this interpreter and its src/."""
+    return run_in(
+        project,
+        PYTHON,
+        "-m",
+        package_of(project),
+        *args,
+        env={"PYTHONPATH": str(project / "src"), **(env or {})},
+        timeout=timeout,
+    )
+
+
 # The generated project's unit tests, as its `make test` runs them.
 UNIT_TESTS = ["-m", "pytest", "-q", "-m", "not container", "-p", "no:cacheprovider"]
 
@@ -209,3 +236,51 @@ def build(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> Build:
         return built[key]
 
     return build_once
+
+
+# --- servers the tests start ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3-compatible server on a free port of 127.0.0.1, with the bucket made."""
+    port = docker_support.free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        docker_support.wait_for(f"{endpoint}/moto-api/", timeout=30)
+        store(endpoint).create_dir(BUCKET)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@contextlib.contextmanager
+def serving_on_host(
+    docker: Any, image: str, env: dict[str, str]
+) -> Iterator[tuple[str, float, Any]]:
+    """The image's server with `env` on the host's network (free ports: it reaches servers the
+    tests started on 127.0.0.1), once it answers /livez: its URL, when `docker run` was called
+    (perf_counter) and the container."""
+    port, grpc_port = docker_support.free_port(), docker_support.free_port()
+    started = time.perf_counter()
+    container = docker.containers.run(
+        image,
+        detach=True,
+        network_mode="host",
+        environment={**env, "PORT": str(port), "GRPC_PORT": str(grpc_port), "HOST": "127.0.0.1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        docker_support.wait_for(f"{url}/livez", timeout=60)
+        yield url, started, container
+    except BaseException:
+        print(container.logs().decode(errors="replace"))
+        raise
+    finally:
+        container.remove(force=True)

@@ -1,7 +1,7 @@
 """Run one container of a rendered pod spec with Docker, the way a kubelet would run it.
 
 What is carried over from the manifest: the command and args (with `$(VAR)` expanded from the
-container's environment), `env` and `envFrom` ConfigMaps, the user and group, the read-only
+container's environment), `env` and `envFrom` ConfigMaps and Secrets, the user and group, the read-only
 root filesystem, dropped capabilities, no privilege escalation, emptyDirs as tmpfs mounts,
 claims and secrets as host folders (with `subPath`, `items` and read-only mounts), memory and
 CPU limits, and the container ports, published on 127.0.0.1. What a kubelet adds by itself
@@ -122,8 +122,17 @@ def expand(text: str, env: dict[str, str]) -> str:
 def environment(spec: dict[str, Any], cluster: Cluster, given: dict[str, str]) -> dict[str, str]:
     env: dict[str, str] = {}
     for source in spec.get("envFrom", []):
-        assert set(source) == {"configMapRef"}, f"envFrom {source} is not supported here"
-        env.update(cluster.config_map(source["configMapRef"]["name"]))
+        assert set(source) <= {"configMapRef", "secretRef"} and len(source) == 1, (
+            f"envFrom {source} is not supported here"
+        )
+        if "configMapRef" in source:
+            env.update(cluster.config_map(source["configMapRef"]["name"]))
+            continue
+        name = source["secretRef"]["name"]
+        assert name in cluster.secrets or source["secretRef"].get("optional") is True, (
+            f"the test must give secret {name}"
+        )
+        env.update(cluster.secrets.get(name, {}))
     for variable in spec.get("env", []):
         name = variable["name"]
         if "value" in variable:

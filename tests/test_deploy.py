@@ -39,19 +39,22 @@ IMAGE_USER = 10001
 SERVING = Counter(["ServiceAccount", "ConfigMap", "Deployment", "Service", "NetworkPolicy"])
 AUTOSCALED = SERVING + Counter(["HorizontalPodAutoscaler", "PodDisruptionBudget"])
 STORAGE = Counter({"PersistentVolumeClaim": 2})
+KSERVE = Counter(
+    ["ServiceAccount", "ConfigMap", "InferenceService", "NetworkPolicy", "PodDisruptionBudget"]
+)
 # The exact kinds each overlay renders. The base needs no CRDs; only kserve and events do.
 OVERLAY_KINDS = {
     "dev": SERVING,
     "prod": AUTOSCALED,
-    "kserve": Counter(
-        ["ServiceAccount", "ConfigMap", "InferenceService", "NetworkPolicy", "PodDisruptionBudget"]
-    ),
+    "kserve": KSERVE,
     "batch": AUTOSCALED + STORAGE + Counter(["Job"]),
     "scheduled": AUTOSCALED + STORAGE + Counter({"CronJob": 2}),
     "events": AUTOSCALED + STORAGE + Counter(["ConfigMap", "ScaledJob", "TriggerAuthentication"]),
+    "store": AUTOSCALED,
+    "kserve-store": KSERVE,
 }
 # Secrets the engineer creates (README, "On Kubernetes"); every other reference must resolve.
-EXTERNAL_SECRETS = {f"{SLUG}-api-token", f"{SLUG}-rabbitmq"}
+EXTERNAL_SECRETS = {f"{SLUG}-api-token", f"{SLUG}-rabbitmq", f"{SLUG}-model-store"}
 
 
 class RenderError(Exception):
@@ -317,16 +320,18 @@ def test_compose_file_passes_the_compose_specification(
 
 
 def settings_of(objects: list[dict[str, Any]], pod: dict[str, Any]) -> dict[str, str]:
-    """The environment a pod's first container gets from its ConfigMaps and its env."""
+    """The environment a pod's first container gets from its ConfigMaps and its env (not
+    from Secrets, which the engineer creates)."""
     container = pod["containers"][0]
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
-        env.update(find(objects, "ConfigMap", source["configMapRef"]["name"])["data"])
+        if "configMapRef" in source:
+            env.update(find(objects, "ConfigMap", source["configMapRef"]["name"])["data"])
     env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
     return env
 
 
-@pytest.mark.parametrize("overlay", ["dev", "prod", "kserve"])
+@pytest.mark.parametrize("overlay", ["dev", "prod", "kserve", "store", "kserve-store"])
 def test_the_grace_period_outlasts_the_pre_stop_pause_and_graceful_timeout(
     rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
@@ -456,7 +461,11 @@ def test_every_reference_names_an_object_of_the_overlay(
         for pod in pod_specs(obj):
             used.append(("ServiceAccount", pod["serviceAccountName"]))
             for container in pod["containers"]:
-                used += [("ConfigMap", s["configMapRef"]["name"]) for s in container["envFrom"]]
+                for source in container["envFrom"]:
+                    if "secretRef" in source:
+                        assert source["secretRef"]["name"] in EXTERNAL_SECRETS
+                    else:
+                        used.append(("ConfigMap", source["configMapRef"]["name"]))
             for volume in pod.get("volumes", []):
                 if "configMap" in volume:
                     used.append(("ConfigMap", volume["configMap"]["name"]))
@@ -473,4 +482,6 @@ def test_every_workload_runs_the_image_the_overlay_sets(
     rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
     images = {c["image"] for o in rendered[overlay] for p in pod_specs(o) for c in p["containers"]}
-    assert images == {f"ghcr.io/your-org/{SLUG}:0.1.0"}
+    # The overlays that serve a model from a store: the slim serving image.
+    tag = "0.1.0-serve" if overlay in {"store", "kserve-store"} else "0.1.0"
+    assert images == {f"ghcr.io/your-org/{SLUG}:{tag}"}

@@ -18,9 +18,11 @@ import httpx
 import pandas as pd
 import pytest
 
-from .conftest import Build, on_worker, project_data, project_module
+from .conftest import Build, docker_support, on_worker, project_data, project_module
 from .kubelet import Cluster, PodContainer, docker_options
+from .s3_server import CREDENTIALS, upload
 from .test_deploy import SLUG, find, kustomize, overlay_dir, pod_specs
+from .test_model_uri import baked_model
 
 pytestmark = on_worker("3.11")  # the 3.11 image is built once, on one worker
 TOKEN = "manifest-test-token"
@@ -276,3 +278,83 @@ def test_the_kserve_predictor_answers_the_open_inference_protocol(
         [label] = own.json()["predictions"]
         assert label in data.classes
         assert answer.json()["outputs"][0]["data"] == [label]
+
+
+def on_host_network(pod: PodContainer) -> PodContainer:
+    """The pod's container on the host's network, its ports free ones: it reaches servers the
+    test started on 127.0.0.1, as a pod reaches the company's store."""
+    options = {k: v for k, v in pod.options.items() if k != "ports"}
+    ports = {str(p["containerPort"]): docker_support.free_port() for p in pod.spec["ports"]}
+    named = {p["name"]: ports[str(p["containerPort"])] for p in pod.spec["ports"] if "name" in p}
+    options["network_mode"] = "host"
+    options["environment"] = {
+        **options["environment"],
+        "HOST": "127.0.0.1",
+        "PORT": str(ports["8080"]),
+        "GRPC_PORT": str(ports["8081"]),
+    }
+    return PodContainer(options, pod.spec, {**ports, **named})
+
+
+def test_the_store_overlay_serves_the_model_its_settings_name_with_the_secret_s_credentials(
+    docker: Any, build: Build, s3_endpoint: str, tmp_path: Path
+) -> None:
+    """The slim serving image, as the store overlay runs it: MODEL_URI from the settings, the
+    store's credentials from the Secret, the fetched model in its own emptyDir."""
+    project, full = build("3.11")
+    _project, slim = build("3.11", target="serve")
+    objects = kustomize(overlay_dir(project, "store"))
+    settings = Cluster(objects, tmp_path).config_map(find(objects, "ConfigMap")["metadata"]["name"])
+    bucket, _, prefix = settings["MODEL_URI"].removeprefix("s3://").partition("/")
+    model = baked_model(docker, full, tmp_path / "model")
+    upload(s3_endpoint, model, prefix, bucket=bucket)
+    store = {**CREDENTIALS, "AWS_ENDPOINT_URL": s3_endpoint, "AWS_REGION": "us-east-1"}
+    cluster = Cluster(
+        objects,
+        tmp_path,
+        secrets={f"{SLUG}-api-token": {"token": TOKEN}, f"{SLUG}-model-store": store},
+    )
+    server = on_host_network(docker_options(pod_of(objects, "Deployment"), "server", cluster, slim))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with running(docker, server) as container:
+        wait_for(server.probe_url("readinessProbe"))
+        metadata = httpx.get(server.url("/metadata"), headers=auth).json()
+        assert metadata["source"] == settings["MODEL_URI"]
+        baked = json.loads((model / "metadata.json").read_text())["model_version"]
+        assert metadata["model"]["model_version"] == baked
+        example = project_data(project).example
+        answer = httpx.post(server.url("/predict"), json=example, headers=auth)
+        assert answer.status_code == 200, answer.text
+        # The fetched model sits in the cache folder the overlay mounts, not in /tmp.
+        cached = container.exec_run(["ls", settings["MODEL_CACHE_DIR"]]).output.decode()
+        assert cached.split(), cached
+        assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in container.logs().decode()
+
+
+def test_the_kserve_store_predictor_serves_what_the_storage_initializer_fetched(
+    docker: Any, build: Build, tmp_path: Path
+) -> None:
+    """KServe's storage initializer puts STORAGE_URI's model in /mnt/models (the test mounts
+    a model there, as KServe adds that volume itself); the slim image serves it."""
+    project, full = build("3.11")
+    _project, slim = build("3.11", target="serve")
+    objects = kustomize(overlay_dir(project, "kserve-store"))
+    cluster = Cluster(objects, tmp_path, secrets={f"{SLUG}-api-token": {"token": TOKEN}})
+    pod = pod_of(objects, "InferenceService")
+    [container] = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["STORAGE_URI"].startswith("s3://") and env["MODEL_DIR"] == "/mnt/models"
+    model = baked_model(docker, full, tmp_path / "model")
+    predictor = docker_options(pod, "kserve-container", cluster, slim)
+    predictor.options["volumes"][str(model)] = {"bind": "/mnt/models", "mode": "ro"}
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with running(docker, predictor):
+        wait_for(predictor.probe_url("readinessProbe"))
+        metadata = httpx.get(predictor.url("/metadata"), headers=auth).json()
+        assert metadata["source"] == "/mnt/models"
+        baked = json.loads((model / "metadata.json").read_text())["model_version"]
+        assert metadata["model"]["model_version"] == baked
+        answer = httpx.post(
+            predictor.url("/predict"), json=project_data(project).example, headers=auth
+        )
+        assert answer.status_code == 200, answer.text

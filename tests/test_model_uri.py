@@ -1,68 +1,22 @@
-"""MODEL_URI against a real S3-compatible server (moto's standalone server, started here): the
-slim serving image, built once, serves a model it fetches from a bucket, through the same Arrow
-client code that reaches AWS or MinIO, and refuses a missing or tampered one with the reason in
-/readyz. `predict` in the image fetches the same way. The start-up with a fetched model is
-printed beside the start-up with the baked one."""
+"""MODEL_URI against a real S3-compatible server (moto's standalone server, the
+`s3_endpoint` fixture): the slim serving image, built once, serves a model it fetches from a
+bucket, through the same Arrow client code that reaches AWS or MinIO, and refuses a missing or
+tampered one with the reason in /readyz. `predict` in the image fetches the same way. The
+start-up with a fetched model is printed beside the start-up with the baked one. `train
+--output` puts a model there, metadata.json last."""
 
 import json
 import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pandas as pd
 import pyarrow.fs as pafs
-import pytest
 
-from .conftest import Build, docker_support, on_worker
-
-BUCKET = "models"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test-key", "AWS_SECRET_ACCESS_KEY": "test-secret"}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3-compatible server on a free port of 127.0.0.1, with the bucket made."""
-    port = docker_support.free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        docker_support.wait_for(f"{endpoint}/moto-api/", timeout=30)
-        store(endpoint).create_dir(BUCKET)
-        yield endpoint
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-def store(endpoint: str) -> pafs.S3FileSystem:
-    return pafs.S3FileSystem(
-        allow_bucket_creation=True,
-        endpoint_override=endpoint.removeprefix("http://"),
-        scheme="http",
-        access_key=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        secret_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        region="us-east-1",
-    )
-
-
-def upload(endpoint: str, folder: Path, prefix: str) -> None:
-    filesystem = store(endpoint)
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            with filesystem.open_output_stream(
-                f"{BUCKET}/{prefix}/{path.relative_to(folder)}"
-            ) as out:
-                out.write(path.read_bytes())
+from .conftest import Build, docker_support, on_worker, project_command, serving_on_host
+from .s3_server import BUCKET, CREDENTIALS, store, upload
 
 
 def baked_model(docker: Any, image: str, into: Path) -> Path:
@@ -79,35 +33,10 @@ def baked_model(docker: Any, image: str, into: Path) -> Path:
     return into
 
 
-@contextmanager
-def fetching(docker: Any, image: str, endpoint: str, uri: str) -> Iterator[tuple[str, float, Any]]:
-    """The image's server with MODEL_URI=`uri` on the host's network (free ports), once it
-    answers /livez: its URL, when `docker run` was called (perf_counter) and the container."""
-    port, grpc_port = docker_support.free_port(), docker_support.free_port()
-    started = time.perf_counter()
-    container = docker.containers.run(
-        image,
-        detach=True,
-        network_mode="host",
-        environment={
-            **CREDENTIALS,
-            "MODEL_URI": uri,
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_REGION": "us-east-1",
-            "PORT": str(port),
-            "GRPC_PORT": str(grpc_port),
-            "HOST": "127.0.0.1",
-        },
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        docker_support.wait_for(f"{url}/livez", timeout=60)
-        yield url, started, container
-    except BaseException:
-        print(container.logs().decode(errors="replace"))
-        raise
-    finally:
-        container.remove(force=True)
+def fetching(docker: Any, image: str, endpoint: str, uri: str) -> Any:
+    """The image's server with MODEL_URI=`uri`, the S3 server's variables set."""
+    store = {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1"}
+    return serving_on_host(docker, image, {**store, "MODEL_URI": uri})
 
 
 def settled(url: str, timeout: float = 60) -> httpx.Response:
@@ -193,3 +122,88 @@ def test_a_missing_or_tampered_model_in_s3_is_never_served(
             assert httpx.post(f"{url}/predict", json=row).status_code == 503
             logs = container.logs().decode(errors="replace")
             assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in logs + answer.text
+
+
+def train_to(project: Path, model_dir: Path, endpoint: str, *options: str) -> Any:
+    """`train` in this environment with the S3 server's variables, and `options`."""
+    return project_command(
+        project,
+        "train",
+        *options,
+        env={
+            **CREDENTIALS,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_REGION": "us-east-1",
+            "MODEL_DIR": str(model_dir),
+            "TRAINING_DATA_DIR": str(project / "data" / "train"),
+        },
+    )
+
+
+def objects_under(endpoint: str, bucket: str, prefix: str) -> dict[str, bytes]:
+    filesystem = store(endpoint)
+    found = filesystem.get_file_info(pafs.FileSelector(f"{bucket}/{prefix}", recursive=True))
+    return {
+        info.path.removeprefix(f"{bucket}/{prefix}/"): filesystem.open_input_stream(
+            info.path
+        ).read()
+        for info in found
+        if info.type == pafs.FileType.File
+    }
+
+
+def test_train_output_copies_the_model_to_s3_where_model_uri_serves_it(
+    default_project: Path, s3_endpoint: str, tmp_path: Path
+) -> None:
+    project = default_project
+    # An object of an older model under the prefix: the new one replaces it.
+    with store(s3_endpoint).open_output_stream(f"{BUCKET}/trained/report/old.png") as out:
+        out.write(b"old")
+    run = train_to(project, tmp_path / "model", s3_endpoint, "--output", f"s3://{BUCKET}/trained")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"to s3://{BUCKET}/trained, metadata.json last" in run.stdout
+    on_disk = {
+        str(p.relative_to(tmp_path / "model")): p.read_bytes()
+        for p in (tmp_path / "model").rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }
+    assert objects_under(s3_endpoint, BUCKET, "trained") == on_disk
+
+    local = tmp_path / "local.csv"
+    fetched = tmp_path / "fetched.csv"
+    for model_env, out in (
+        ({"MODEL_DIR": str(tmp_path / "model")}, local),
+        ({"MODEL_URI": f"s3://{BUCKET}/trained", "MODEL_CACHE_DIR": str(tmp_path / "c")}, fetched),
+    ):
+        scored = project_command(
+            project,
+            "predict",
+            "--input",
+            str(project / "data" / "sample.csv"),
+            "--output",
+            str(out),
+            env={
+                **CREDENTIALS,
+                "AWS_ENDPOINT_URL": s3_endpoint,
+                "AWS_REGION": "us-east-1",
+                **model_env,
+            },
+        )
+        assert scored.returncode == 0, scored.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(fetched), pd.read_csv(local))
+
+
+def test_train_output_refuses_a_place_it_cannot_write_and_keeps_the_model(
+    default_project: Path, s3_endpoint: str, tmp_path: Path
+) -> None:
+    model_dir = tmp_path / "model"
+    not_s3 = train_to(default_project, model_dir, s3_endpoint, "--output", str(tmp_path / "x"))
+    assert not_s3.returncode == 2 and "give s3://bucket/prefix" in not_s3.stderr
+    assert not model_dir.exists()  # refused before training
+
+    missing = train_to(default_project, model_dir, s3_endpoint, "--output", "s3://no-such-bucket/m")
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    [line] = missing.stderr.strip().splitlines()
+    assert "publishing failed: s3://no-such-bucket/m" in line, line
+    assert (model_dir / "metadata.json").is_file()
+    assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in missing.stdout + missing.stderr

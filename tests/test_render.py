@@ -39,7 +39,9 @@ PACKAGE_FILES = [
     "training/evaluation.py",
     "training/onnx_check.py",
     "training/onnx_convert.py",
+    "training/publish.py",
     "training/schema_inference.py",
+    "training/store.py",
     "training/train.py",
     "batch/__init__.py",
     "batch/dataset.py",
@@ -84,7 +86,7 @@ PACKAGE_FILES = [
     "serve/routes/sagemaker.py",
     "serve/routes/v2.py",
 ]
-OVERLAYS = ["dev", "prod", "kserve", "batch", "scheduled", "events"]
+OVERLAYS = ["dev", "prod", "kserve", "batch", "scheduled", "events", "store", "kserve-store"]
 TEST_FILES = [
     "__init__.py",
     "conftest.py",
@@ -110,6 +112,7 @@ TEST_FILES = [
     "test_model_source.py",
     "test_openapi.py",
     "test_payload_log.py",
+    "test_publish.py",
     "test_readme.py",
     "test_runtime.py",
     "test_schema.py",
@@ -163,6 +166,9 @@ PROJECT_FILES = [
             "kubernetes/components/kserve/kustomization.yaml",
             "kubernetes/components/kserve/kustomizeconfig.yaml",
             "kubernetes/components/kserve/inferenceservice.yaml",
+            "kubernetes/components/model-store/kustomization.yaml",
+            "kubernetes/components/model-store/model-store.env",
+            "kubernetes/components/model-store/server.yaml",
             *(f"kubernetes/overlays/{o}/kustomization.yaml" for o in OVERLAYS),
             "kubernetes/overlays/dev/one-replica.yaml",
         ]

@@ -6,6 +6,7 @@ S3-compatible server by the template's own tests)."""
 import base64
 import http.server
 import io
+import sys
 import tarfile
 import threading
 import zipfile
@@ -26,7 +27,7 @@ from {{ cookiecutter.package_name }}.core.artifact import (
 )
 from {{ cookiecutter.package_name }}.core.model_source import SourceError, model_folder
 from {{ cookiecutter.package_name }}.core.settings import Settings
-from {{ cookiecutter.package_name }}.core.uris import redacted
+from {{ cookiecutter.package_name }}.core.uris import redacted, scrubbed
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
 from .conftest import wait_until_ready
@@ -126,7 +127,7 @@ def test_the_server_fetches_before_it_is_ready_and_names_the_source_without_cred
     [
         ("/missing.tar.gz", "the server answered 404"),
         ("/model.txt", "an https:// model is an archive of the model folder"),
-        ("/empty.tar.gz", "the archive holds no metadata.json"),
+        ("/empty.tar.gz", "no model there: it holds no metadata.json"),
     ],
 )
 def test_a_uri_that_gives_no_model_is_a_reason_in_readyz_and_nothing_is_cached(
@@ -232,3 +233,49 @@ def test_batch_scoring_fetches_the_model_too(
 )
 def test_a_uri_is_shown_without_credentials_whatever_they_hold(uri: str, shown: str) -> None:
     assert redacted(uri) == shown
+
+
+@pytest.mark.parametrize(
+    "uri", ["https://user:se/cret@mlflow.example:5000", "http://user:pw@127.0.0.1:5000/prefix"]
+)
+def test_a_library_message_quoting_the_uri_loses_its_credentials(uri: str) -> None:
+    message = f"API request to {uri}/api/2.0/mlflow/runs/get failed; then {uri}"
+    shown = scrubbed(message, uri)
+    assert not any(secret in shown for secret in ("user", "pw", "cret")), shown
+    assert f"to {redacted(uri)}/api/2.0/mlflow/runs/get failed; then {redacted(uri)}" in shown
+
+
+@pytest.mark.parametrize(
+    ("uri", "problem"),
+    [
+        ("models:/some-model/1", "set MLFLOW_TRACKING_URI to the MLflow server that holds it"),
+        ("runs:/0123456789abcdef/model", "set MLFLOW_TRACKING_URI"),
+    ],
+)
+def test_an_mlflow_uri_needs_a_tracking_server(
+    uri: str, problem: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's client falls back to a local ./mlruns folder: never taken for a registry."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SourceError, match=problem):
+        model_folder(tmp_path / "unused", uri, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "mlruns").exists()
+
+
+def test_a_registered_model_is_named_by_version_or_alias(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    with pytest.raises(SourceError, match=r"models:/NAME/VERSION \(a number\)"):
+        model_folder(tmp_path / "unused", "models:/some-model/latest", tmp_path / "cache")
+
+
+def test_an_mlflow_uri_without_mlflow_s_client_names_the_image_that_has_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slim serving image has no MLflow client: it says which image has one."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if it were not installed
+    with pytest.raises(SourceError, match="needs MLflow's client, which the full image has"):
+        model_folder(tmp_path / "unused", "models:/some-model@champion", tmp_path / "cache")

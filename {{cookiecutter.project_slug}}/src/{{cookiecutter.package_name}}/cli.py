@@ -38,8 +38,9 @@ def stop_on_signals() -> None:
     signal.signal(signal.SIGINT, _raise_interrupted)
 
 
-def run_train(_args: argparse.Namespace) -> int:
+def run_train(args: argparse.Namespace) -> int:
     try:
+        from .training.store import check_output
         from .training.train import train, write_failure
     except ModuleNotFoundError as error:
         print(
@@ -49,9 +50,24 @@ def run_train(_args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from .training.publish import PublishError
+
+    if args.output is not None:
+        try:
+            check_output(args.output)
+        except ValueError as error:
+            print(f"train: {error}", file=sys.stderr)
+            return 2
     settings = get_settings()
     try:
-        train(settings)
+        train(settings, args.output)
+    except PublishError as error:
+        write_failure(settings, f"publishing failed: {error}")
+        print(
+            f"train: the model is saved in {settings.model_dir}; publishing failed: {error}",
+            file=sys.stderr,
+        )
+        return 1
     except Interrupted:
         write_failure(settings, "training was interrupted; the previous model was kept")
         raise
@@ -179,6 +195,12 @@ def parser() -> argparse.ArgumentParser:
         description="Train on the files in TRAINING_DATA_DIR (CSV, Parquet or JSON Lines with "
         "the schema's feature and target columns) and save the model, its metadata and a "
         "report to MODEL_DIR. The previous model is kept if training fails.",
+    )
+    train.add_argument(
+        "--output",
+        metavar="URI",
+        help="also copy the saved model to s3://bucket/prefix (metadata.json last), where "
+        "MODEL_URI can fetch it",
     )
     train.set_defaults(run=run_train)
 

@@ -6,6 +6,10 @@ first, as KServe's `storageUri` is.
   endpoint, region and credentials of the standard AWS variables (AWS_ENDPOINT_URL,
   AWS_REGION, AWS_ACCESS_KEY_ID, ...), so that MinIO, Ceph and every cloud's S3 API work alike.
 - `https://` (or `http://`): a `.tar.gz`, `.tgz` or `.zip` archive of the model folder.
+- MLflow's `models:/<name>/<version>`, `models:/<name>@<alias>` and `runs:/<run>/<path>`, from
+  the tracking server MLFLOW_TRACKING_URI names, through MLflow's client (the full image has
+  it; training publishes there, training/publish.py). An alias is resolved at each start: the
+  cache holds one folder per version.
 
 A fetched artifact is written into a folder of its own under MODEL_CACHE_DIR, named after what
 was fetched, and renamed into place only when complete: a partial download is never loaded, and
@@ -32,9 +36,10 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .artifact import METADATA_FILE, ArtifactError
-from .uris import redacted
+from .uris import redacted, scrubbed
 
 ARCHIVES = (".tar.gz", ".tgz", ".zip")
+MLFLOW_SCHEMES = ("models", "runs")
 DOWNLOAD_TIMEOUT_S = 60
 
 
@@ -54,13 +59,16 @@ def model_folder(model_dir: Path, model_uri: str | None, cache_dir: Path) -> Pat
             return _fetch_s3(model_uri, cache_dir)
         if parts.scheme in ("https", "http"):
             return _fetch_archive(model_uri, cache_dir)
+        if parts.scheme in MLFLOW_SCHEMES:
+            return _fetch_mlflow(model_uri, cache_dir)
     except SourceError:
         raise
     except (OSError, ValueError, tarfile.TarError, zipfile.BadZipFile) as error:
         raise SourceError(f"MODEL_URI {redacted(model_uri)}: cannot fetch it: {error}") from None
     raise SourceError(
         f"MODEL_URI {redacted(model_uri)}: unknown scheme {parts.scheme!r}; give a path, "
-        "s3://bucket/prefix or an https:// archive (.tar.gz or .zip)"
+        "s3://bucket/prefix, an https:// archive (.tar.gz or .zip), models:/NAME/VERSION, "
+        "models:/NAME@ALIAS or runs:/RUN/PATH"
     )
 
 
@@ -148,14 +156,64 @@ def _fetch_archive(uri: str, cache_dir: Path) -> Path:
                             "is not a plain file"
                         )
                 archive.extractall(staging, members=members)  # each entry checked above
-        found = _artifact_root(staging)
-        if found is None:
-            raise SourceError(f"MODEL_URI {redacted(uri)}: the archive holds no {METADATA_FILE}")
-        if found != staging:  # the archive holds the folder itself: its content is the model
-            for child in list(found.iterdir()):
-                child.rename(staging / child.name)
+        _move_root_up(uri, staging)
 
     return _cached(cache_dir, _digest([uri, hashlib.sha256(data).hexdigest()]), unpack)
+
+
+def _fetch_mlflow(uri: str, cache_dir: Path) -> Path:
+    """A registered model's version (an alias resolved now) or a run's artifact folder."""
+    try:
+        import mlflow
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+    except ModuleNotFoundError:
+        raise SourceError(
+            f"MODEL_URI {uri}: an MLflow URI needs MLflow's client, which the full image has; "
+            "the slim serving image takes a path, s3:// or an https:// archive"
+        ) from None
+    # The client's own fallback, a local folder, is never taken for the registry.
+    server = os.environ.get("MLFLOW_TRACKING_URI")
+    if not server:
+        raise SourceError(
+            f"MODEL_URI {uri}: set MLFLOW_TRACKING_URI to the MLflow server that holds it"
+        )
+    try:
+        # What the URI means now: the cache folder of a version, never of an alias.
+        if uri.startswith("models:/"):
+            client = MlflowClient(tracking_uri=server)
+            name, version = _registered_version(client, uri.removeprefix("models:/"))
+            meaning = [redacted(server), name, version]
+            source = f"models:/{name}/{version}"
+        else:
+            meaning = [redacted(server), uri]
+            source = uri
+
+        def download(staging: Path) -> None:
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=str(staging), tracking_uri=server
+            )
+            _move_root_up(uri, staging)
+
+        return _cached(cache_dir, _digest(meaning), download)
+    except MlflowException as error:
+        first_line = (str(error.message).strip().splitlines() or [""])[0]
+        raise SourceError(
+            f"MODEL_URI {uri}: MLflow at {redacted(server)}: {scrubbed(first_line, server)}"
+        ) from None
+
+
+def _registered_version(client: Any, path: str) -> tuple[str, str]:
+    """(name, version) of `name/version` or `name@alias`."""
+    if "@" in path:
+        name, alias = path.rsplit("@", 1)
+        return name, str(client.get_model_version_by_alias(name, alias).version)
+    name, _, version = path.rpartition("/")
+    if not name or not version.isdigit():
+        raise SourceError(
+            f"MODEL_URI models:/{path}: give models:/NAME/VERSION (a number) or models:/NAME@ALIAS"
+        )
+    return name, str(client.get_model_version(name, version).version)
 
 
 def _request(uri: str) -> urllib.request.Request:
@@ -170,6 +228,18 @@ def _request(uri: str) -> urllib.request.Request:
     pair = f"{unquote(user)}:{unquote(password)}".encode()
     request.add_unredirected_header("Authorization", "Basic " + base64.b64encode(pair).decode())
     return request
+
+
+def _move_root_up(uri: str, staging: Path) -> None:
+    """The artifact's files straight in `staging`, where they may sit in its one subfolder."""
+    found = _artifact_root(staging)
+    if found is None:
+        raise SourceError(f"MODEL_URI {redacted(uri)}: no model there: it holds no {METADATA_FILE}")
+    if found != staging:  # the download holds the folder itself: its content is the model
+        holder = found.rename(staging / f".{secrets.token_hex(6)}")  # its name is free again
+        for child in list(holder.iterdir()):
+            child.rename(staging / child.name)
+        holder.rmdir()
 
 
 def _artifact_root(folder: Path) -> Path | None:

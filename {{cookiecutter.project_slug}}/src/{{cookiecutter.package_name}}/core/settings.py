@@ -45,12 +45,32 @@ class Settings(BaseSettings):
     model_uri: str | None = Field(
         None,
         description="Where to fetch the model from instead of MODEL_DIR: a path, "
-        "s3://bucket/prefix (the AWS_* variables reach the store), or an https:// .tar.gz or "
-        ".zip of the model folder. Fetched before the server is ready.",
+        "s3://bucket/prefix (the AWS_* variables reach the store), an https:// .tar.gz or "
+        ".zip of the model folder, or (full image) MLflow's models:/NAME/VERSION, "
+        "models:/NAME@ALIAS or runs:/RUN/model. Fetched before the server is ready.",
     )
     model_cache_dir: Path = Field(
         Path(tempfile.gettempdir()) / "model-cache",
         description="Where a model fetched from MODEL_URI is kept, one folder per version.",
+    )
+
+    # Publishing a trained model (training/publish.py; the full image).
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="The MLflow tracking server that `train` publishes to, and that "
+        "MODEL_URI's models:/ and runs:/ come from; unset: training publishes nothing.",
+    )
+    mlflow_experiment_name: str = Field(
+        PROJECT_NAME, description="The MLflow experiment of training's runs."
+    )
+    mlflow_model_name: str = Field(
+        PROJECT_NAME, description="The registered model that each training adds a version to."
+    )
+    mlflow_alias: str | None = Field(
+        None,
+        description="An alias (for example champion) that training moves to its new version "
+        "when its held-out macro F1 (classifier) or RMSE (regressor) is no worse than the "
+        "alias's version's; unset: no alias moves.",
     )
 
     # Which model serves and scores (runtime.py).
@@ -180,7 +200,7 @@ class Settings(BaseSettings):
         for name, value in self.model_dump(mode="json").items():
             if name in {"api_token", "api_token_file"}:
                 value = value is not None
-            elif name in {"model_uri", "payload_log_url"} and value:
+            elif name in {"model_uri", "payload_log_url", "mlflow_tracking_uri"} and value:
                 value = redacted(value)
             shown[name.upper()] = value
         return shown

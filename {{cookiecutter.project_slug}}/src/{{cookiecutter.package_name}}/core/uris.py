@@ -10,3 +10,13 @@ def redacted(uri: str) -> str:
         return uri  # a path
     rest = rest.split("?", 1)[0].split("#", 1)[0]
     return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+def scrubbed(text: str, uri: str) -> str:
+    """A library's message about `uri`, with every URL in it that starts as `uri` does (its
+    scheme and credentials) shown by `redacted`: the message may quote the URL it called."""
+    scheme, separator, rest = uri.partition("://")
+    userinfo = rest.split("?", 1)[0].split("#", 1)[0].rpartition("@")[0] if separator else ""
+    if userinfo:
+        text = text.replace(f"{scheme}://{userinfo}@", f"{scheme}://")
+    return text.replace(uri, redacted(uri))

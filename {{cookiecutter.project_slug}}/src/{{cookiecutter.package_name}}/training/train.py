@@ -13,6 +13,7 @@ from ..core.artifact import OnnxExport, save_artifact
 from ..core.model import HYPERPARAMETERS, build_model, library_versions
 from ..core.schema import SCHEMA, TARGET, InputError
 from ..core.settings import PROJECT_NAME, PROJECT_VERSION, Settings
+from ..core.uris import redacted
 from .data import data_sha256, load_training_data
 from .evaluation import evaluate_classifier, evaluate_regressor
 from .onnx_check import convert_and_check
@@ -43,8 +44,9 @@ def read_hyperparameters(path: Path) -> dict[str, Any]:
     return {**DEFAULT_HYPERPARAMETERS, **given}
 
 
-def train(settings: Settings) -> dict[str, Any]:
-    """Train, evaluate on a held-out split and save the artifact; returns its metadata."""
+def train(settings: Settings, output: str | None = None) -> dict[str, Any]:
+    """Train, evaluate on a held-out split and save the artifact; then copy it to `output`
+    (s3://bucket/prefix) and publish it to MLflow, when asked; returns its metadata."""
     import sklearn
     from sklearn.model_selection import train_test_split
 
@@ -109,6 +111,16 @@ def train(settings: Settings) -> dict[str, Any]:
     if saved.late_signals:
         names = ", ".join(saved.late_signals)
         say(f"{names} arrived while the new model was being put in place: it is complete")
+    if output:
+        from .store import upload_artifact
+
+        count = upload_artifact(settings.model_dir, output)
+        say(f"copied the model's {count} files to {redacted(output)}, metadata.json last")
+    if settings.mlflow_tracking_uri:
+        from .publish import publish
+
+        say(f"publishing to MLflow at {redacted(settings.mlflow_tracking_uri)}")
+        say(publish(settings, settings.model_dir, saved.metadata).message)
     return saved.metadata
 
 
