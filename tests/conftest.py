@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from cookiecutter.main import cookiecutter
 
-from .s3_server import BUCKET, store
+from .s3_server import BUCKET, moto_server, store
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {"project_slug": "iris-classifier", "package_name": "iris_classifier"}
@@ -244,20 +244,9 @@ def build(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> Build:
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3-compatible server on a free port of 127.0.0.1, with the bucket made."""
-    port = docker_support.free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        docker_support.wait_for(f"{endpoint}/moto-api/", timeout=30)
+    with moto_server(docker_support.free_port()) as endpoint:
         store(endpoint).create_dir(BUCKET)
         yield endpoint
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 @contextlib.contextmanager

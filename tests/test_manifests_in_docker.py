@@ -326,8 +326,9 @@ def test_the_store_overlay_serves_the_model_its_settings_name_with_the_secret_s_
         answer = httpx.post(server.url("/predict"), json=example, headers=auth)
         assert answer.status_code == 200, answer.text
         # The fetched model sits in the cache folder the overlay mounts, not in /tmp.
-        cached = container.exec_run(["ls", settings["MODEL_CACHE_DIR"]]).output.decode()
-        assert cached.split(), cached
+        folder = settings["MODEL_CACHE_DIR"]
+        cached = container.exec_run(["sh", "-c", f"ls {folder}/*/metadata.json"])
+        assert cached.exit_code == 0, cached.output.decode()
         assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in container.logs().decode()
 
 

@@ -3,20 +3,24 @@
 bucket, through the same Arrow client code that reaches AWS or MinIO, and refuses a missing or
 tampered one with the reason in /readyz. `predict` in the image fetches the same way. The
 start-up with a fetched model is printed beside the start-up with the baked one. `train
---output` puts a model there, metadata.json last."""
+--output` puts a model there, metadata.json last. A server that checks signatures refuses a
+wrong secret or an unknown key, and the reason is named without the secret."""
 
 import json
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pandas as pd
 import pyarrow.fs as pafs
+import pytest
 
 from .conftest import Build, docker_support, on_worker, project_command, serving_on_host
-from .s3_server import BUCKET, CREDENTIALS, store, upload
+from .s3_server import BUCKET, CREDENTIALS, moto_server, store, upload
 
 
 def baked_model(docker: Any, image: str, into: Path) -> Path:
@@ -156,9 +160,12 @@ def test_train_output_copies_the_model_to_s3_where_model_uri_serves_it(
     default_project: Path, s3_endpoint: str, tmp_path: Path
 ) -> None:
     project = default_project
-    # An object of an older model under the prefix: the new one replaces it.
-    with store(s3_endpoint).open_output_stream(f"{BUCKET}/trained/report/old.png") as out:
-        out.write(b"old")
+    # A file of an older model under the prefix, which the new one replaces; a model in a
+    # folder under the prefix, and one beside it, which are not the output's to touch.
+    others = {"trained/champion/metadata.json": b"{}", "trained-old/metadata.json": b"{}"}
+    for key, content in {"trained/report/old.png": b"old", **others}.items():
+        with store(s3_endpoint).open_output_stream(f"{BUCKET}/{key}") as out:
+            out.write(content)
     run = train_to(project, tmp_path / "model", s3_endpoint, "--output", f"s3://{BUCKET}/trained")
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"to s3://{BUCKET}/trained, metadata.json last" in run.stdout
@@ -167,7 +174,11 @@ def test_train_output_copies_the_model_to_s3_where_model_uri_serves_it(
         for p in (tmp_path / "model").rglob("*")
         if p.is_file() and not p.name.startswith(".")
     }
-    assert objects_under(s3_endpoint, BUCKET, "trained") == on_disk
+    written = objects_under(s3_endpoint, BUCKET, "trained")
+    assert {k: v for k, v in written.items() if not k.startswith("champion/")} == on_disk
+    for key, content in others.items():
+        with store(s3_endpoint).open_input_stream(f"{BUCKET}/{key}") as kept:
+            assert kept.read() == content, key
 
     local = tmp_path / "local.csv"
     fetched = tmp_path / "fetched.csv"
@@ -197,9 +208,10 @@ def test_train_output_refuses_a_place_it_cannot_write_and_keeps_the_model(
     default_project: Path, s3_endpoint: str, tmp_path: Path
 ) -> None:
     model_dir = tmp_path / "model"
-    not_s3 = train_to(default_project, model_dir, s3_endpoint, "--output", str(tmp_path / "x"))
-    assert not_s3.returncode == 2 and "give s3://bucket/prefix" in not_s3.stderr
-    assert not model_dir.exists()  # refused before training
+    for output in (str(tmp_path / "x"), f"s3://{BUCKET}", f"s3://{BUCKET}/"):
+        refused = train_to(default_project, model_dir, s3_endpoint, "--output", output)
+        assert refused.returncode == 2 and "give s3://bucket/prefix" in refused.stderr, output
+        assert not model_dir.exists()  # refused before training
 
     missing = train_to(default_project, model_dir, s3_endpoint, "--output", "s3://no-such-bucket/m")
     assert missing.returncode == 1, missing.stdout + missing.stderr
@@ -207,3 +219,69 @@ def test_train_output_refuses_a_place_it_cannot_write_and_keeps_the_model(
     assert "publishing failed: s3://no-such-bucket/m" in line, line
     assert (model_dir / "metadata.json").is_file()
     assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in missing.stdout + missing.stderr
+
+
+@pytest.fixture(scope="module")
+def s3_with_auth() -> Iterator[tuple[str, str, str]]:
+    """moto's S3 server that checks every request's signature once the first three (which
+    make an IAM user allowed s3:*, and its access key) are done: its endpoint, the key's id
+    and secret."""
+    with moto_server(docker_support.free_port(), INITIAL_NO_AUTH_ACTION_COUNT="3") as endpoint:
+        iam = boto3.client(
+            "iam",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="unchecked",
+            aws_secret_access_key="unchecked",
+        )
+        iam.create_user(UserName="store")
+        key = iam.create_access_key(UserName="store")["AccessKey"]
+        allow = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
+        policy = {"Version": "2012-10-17", "Statement": [allow]}
+        iam.put_user_policy(UserName="store", PolicyName="s3", PolicyDocument=json.dumps(policy))
+        yield endpoint, key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def test_wrong_credentials_are_named_without_the_secret_and_nothing_is_scored(
+    default_project: Path, s3_with_auth: tuple[str, str, str], tmp_path: Path
+) -> None:
+    endpoint, key, secret = s3_with_auth
+    model_dir = tmp_path / "model"
+    trained = train_to(default_project, model_dir, endpoint)  # no --output: the key is unused
+    assert trained.returncode == 0, trained.stderr
+    filesystem = store(endpoint, key, secret)
+    filesystem.create_dir("guarded")
+    for path in sorted(model_dir.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            with filesystem.open_output_stream(f"guarded/m/{path.relative_to(model_dir)}") as out:
+                out.write(path.read_bytes())
+
+    def scored(access_key: str, secret_key: str) -> Any:
+        return project_command(
+            default_project,
+            "predict",
+            "--input",
+            str(default_project / "data" / "sample.csv"),
+            "--output",
+            str(tmp_path / f"{access_key[-4:]}-{secret_key[-4:]}.csv"),
+            env={
+                "AWS_ACCESS_KEY_ID": access_key,
+                "AWS_SECRET_ACCESS_KEY": secret_key,
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_REGION": "us-east-1",
+                "MODEL_URI": "s3://guarded/m",
+                "MODEL_CACHE_DIR": str(tmp_path / f"cache-{secret_key[-4:]}"),
+            },
+        )
+
+    assert scored(key, secret).returncode == 0  # the right key reads it
+    for access_key, secret_key, problem in (
+        (key, "wrong-secret-1234", "SIGNATURE_DOES_NOT_MATCH"),
+        ("AKIAUNKNOWNKEY000000", "wrong-secret-5678", "INVALID_ACCESS_KEY_ID"),
+    ):
+        run = scored(access_key, secret_key)
+        assert run.returncode == 1, run.stdout + run.stderr
+        [line] = run.stderr.strip().splitlines()
+        assert "MODEL_URI s3://guarded/m: cannot fetch it" in line and problem in line, line
+        assert secret_key not in run.stdout + run.stderr
+        assert not (tmp_path / f"{access_key[-4:]}-{secret_key[-4:]}.csv").exists()

@@ -28,6 +28,7 @@ from {{ cookiecutter.package_name }}.core.artifact import (
 from {{ cookiecutter.package_name }}.core.model_source import SourceError, model_folder
 from {{ cookiecutter.package_name }}.core.settings import Settings
 from {{ cookiecutter.package_name }}.core.uris import redacted, scrubbed
+from {{ cookiecutter.package_name }}.serve import app as app_module
 from {{ cookiecutter.package_name }}.serve.app import create_app
 
 from .conftest import wait_until_ready
@@ -147,6 +148,27 @@ def test_a_uri_that_gives_no_model_is_a_reason_in_readyz_and_nothing_is_cached(
     assert reason.startswith(f"MODEL_URI {base}{path}: ") and problem in reason, reason
     assert "pa55word" not in reason
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+
+
+def test_a_model_that_arrives_later_is_served_without_a_restart(
+    trained: Settings, tmp_path: Path, web: tuple[str, type[Files]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server fetches again after a failure, so a pod that started before its model was
+    there (or while the store was down) turns ready by itself."""
+    monkeypatch.setattr(app_module, "FETCH_RETRY_FIRST_S", 0.05)
+    base, handler = web
+    uri = f"{base}/later.tar.gz"
+    settings = trained.model_copy(update={"model_uri": uri, "model_cache_dir": tmp_path / "c"})
+    with TestClient(create_app(settings)) as client:
+        readiness = client.get("/readyz")
+        while readiness.json()["status"] != "failed":
+            readiness = client.get("/readyz")
+        assert "the server answered 404" in readiness.json()["reason"]
+        handler.files["/later.tar.gz"] = tar_of(trained.model_dir)
+        wait_until_ready(client)
+        version = client.get("/metadata").json()["model"]["model_version"]
+    assert version == load_artifact(trained.model_dir).metadata["model_version"]
+    assert handler.requests.count("/later.tar.gz") >= 2
 
 
 def test_an_unreachable_store_is_named(trained: Settings, tmp_path: Path) -> None:

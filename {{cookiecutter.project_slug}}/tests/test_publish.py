@@ -4,7 +4,11 @@ tracking server itself is a real one in the template's own tests."""
 import math
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from {{ cookiecutter.package_name }}.core.schema import SCHEMA
+from {{ cookiecutter.package_name }}.core.settings import Settings
 from {{ cookiecutter.package_name }}.training.publish import artifact_files, headline
 
 
@@ -28,3 +32,14 @@ def test_the_published_files_are_the_artifact_on_disk_without_hidden_ones(
     (tmp_path / ".lock").write_text("")
     found = [str(p.relative_to(tmp_path)) for p in artifact_files(tmp_path)]
     assert found == ["metadata.json", "model.onnx", "report/metrics.json"]
+
+
+@pytest.mark.parametrize("alias", ["latest", "LATEST", "v3", "V12", "has space", "a/b", "x" * 256])
+def test_an_alias_mlflow_keeps_for_itself_or_cannot_hold_is_refused_at_start(alias: str) -> None:
+    with pytest.raises(ValidationError, match="mlflow_alias"):
+        Settings(mlflow_alias=alias)
+
+
+@pytest.mark.parametrize("alias", ["champion", "v3-candidate", "prod_2", ""])
+def test_an_alias_mlflow_takes_is_kept(alias: str) -> None:
+    assert Settings(mlflow_alias=alias).mlflow_alias == (alias or None)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..core.artifact import load_artifact
 from ..core.formats import FORMATS, file_format
-from ..core.model_source import model_folder
+from ..core.model_source import model_folder, pinned
 from ..core.schema import FEATURE_NAMES, InputError
 from ..core.settings import Settings
 from .dataset import (
@@ -113,7 +113,8 @@ def prepare(settings: Settings, job: BatchJob, spread: int | None = None) -> Pla
                 f"{', '.join(extras) or 'none'})",
             )
         keep = tuple(job.keep_columns)
-    folder = model_folder(settings.model_dir, settings.model_uri, settings.model_cache_dir)
+    model_uri = pinned(settings.model_uri)  # an alias read once: every piece, one version
+    folder = model_folder(settings.model_dir, model_uri, settings.model_cache_dir)
     artifact = load_artifact(folder, settings.model_runtime)
     check_no_clash(dataset, keep, output_columns(artifact.metadata.get("classes", [])))
     scoring = Scoring(
@@ -123,7 +124,7 @@ def prepare(settings: Settings, job: BatchJob, spread: int | None = None) -> Pla
         model_dir=str(settings.model_dir),
         model_version=model_version(artifact),
         runtime=artifact.runtime.name,
-        model_uri=settings.model_uri,
+        model_uri=model_uri,
         cache_dir=str(settings.model_cache_dir),
     )
     remember(scoring.source, artifact)  # the local engine scores with it

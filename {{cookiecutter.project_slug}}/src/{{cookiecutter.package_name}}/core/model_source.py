@@ -30,7 +30,7 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -40,7 +40,18 @@ from .uris import redacted, scrubbed
 
 ARCHIVES = (".tar.gz", ".tgz", ".zip")
 MLFLOW_SCHEMES = ("models", "runs")
+# MLflow's client settings, unless given: few retries of an unreachable server (its default
+# waits about four minutes), and no links to runs printed (they would show the URI as given).
+MLFLOW_CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
 DOWNLOAD_TIMEOUT_S = 60
+
+
+def mlflow_client_defaults() -> None:
+    for name, value in MLFLOW_CLIENT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
 
 class SourceError(ArtifactError):
@@ -161,8 +172,21 @@ def _fetch_archive(uri: str, cache_dir: Path) -> Path:
     return _cached(cache_dir, _digest([uri, hashlib.sha256(data).hexdigest()]), unpack)
 
 
-def _fetch_mlflow(uri: str, cache_dir: Path) -> Path:
-    """A registered model's version (an alias resolved now) or a run's artifact folder."""
+def pinned(model_uri: str | None) -> str | None:
+    """MODEL_URI as every process of one job reads it: an MLflow alias resolved to its version
+    now, so that moving the alias during a job changes nothing in it. Other URIs as given."""
+    if not model_uri or not model_uri.startswith("models:/") or "@" not in model_uri:
+        return model_uri
+    with _mlflow(model_uri) as (_mlflow_module, client, _server):
+        name, version = _registered_version(client, model_uri.removeprefix("models:/"))
+    return f"models:/{name}/{version}"
+
+
+@contextlib.contextmanager
+def _mlflow(uri: str) -> Iterator[tuple[Any, Any, str]]:
+    """MLflow's module, a client of MLFLOW_TRACKING_URI and that URI; its errors as
+    SourceError naming `uri`."""
+    mlflow_client_defaults()
     try:
         import mlflow
         from mlflow import MlflowClient
@@ -179,9 +203,19 @@ def _fetch_mlflow(uri: str, cache_dir: Path) -> Path:
             f"MODEL_URI {uri}: set MLFLOW_TRACKING_URI to the MLflow server that holds it"
         )
     try:
+        yield mlflow, MlflowClient(tracking_uri=server), server
+    except MlflowException as error:
+        first_line = (str(error.message).strip().splitlines() or [""])[0]
+        raise SourceError(
+            f"MODEL_URI {uri}: MLflow at {redacted(server)}: {scrubbed(first_line, server)}"
+        ) from None
+
+
+def _fetch_mlflow(uri: str, cache_dir: Path) -> Path:
+    """A registered model's version (an alias resolved now) or a run's artifact folder."""
+    with _mlflow(uri) as (mlflow, client, server):
         # What the URI means now: the cache folder of a version, never of an alias.
         if uri.startswith("models:/"):
-            client = MlflowClient(tracking_uri=server)
             name, version = _registered_version(client, uri.removeprefix("models:/"))
             meaning = [redacted(server), name, version]
             source = f"models:/{name}/{version}"
@@ -196,11 +230,6 @@ def _fetch_mlflow(uri: str, cache_dir: Path) -> Path:
             _move_root_up(uri, staging)
 
         return _cached(cache_dir, _digest(meaning), download)
-    except MlflowException as error:
-        first_line = (str(error.message).strip().splitlines() or [""])[0]
-        raise SourceError(
-            f"MODEL_URI {uri}: MLflow at {redacted(server)}: {scrubbed(first_line, server)}"
-        ) from None
 
 
 def _registered_version(client: Any, path: str) -> tuple[str, str]:

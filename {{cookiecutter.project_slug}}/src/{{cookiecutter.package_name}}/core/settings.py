@@ -1,7 +1,10 @@
 """Every setting of the project: one environment variable each, with its type and default.
 
-Everything else imports `get_settings()`; nothing reads `os.environ` directly. The generated
-README lists these variables, and `GET /metadata` shows their values (never the token).
+Everything else imports `get_settings()`; nothing reads `os.environ` directly, but for the
+variables of the clients of a store, which also read them themselves (AWS_* for S3,
+MLFLOW_TRACKING_URI for the MLflow client in core/model_source.py, so that every process of a
+job, a Dask worker's too, reaches the same store). The generated README lists these
+variables, and `GET /metadata` shows their values (never the token).
 """
 
 import re
@@ -21,6 +24,8 @@ PROJECT_VERSION = "{{ cookiecutter.version }}"
 FRAMEWORK = "{{ cookiecutter._framework_names[cookiecutter.framework] }}"
 # A name that becomes a folder of the output (BATCH_RUN_ID): plain, bounded, never a path.
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# An MLflow model alias (MLFLOW_ALIAS).
+MLFLOW_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
 
 class Settings(BaseSettings):
@@ -165,6 +170,19 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("mlflow_alias")
+    @classmethod
+    def _alias(cls, value: str | None) -> str | None:
+        if not value:  # MLFLOW_ALIAS= : no alias
+            return None
+        reserved = value.lower() == "latest" or re.fullmatch(r"[vV]\d+", value)
+        if not MLFLOW_ALIAS.fullmatch(value) or reserved:
+            raise ValueError(
+                "must be letters, digits, '_' or '-' (at most 255), and neither 'latest' nor "
+                "'v' with a number, which MLflow keeps for versions"
+            )
+        return value
 
     @field_validator("batch_run_id")
     @classmethod

@@ -37,10 +37,24 @@ class Companion(Protocol):
     async def stop(self) -> None: ...
 
 
+# A model from MODEL_URI that could not be had (the store down for a while, the model not
+# there yet) is fetched again, FETCH_RETRY_FIRST_S later, then twice as late each time up to
+# FETCH_RETRY_MAX_S, until it loads: the pod turns ready by itself. /readyz gives the reason
+# meanwhile.
+FETCH_RETRY_FIRST_S = 2.0
+FETCH_RETRY_MAX_S = 60.0
+
+
 async def load_model(app: FastAPI) -> None:
     """Load in a thread so the probes answer (not ready) while it runs."""
     holder: ModelHolder = app.state.service.holder
     await asyncio.to_thread(holder.load)
+    delay = FETCH_RETRY_FIRST_S
+    while not holder.ready and holder.model_uri:
+        log.info("model fetch retried", extra={"source": holder.source, "in_seconds": delay})
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, FETCH_RETRY_MAX_S)
+        await asyncio.to_thread(holder.load)
     # Everything loaded so far lives as long as the process: keep it out of the garbage
     # collector's scans, which would otherwise pause requests for tens of milliseconds.
     gc.collect()

@@ -5,10 +5,16 @@ MLFLOW_ALIAS set, that alias moved to the new version when its headline metric i
 than the alias's version's.
 
 The headline metric is macro F1 for a classifier (higher is better) and RMSE for a regressor
-(lower is better), on each model's own held-out split. The MLflow client reads its usual
-variables too: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or
-MLFLOW_TRACKING_TOKEN) for a server behind authentication, MLFLOW_TRACKING_INSECURE_TLS, the
-AWS_* variables when the server's artifact store is S3.
+(lower is better), on each model's own held-out split; an alias whose version has no run or
+no such metric moves. Reading the alias's figure and moving it are two calls: two trainings
+that finish at once may both move it, the later one winning.
+
+The MLflow client reads its usual variables too: MLFLOW_TRACKING_USERNAME and
+MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) for a server behind authentication,
+MLFLOW_TRACKING_INSECURE_TLS. The server must serve its artifacts (`mlflow server`'s default,
+`--serve-artifacts`): the image has no client for the cloud stores behind it. Unless set, the
+client retries an unreachable server MLFLOW_HTTP_REQUEST_MAX_RETRIES=3 times (about half a
+minute), and prints no links to the runs (they would show the URI as given).
 """
 
 import math
@@ -17,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.model_source import mlflow_client_defaults
 from ..core.schema import SCHEMA
 from ..core.settings import Settings
 from ..core.uris import redacted, scrubbed
@@ -57,6 +64,7 @@ class Published:
 def publish(settings: Settings, model_dir: Path, metadata: dict[str, Any]) -> Published:
     """Log the run, register the version and move the alias; PublishError when the server
     refuses or cannot be reached."""
+    mlflow_client_defaults()
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -78,12 +86,14 @@ def _publish(
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name(settings.mlflow_experiment_name)
-    experiment_id = (
-        experiment.experiment_id
-        if experiment is not None
-        else client.create_experiment(settings.mlflow_experiment_name)
-    )
+    experiment_name = settings.mlflow_experiment_name
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        _unless_exists(lambda: client.create_experiment(experiment_name))
+        experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        raise PublishError(f"MLflow at {redacted(uri)}: no experiment {experiment_name!r}")
+    experiment_id = experiment.experiment_id
     version = str(metadata["model_version"])
     run = client.create_run(
         experiment_id,
@@ -110,8 +120,7 @@ def _publish(
     client.set_terminated(run_id, "FINISHED")
 
     name = settings.mlflow_model_name
-    if not client.search_registered_models(filter_string=f"name = '{name}'"):
-        client.create_registered_model(name)
+    _unless_exists(lambda: client.create_registered_model(name))
     registered = client.create_model_version(
         name,
         source=f"{run.info.artifact_uri}/{ARTIFACT_PATH}",
@@ -126,9 +135,7 @@ def _publish(
     rule = headline()
     new = float(metadata["metrics"][rule.name])
     current = _alias_version(client, name, alias)
-    old = None
-    if current is not None:
-        old = client.get_run(current.run_id).data.metrics.get(rule.name)
+    old = _figure(client, current.run_id, rule.name) if current is not None else None
     if rule.no_worse(new, old):
         client.set_registered_model_alias(name, alias, registered.version)
         was = "" if old is None else f" ({rule.name} {new:.4g}, was {old:.4g})"
@@ -139,6 +146,33 @@ def _publish(
         f"than its {old:.4g}"
     )
     return Published(run_id, str(registered.version), False, message)
+
+
+def _unless_exists(create: Callable[[], object]) -> None:
+    """Create what another training may create at the same time."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        create()
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def _figure(client: Any, run_id: str | None, metric: str) -> float | None:
+    """The metric of the alias's version's run; None when it has no run (a version
+    registered by hand) or the run is gone."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return None
+    try:
+        value = client.get_run(run_id).data.metrics.get(metric)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    return None if value is None else float(value)
 
 
 def _alias_version(client: Any, name: str, alias: str) -> Any:

@@ -3,16 +3,18 @@ the same S3 filesystem (and AWS_* variables) that MODEL_URI reads with
 (core/model_source.py), so that MODEL_URI=s3://bucket/prefix serves it.
 
 metadata.json is the marker: the prefix's old one is removed first and the new one written
-last, once every other file is in place. It names the SHA-256 of the model files, so a
-server that fetches the prefix meanwhile finds no model, never a half-written one; each
-object appears whole or not at all (an interrupted upload leaves none). Objects under the
-prefix that the new artifact lacks are removed once it is complete.
+last, once every other file is in place, from memory in one call. It names the SHA-256 of the
+model files, so a server that fetches the prefix meanwhile finds no model, and one that
+fetches a file whose upload was cut short refuses it: never half of a model. The objects of
+the previous artifact that the new one lacks (at the prefix's top and in its report/ folder)
+are removed once it is complete; nothing else under the prefix, or beside it, is touched.
 """
 
 import shutil
 from pathlib import Path
+from typing import Any
 
-from ..core.artifact import METADATA_FILE
+from ..core.artifact import METADATA_FILE, REPORT_DIR
 from ..core.model_source import s3_filesystem
 from ..core.uris import redacted
 from .publish import PublishError, artifact_files
@@ -20,10 +22,11 @@ from .publish import PublishError, artifact_files
 
 def check_output(uri: str) -> None:
     """ValueError, before any training, for an output this cannot write."""
-    if not uri.startswith("s3://") or not uri.removeprefix("s3://").strip("/"):
+    bucket, _, prefix = uri.removeprefix("s3://").strip("/").partition("/")
+    if not uri.startswith("s3://") or not bucket or not prefix.strip("/"):
         raise ValueError(
-            f"--output {redacted(uri)}: give s3://bucket/prefix (the model is saved in "
-            "MODEL_DIR in any case)"
+            f"--output {redacted(uri)}: give s3://bucket/prefix, a folder of its own for the "
+            "model (the model is saved in MODEL_DIR in any case)"
         )
 
 
@@ -33,21 +36,39 @@ def upload_artifact(model_dir: Path, uri: str) -> int:
     import pyarrow.fs as pafs
 
     prefix = uri.removeprefix("s3://").strip("/")
-    files = sorted(artifact_files(model_dir), key=lambda p: p.name == METADATA_FILE)
-    keys = {path: f"{prefix}/{path.relative_to(model_dir).as_posix()}" for path in files}
+    files = [p for p in artifact_files(model_dir) if p.name != METADATA_FILE]
+    keys = {f"{prefix}/{path.relative_to(model_dir).as_posix()}" for path in files}
+    marker = f"{prefix}/{METADATA_FILE}"
     try:
         filesystem = s3_filesystem()
-        marker = filesystem.get_file_info(f"{prefix}/{METADATA_FILE}")
-        if marker.type == pafs.FileType.File:
-            filesystem.delete_file(marker.path)
-        for path, key in keys.items():
+        if filesystem.get_file_info(marker).type == pafs.FileType.File:
+            filesystem.delete_file(marker)
+        for path in files:
+            key = f"{prefix}/{path.relative_to(model_dir).as_posix()}"
             with path.open("rb") as source, filesystem.open_output_stream(key) as out:
                 shutil.copyfileobj(source, out, 1 << 20)
-        found = filesystem.get_file_info(pafs.FileSelector(prefix, recursive=True))
-        for info in found:
-            if info.type == pafs.FileType.File and info.path not in keys.values():
-                filesystem.delete_file(info.path)
+        content = (model_dir / METADATA_FILE).read_bytes()
+        with filesystem.open_output_stream(marker) as out:
+            out.write(content)
+        for key in _previous_artifact(filesystem, prefix):
+            if key not in keys and key != marker:
+                filesystem.delete_file(key)
     except OSError as error:
         message = (str(error).strip().splitlines() or [""])[0]
         raise PublishError(f"{redacted(uri)}: {message}") from None
-    return len(files)
+    return len(files) + 1
+
+
+def _previous_artifact(filesystem: Any, prefix: str) -> list[str]:
+    """The keys an artifact may hold under `prefix`: its top level and its report folder."""
+    import pyarrow.fs as pafs
+
+    found = []
+    for folder in (prefix, f"{prefix}/{REPORT_DIR}"):
+        selector = pafs.FileSelector(folder, recursive=False, allow_not_found=True)
+        found += [
+            info.path
+            for info in filesystem.get_file_info(selector)
+            if info.type == pafs.FileType.File
+        ]
+    return found

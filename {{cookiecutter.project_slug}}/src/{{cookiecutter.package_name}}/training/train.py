@@ -13,10 +13,11 @@ from ..core.artifact import OnnxExport, save_artifact
 from ..core.model import HYPERPARAMETERS, build_model, library_versions
 from ..core.schema import SCHEMA, TARGET, InputError
 from ..core.settings import PROJECT_NAME, PROJECT_VERSION, Settings
-from ..core.uris import redacted
+from ..core.uris import redacted, scrubbed
 from .data import data_sha256, load_training_data
 from .evaluation import evaluate_classifier, evaluate_regressor
 from .onnx_check import convert_and_check
+from .publish import PublishError
 
 # The model's own (core/model.py), then those of training: the seed and the held-out share.
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {**HYPERPARAMETERS, "seed": 42, "test_size": 0.25}
@@ -111,6 +112,20 @@ def train(settings: Settings, output: str | None = None) -> dict[str, Any]:
     if saved.late_signals:
         names = ", ".join(saved.late_signals)
         say(f"{names} arrived while the new model was being put in place: it is complete")
+    try:
+        share(settings, output, saved.metadata)
+    except PublishError:
+        raise
+    except Exception as error:  # whatever fails now, the new model is saved
+        message = f"{type(error).__name__}: {error}"
+        for uri in (output, settings.mlflow_tracking_uri):
+            message = scrubbed(message, uri) if uri else message
+        raise PublishError(message) from error
+    return saved.metadata
+
+
+def share(settings: Settings, output: str | None, metadata: dict[str, Any]) -> None:
+    """The saved model copied to `output` and published to MLflow, when asked."""
     if output:
         from .store import upload_artifact
 
@@ -120,8 +135,7 @@ def train(settings: Settings, output: str | None = None) -> dict[str, Any]:
         from .publish import publish
 
         say(f"publishing to MLflow at {redacted(settings.mlflow_tracking_uri)}")
-        say(publish(settings, settings.model_dir, saved.metadata).message)
-    return saved.metadata
+        say(publish(settings, settings.model_dir, metadata).message)
 
 
 def check_classes(target: Any) -> None:
