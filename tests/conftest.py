@@ -83,7 +83,7 @@ def project_module(project: Path, module: str) -> ModuleType:
     Python imports a package once: every render of the template holds the same schema and
     training data, so the first render a test imports serves the later ones too."""
     src = project / "src"
-    [package] = [p.name for p in src.iterdir() if (p / "__init__.py").is_file()]
+    package = package_of(project)
     if str(src) not in sys.path:
         sys.path.insert(0, str(src))
     return importlib.import_module(f"{package}.{module}")

@@ -46,8 +46,15 @@ def store(endpoint: str, key: str | None = None, secret: str | None = None) -> p
     )
 
 
-def upload(endpoint: str, folder: Path, prefix: str, bucket: str = BUCKET) -> None:
-    filesystem = store(endpoint)
+def upload(
+    endpoint: str,
+    folder: Path,
+    prefix: str,
+    bucket: str = BUCKET,
+    key: str | None = None,
+    secret: str | None = None,
+) -> None:
+    filesystem = store(endpoint, key, secret)
     filesystem.create_dir(bucket)
     for path in sorted(folder.rglob("*")):
         if path.is_file():

@@ -249,12 +249,7 @@ def test_wrong_credentials_are_named_without_the_secret_and_nothing_is_scored(
     model_dir = tmp_path / "model"
     trained = train_to(default_project, model_dir, endpoint)  # no --output: the key is unused
     assert trained.returncode == 0, trained.stderr
-    filesystem = store(endpoint, key, secret)
-    filesystem.create_dir("guarded")
-    for path in sorted(model_dir.rglob("*")):
-        if path.is_file() and not path.name.startswith("."):
-            with filesystem.open_output_stream(f"guarded/m/{path.relative_to(model_dir)}") as out:
-                out.write(path.read_bytes())
+    upload(endpoint, model_dir, "m", bucket="guarded", key=key, secret=secret)
 
     def scored(access_key: str, secret_key: str) -> Any:
         return project_command(

@@ -36,27 +36,29 @@ def upload_artifact(model_dir: Path, uri: str) -> int:
     import pyarrow.fs as pafs
 
     prefix = uri.removeprefix("s3://").strip("/")
-    files = [p for p in artifact_files(model_dir) if p.name != METADATA_FILE]
-    keys = {f"{prefix}/{path.relative_to(model_dir).as_posix()}" for path in files}
+    keys = {
+        path: f"{prefix}/{path.relative_to(model_dir).as_posix()}"
+        for path in artifact_files(model_dir)
+        if path.name != METADATA_FILE
+    }
     marker = f"{prefix}/{METADATA_FILE}"
     try:
         filesystem = s3_filesystem()
         if filesystem.get_file_info(marker).type == pafs.FileType.File:
             filesystem.delete_file(marker)
-        for path in files:
-            key = f"{prefix}/{path.relative_to(model_dir).as_posix()}"
+        for path, key in keys.items():
             with path.open("rb") as source, filesystem.open_output_stream(key) as out:
                 shutil.copyfileobj(source, out, 1 << 20)
         content = (model_dir / METADATA_FILE).read_bytes()
         with filesystem.open_output_stream(marker) as out:
             out.write(content)
         for key in _previous_artifact(filesystem, prefix):
-            if key not in keys and key != marker:
+            if key not in keys.values() and key != marker:
                 filesystem.delete_file(key)
     except OSError as error:
         message = (str(error).strip().splitlines() or [""])[0]
         raise PublishError(f"{redacted(uri)}: {message}") from None
-    return len(files) + 1
+    return len(keys) + 1
 
 
 def _previous_artifact(filesystem: Any, prefix: str) -> list[str]:
