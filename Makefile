@@ -69,8 +69,10 @@ $(MLFLOW)/.installed: tests/requirements-mlflow.txt
 demo: venv docker ## render the default project, build its image, show a prediction
 	bash scripts/demo.sh
 
+# Each run tags its images again; the ones they replace are left untagged, and pruned after it.
 test: venv base-images wrk node-tools kube-tools mlflow-server ## the whole test suite, container tests included
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25 tests
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25 tests; \
+	status=$$?; docker image prune --force | tail -n 1; exit $$status
 
 # tests/conftest.py marks `docker` every test that reaches the engine (through the `docker`
 # fixture, directly or through `build`): the fast tier leaves them out, so it needs no engine,

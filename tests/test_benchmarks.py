@@ -22,10 +22,21 @@ CONFIGURATIONS = {
 
 
 def run_smoke(module: str, results: Path, *options: str, timeout: int = 1800) -> None:
-    """`python -m benchmarks.<module> --smoke`, its results written to `results`; it must
-    succeed."""
+    """`python -m benchmarks.<module> --smoke`, its results written to `results` and its work
+    folder (renders, peers' environments) beside them, so that pytest removes it once the test
+    passes; it must succeed."""
+    work = ["--root", str(results.parent / "work")]
     run = subprocess.run(
-        [PYTHON, "-m", f"benchmarks.{module}", "--smoke", *options, "--results", str(results)],
+        [
+            PYTHON,
+            "-m",
+            f"benchmarks.{module}",
+            "--smoke",
+            *options,
+            *work,
+            "--results",
+            str(results),
+        ],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -271,7 +282,7 @@ def test_versus_benchmark_smoke_run(tmp_path: Path) -> None:
     """The server now beside the template at a commit (here HEAD): both versions rendered,
     trained, agreeing, and measured at every point in each round."""
     results = tmp_path / "results"
-    run_smoke("versus", results, "--ref", "HEAD", "--root", str(tmp_path / "work"))
+    run_smoke("versus", results, "--ref", "HEAD")
     data = json.loads((results / "versus.json").read_text())
 
     assert data["ref"] == "HEAD" and len(data["ref_commit"]) == 12
@@ -293,7 +304,7 @@ def test_payload_benchmark_smoke_run(tmp_path: Path) -> None:
     a sink that is down: every configuration measured at every point without errors, and the
     sink received events."""
     results = tmp_path / "results"
-    run_smoke("payload", results, "--root", str(tmp_path / "work"))
+    run_smoke("payload", results)
     data = json.loads((results / "payload.json").read_text())
     configurations = {"off", "sink", "sink-sampled", "sink-down"}
     assert set(data["configurations"]) == configurations

@@ -28,8 +28,10 @@ JUPYTER_URL = re.compile(r"JupyterLab: http://127\.0\.0\.1:(\d+)/lab\?token=([0-
 
 @pytest.fixture(scope="module")
 def project(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A render with its runtime image and its dev image built."""
+    """A render with its runtime image and its dev image built. The dev container's own
+    images (the CLI names them after the folder, new in each run) are removed afterwards."""
     folder = render(tmp_path_factory.mktemp("dev-environment"))
+    before = {tag for image in docker.images.list() for tag in image.tags}
     for target in ("build", "dev-image"):
         result = make(folder, target, *IMAGES)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -38,6 +40,10 @@ def project(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
         all=True, filters={"label": f"devcontainer.local_folder={folder}"}
     ):
         container.remove(force=True)
+    for image in docker.images.list():
+        for tag in set(image.tags) - before:
+            if tag.startswith("vsc-"):
+                docker.images.remove(tag, force=True)
 
 
 def test_dev_stage_adds_the_tools_the_runtime_image_does_not_have(
