@@ -144,13 +144,15 @@ def train_to(project: Path, model_dir: Path, endpoint: str, *options: str) -> An
     )
 
 
-def objects_under(endpoint: str, bucket: str, prefix: str) -> dict[str, bytes]:
-    filesystem = store(endpoint)
+def objects_under(
+    endpoint: str, bucket: str, prefix: str, key: str | None = None, secret: str | None = None
+) -> dict[str, bytes]:
+    filesystem = store(endpoint, key, secret)
     found = filesystem.get_file_info(pafs.FileSelector(f"{bucket}/{prefix}", recursive=True))
     return {
-        info.path.removeprefix(f"{bucket}/{prefix}/"): filesystem.open_input_stream(
-            info.path
-        ).read()
+        info.path.removeprefix(
+            f"{bucket}/{prefix}".rstrip("/") + "/"
+        ): filesystem.open_input_stream(info.path).read()
         for info in found
         if info.type == pafs.FileType.File
     }
@@ -280,3 +282,37 @@ def test_wrong_credentials_are_named_without_the_secret_and_nothing_is_scored(
         assert "MODEL_URI s3://guarded/m: cannot fetch it" in line and problem in line, line
         assert secret_key not in run.stdout + run.stderr
         assert not (tmp_path / f"{access_key[-4:]}-{secret_key[-4:]}.csv").exists()
+
+    # Batch data behind the same key: the object is named, the reason given, nothing written.
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(default_project / "data" / "sample.csv", data / "part-0.csv")
+    upload(endpoint, data, "in", bucket="guarded", key=key, secret=secret)
+    for access_key, secret_key in (
+        (key, "wrong-secret-1234"),
+        ("AKIAUNKNOWNKEY000000", "wrong-secret-5678"),
+    ):
+        run = project_command(
+            default_project,
+            "predict",
+            "--input",
+            "s3://guarded/in/",
+            "--output",
+            "s3://guarded/out/",
+            env={
+                "AWS_ACCESS_KEY_ID": access_key,
+                "AWS_SECRET_ACCESS_KEY": secret_key,
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_REGION": "us-east-1",
+                "MODEL_DIR": str(model_dir),
+            },
+        )
+        assert run.returncode == 1, run.stdout + run.stderr
+        [line] = run.stderr.strip().splitlines()
+        # A HEAD request's refusal has no body: S3 gives no more reason than this.
+        assert "s3://guarded/in: cannot list or read it:" in line and "ACCESS_DENIED" in line
+        assert secret_key not in run.stdout + run.stderr
+    assert set(objects_under(endpoint, "guarded", "in", key, secret)) == {"part-0.csv"}
+    assert not [
+        name for name in objects_under(endpoint, "guarded", "", key, secret) if "out" in name
+    ]

@@ -16,6 +16,7 @@ from types import FrameType
 from pydantic import ValidationError
 
 from .core.settings import PROJECT_VERSION, get_settings
+from .core.storage import location
 
 
 class Interrupted(BaseException):
@@ -212,10 +213,16 @@ def parser() -> argparse.ArgumentParser:
         "file; a dataset, shards or Dask give a folder of parts and a _SUCCESS marker.",
     )
     predict.add_argument(
-        "--input", type=Path, required=True, help="file, folder or quoted glob to score"
+        "--input",
+        type=location,
+        required=True,
+        help="file, folder or quoted glob to score; s3://bucket/prefix/ for objects",
     )
     predict.add_argument(
-        "--output", type=Path, required=True, help="output file (same format) or folder"
+        "--output",
+        type=location,
+        required=True,
+        help="output file (same format) or folder; s3://bucket/prefix/ for objects",
     )
     predict.add_argument(
         "--keep-columns",

@@ -1,7 +1,8 @@
 """Datasets for batch scoring: find the parts, split them into pieces, share pieces out as shards.
 
 A dataset is one file, a folder or a glob of CSV, Parquet or JSON Lines parts in one format and
-with the same columns. A piece is the unit of work: a whole file, a run of a Parquet file's row
+with the same columns, on the local disk or in an object store (`s3://bucket/prefix/`: the
+objects under the prefix are its files, core/storage.py). A piece is the unit of work: a whole file, a run of a Parquet file's row
 groups, or a byte range of a CSV or JSON Lines file that starts and ends at line starts.
 
 The plan (the list of pieces) depends only on the input and the shard count, so every shard,
@@ -19,10 +20,21 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ..core.formats import FORMATS, file_format
 from ..core.schema import FEATURE_NAMES, InputError
 from ..core.settings import Settings
+from ..core.storage import (
+    Listed,
+    Location,
+    ObjectPath,
+    arrow_input,
+    glob_pattern,
+    list_objects,
+    object_info,
+    open_input,
+)
 
 SPLIT_MB = 64  # a CSV or JSON Lines file larger than this is split into pieces of about this size
 HIDDEN_PREFIXES = (".", "_")  # _SUCCESS, .crc files and other markers are not data
@@ -57,7 +69,9 @@ class Piece:
 
 @dataclass(frozen=True)
 class Dataset:
-    parts: tuple[Path, ...]
+    parts: tuple[Location, ...]
+    sizes: tuple[int, ...]  # each part's, when it was found
+    mtimes: tuple[int, ...]  # each part's last change (ns), when it was found
     kind: str
     columns: tuple[str, ...]
     is_single_file: bool
@@ -105,56 +119,107 @@ def resolve_shard(index: int | None, count: int | None, settings: Settings) -> S
     return Shard(index, count)
 
 
-def find_dataset(source: Path) -> Dataset:
-    """The parts of the dataset at `source` (a file, a folder or a glob), checked to share one
-    format and one set of columns, which must hold every feature."""
+def is_glob(source: Location) -> bool:
+    return any(char in str(source) for char in "*?[")
+
+
+def find_dataset(source: Location) -> Dataset:
+    """The parts of the dataset at `source` (a file, a folder or a glob, local or in an object
+    store), checked to share one format and one set of columns, which must hold every
+    feature."""
     text = str(source)
-    is_glob = any(char in text for char in "*?[")
-    if is_glob:
-        found = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
-        found = [p for p in found if not p.name.startswith(HIDDEN_PREFIXES)]
-    elif source.is_dir():
-        found = sorted(
-            p
-            for p in source.rglob("*")
-            if p.is_file()
-            and not any(part.startswith(HIDDEN_PREFIXES) for part in p.relative_to(source).parts)
-        )
-    elif source.is_file():
-        found = [source]
+    if isinstance(source, ObjectPath):
+        try:
+            found, is_file = _find_objects(source)
+        except OSError as error:  # refused, unreachable: the store's reason, on one line
+            reason = " ".join(str(error).split())
+            raise InputError([text], f"{source}: cannot list or read it: {reason}") from None
     else:
-        raise InputError([text], f"{source}: no such file or folder")
+        found, is_file = _find(source)
     if not found:
         raise InputError([text], f"{source}: no CSV, Parquet or JSON Lines files in it")
-    kinds: dict[str, Path] = {}
-    for path in found:
-        kinds.setdefault(file_format(path), path)
+    kinds: dict[str, Location] = {}
+    for entry in found:
+        kinds.setdefault(file_format(entry.path), entry.path)
     if len(kinds) > 1:
         examples = ", ".join(f"{path} ({kind})" for kind, path in kinds.items())
         raise InputError([text], f"{source} mixes formats: {examples}; a dataset has one format")
     kind = next(iter(kinds))
-    columns = columns_of(found[0], kind)
-    for path in found[1:]:
-        other = columns_of(path, kind)
+    first = found[0].path
+    columns = columns_of(first, kind)
+    for entry in found[1:]:
+        other = columns_of(entry.path, kind)
         same = set(other) == set(columns) if kind == "jsonl" else other == columns
         if not same:
             raise InputError(
-                [str(path)],
-                f"{path}: its columns ({', '.join(other)}) differ from those of {found[0]} "
+                [str(entry.path)],
+                f"{entry.path}: its columns ({', '.join(other)}) differ from those of {first} "
                 f"({', '.join(columns)})",
             )
     missing = [name for name in FEATURE_NAMES if name not in columns]
     if missing:
-        raise InputError(["columns"], f"{found[0]}: missing column(s): {', '.join(missing)}")
+        raise InputError(["columns"], f"{first}: missing column(s): {', '.join(missing)}")
     return Dataset(
-        tuple(found),
+        tuple(entry.path for entry in found),
+        tuple(entry.size for entry in found),
+        tuple(entry.mtime_ns for entry in found),
         kind,
         tuple(columns),
-        is_single_file=not is_glob and len(found) == 1 and source.is_file(),
+        is_single_file=is_file,
     )
 
 
-def columns_of(path: Path, kind: str) -> list[str]:
+def _find(source: Path) -> tuple[list[Listed], bool]:
+    """The local files of a dataset, and whether `source` is one file."""
+    if is_glob(source):
+        found = sorted(Path(p) for p in glob.glob(str(source), recursive=True) if Path(p).is_file())
+        found = [p for p in found if not p.name.startswith(HIDDEN_PREFIXES)]
+    elif source.is_dir():
+        found = sorted(p for p in source.rglob("*") if p.is_file() and not hidden(source, p))
+    elif source.is_file():
+        found = [source]
+    else:
+        raise InputError([str(source)], f"{source}: no such file or folder")
+    return [_stat(path) for path in found], not is_glob(source) and source.is_file()
+
+
+def _stat(path: Path) -> Listed:
+    status = path.stat()
+    return Listed(path, status.st_size, status.st_mtime_ns)
+
+
+def hidden(folder: Path, path: Path) -> bool:
+    return any(part.startswith(HIDDEN_PREFIXES) for part in path.relative_to(folder).parts)
+
+
+def _find_objects(source: ObjectPath) -> tuple[list[Listed], bool]:
+    """The objects of a dataset: the object `source`, else those under it as a folder, or
+    those a glob matches; and whether `source` is one object. Hidden names as on disk."""
+    if is_glob(source):
+        wild = min(i for i, char in enumerate(source.key) if char in "*?[")
+        folder = ObjectPath(source.bucket, source.key[:wild].rpartition("/")[0])
+        matches = glob_pattern(str(source)).match
+        found = [
+            entry
+            for entry in list_objects(folder)
+            if matches(str(entry.path)) and not entry.path.name.startswith(HIDDEN_PREFIXES)
+        ]
+        return found, False
+    if (single := object_info(source)) is not None:
+        return [single], True
+    listed = list_objects(source)
+    if not listed:
+        raise InputError([str(source)], f"{source}: no such object, and no objects under it")
+    inside = len(str(source)) + 1
+    found = [
+        entry
+        for entry in listed
+        if not any(part.startswith(HIDDEN_PREFIXES) for part in str(entry.path)[inside:].split("/"))
+    ]
+    return found, False
+
+
+def columns_of(path: Location, kind: str) -> list[str]:
     """The column names of one part, read from its header, schema or first record; each
     name once."""
     columns = _names_in(path, kind)
@@ -170,13 +235,13 @@ def columns_of(path: Path, kind: str) -> list[str]:
     return columns
 
 
-def _names_in(path: Path, kind: str) -> list[str]:
+def _names_in(path: Location, kind: str) -> list[str]:
     try:
         if kind == "parquet":
             import pyarrow.parquet as pq
 
-            return [str(name) for name in pq.read_schema(path).names]
-        with path.open("rb") as handle:
+            return [str(name) for name in pq.read_schema(arrow_input(str(path))).names]
+        with open_input(str(path)) as handle:
             first = handle.readline()
         if not first.strip():
             raise InputError([str(path)], f"{path}: the file is empty")
@@ -198,10 +263,9 @@ def plan(dataset: Dataset, shard_count: int, split_mb: float = SPLIT_MB) -> list
     A file is split into pieces of about `split_mb` (0: never split), and into more when the
     dataset is small next to the shard count, so a single large file spreads across shards.
     """
-    sizes = [path.stat().st_size for path in dataset.parts]
-    total = max(sum(sizes), 1)
+    total = max(sum(dataset.sizes), 1)
     pieces: list[Piece] = []
-    for path, size in zip(dataset.parts, sizes, strict=True):
+    for path, size in zip(dataset.parts, dataset.sizes, strict=True):
         wanted = 1
         if split_mb > 0:
             wanted = max(
@@ -214,10 +278,10 @@ def plan(dataset: Dataset, shard_count: int, split_mb: float = SPLIT_MB) -> list
     return pieces
 
 
-def _parquet_pieces(path: Path, wanted: int, first_index: int) -> list[Piece]:
+def _parquet_pieces(path: Location, wanted: int, first_index: int) -> list[Piece]:
     import pyarrow.parquet as pq
 
-    metadata = pq.ParquetFile(path).metadata
+    metadata = pq.ParquetFile(arrow_input(str(path))).metadata
     groups = metadata.num_row_groups
     count = max(1, min(wanted, groups))
     pieces = []
@@ -228,8 +292,10 @@ def _parquet_pieces(path: Path, wanted: int, first_index: int) -> list[Piece]:
     return pieces
 
 
-def _line_pieces(path: Path, kind: str, size: int, wanted: int, first_index: int) -> list[Piece]:
-    with path.open("rb") as handle:
+def _line_pieces(
+    path: Location, kind: str, size: int, wanted: int, first_index: int
+) -> list[Piece]:
+    with open_input(str(path)) as handle:
         data_start = len(handle.readline()) if kind == "csv" else 0
         cuts = [data_start]
         for k in range(1, wanted):
@@ -243,7 +309,7 @@ def _line_pieces(path: Path, kind: str, size: int, wanted: int, first_index: int
     ]
 
 
-def _line_start_at_or_after(handle: io.BufferedReader, offset: int) -> int:
+def _line_start_at_or_after(handle: BinaryIO, offset: int) -> int:
     handle.seek(offset - 1)
     if handle.read(1) == b"\n":
         return offset
@@ -262,10 +328,10 @@ def plan_identity(
     which one differs: the shard count, the input (its files, their sizes and times), the
     model version and the options (the split, the columns kept, the input's columns). The
     pieces follow from these (plan)."""
-    files = []
-    for path in dataset.parts:
-        status = path.stat()
-        files.append([str(path), status.st_size, status.st_mtime_ns])
+    files = [
+        [str(path), size, mtime]
+        for path, size, mtime in zip(dataset.parts, dataset.sizes, dataset.mtimes, strict=True)
+    ]
     return {
         "shards": shard_count,
         "input": _digest(files),
@@ -294,10 +360,10 @@ def rows_before(piece: Piece) -> int:
     if piece.kind == "parquet":
         import pyarrow.parquet as pq
 
-        metadata = pq.ParquetFile(piece.path).metadata
+        metadata = pq.ParquetFile(arrow_input(piece.path)).metadata
         first = piece.row_groups[0] if piece.row_groups else 0
         return sum(metadata.row_group(g).num_rows for g in range(first))
-    with open(piece.path, "rb") as handle:
+    with open_input(piece.path) as handle:
         header = len(handle.readline()) if piece.kind == "csv" else 0
         handle.seek(header)
         return handle.read(max(piece.start - header, 0)).count(b"\n")

@@ -10,13 +10,13 @@ import fnmatch
 import resource
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..core.artifact import load_artifact
 from ..core.formats import FORMATS, file_format
 from ..core.model_source import model_folder, pinned
 from ..core.schema import FEATURE_NAMES, InputError
 from ..core.settings import Settings
+from ..core.storage import Location, ObjectPath
 from .dataset import (
     SPLIT_MB,
     WHOLE,
@@ -24,6 +24,7 @@ from .dataset import (
     Piece,
     Shard,
     find_dataset,
+    is_glob,
     part_name,
     plan,
     plan_fingerprint,
@@ -45,8 +46,8 @@ from .progress import Progress
 
 @dataclass(frozen=True)
 class BatchJob:
-    source: Path  # a file, a folder or a glob
-    target: Path  # a file for one input file, else a folder
+    source: Location  # a file, a folder or a glob, local or in an object store
+    target: Location  # a file for one input file, else a folder
     shard: Shard = WHOLE
     chunk_rows: int = 50_000
     keep_columns: tuple[str, ...] | None = None  # extra columns to pass through; None: all
@@ -62,7 +63,7 @@ class Summary:
 
 # An engine scores pieces and returns their results in piece order: (pieces, the target of
 # a piece, what to score with, progress) -> results.
-Engine = Callable[[list[Piece], Callable[[Piece], Path], Scoring, Progress], list[PartResult]]
+Engine = Callable[[list[Piece], Callable[[Piece], Location], Scoring, Progress], list[PartResult]]
 
 
 @dataclass(frozen=True)
@@ -135,30 +136,40 @@ def prepare(settings: Settings, job: BatchJob, spread: int | None = None) -> Pla
     return Plan(dataset, pieces, scoring, to_file, identity)
 
 
-def check_apart(source: Path, dataset: Dataset, target: Path) -> None:
+def check_apart(source: Location, dataset: Dataset, target: Location) -> None:
     """Refuse, before anything is written, an output that is one of the input's files,
     holds one, or lies inside the input folder (where the next run would read it)."""
-    output = target.resolve()
     problem = None
     for path in dataset.parts:
-        part = path.resolve()
-        if part == output or part in output.parents:
+        if within(target, path):
             problem = f"is the input file {path}: scoring would overwrite its own input"
-        elif output in part.parents:
+        elif within(path, target):
             problem = f"holds the input file {path}: scoring would replace its own input"
         if problem:
             break
-    folder = source.resolve()
-    if not problem and source.is_dir() and (output == folder or folder in output.parents):
+    is_folder = isinstance(source, ObjectPath) or source.is_dir()
+    if not problem and not is_glob(source) and is_folder and within(target, source):
         problem = f"lies inside the input folder {source}: the next run would read it as input"
     pattern = str(source)
-    if not problem and any(char in pattern for char in "*?[") and is_glob_match(target, pattern):
+    if not problem and is_glob(source) and is_glob_match(target, pattern):
         problem = f"matches the input pattern {pattern}: the next run would read it as input"
     if problem:
         raise InputError(["--output"], f"--output {target} {problem}; write the output elsewhere")
 
 
-def is_glob_match(target: Path, pattern: str) -> bool:
+def within(path: Location, folder: Location) -> bool:
+    """Whether `path` is `folder` or lies inside it (local paths resolved, links followed)."""
+    if isinstance(path, ObjectPath) or isinstance(folder, ObjectPath):
+        return (
+            isinstance(path, ObjectPath)
+            and isinstance(folder, ObjectPath)
+            and folder.contains(path)
+        )
+    inside, outside = path.resolve(), folder.resolve()
+    return inside == outside or outside in inside.parents
+
+
+def is_glob_match(target: Location, pattern: str) -> bool:
     """Whether the output, or a part the job may write in it, matches the input's glob
     (fnmatch's `*` spans folders, as a recursive `**` does: it errs on the side of refusing)."""
     names = [str(target), *(str(target / f"part-00000{suffix}") for suffix in FORMATS)]
@@ -205,7 +216,7 @@ def run_job(
     run = settings.batch_run_id or plan.fingerprint
     if plan.to_file:
         start_file(job.target)
-        targets: Callable[[Piece], Path] = lambda _piece: job.target  # noqa: E731
+        targets: Callable[[Piece], Location] = lambda _piece: job.target  # noqa: E731
     else:
         if completed_by(job.target, settings.batch_run_id):  # only a named run is skipped
             progress.emit("done", rows=0, output=str(job.target), note="the run is complete")

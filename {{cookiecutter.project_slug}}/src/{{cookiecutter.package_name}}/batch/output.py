@@ -1,10 +1,11 @@
 """The output folder's protocol, the same for every engine and shard.
 
 - The output of one input file is one file. Otherwise (a folder, a glob, shards or Dask) it is
-  a folder of parts `part-00000.csv`, ... in input order.
+  a folder of parts `part-00000.csv`, ... in input order: on disk, or under a prefix of an
+  object store (folders.py says how the two differ).
 - Every part is written under a temporary name of its own, locked, and renamed when complete
-  (files.py): duplicate copies of a shard never remove each other's files, and the last to
-  finish wins with the same bytes.
+  (files.py), or uploaded whole once complete: duplicate copies of a shard never remove each
+  other's files, and the last to finish wins with the same bytes.
 - A run has one plan: its first shard records it in `_shards/<run>/plan.json`, and a shard
   whose plan differs (the shard count, the input, the model, the options) stops before it
   writes a part. Each shard records its plan and parts under `_shards/<run>/` when it is done;
@@ -15,24 +16,16 @@
 """
 
 import json
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from ..core.artifact import sha256_file
 from ..core.formats import FORMATS
 from ..core.schema import InputError
+from ..core.storage import Location, ObjectPath
 from .dataset import Dataset, Shard
-from .files import (
-    PARTIAL_SUFFIX,
-    claim_file,
-    make_folder,
-    remove_abandoned_beside,
-    remove_if_abandoned,
-    write_file,
-)
+from .files import make_folder, remove_abandoned_beside
+from .folders import folder_at
 
 SUCCESS_FILE = "_SUCCESS"
 SHARDS_DIR = "_shards"
@@ -58,23 +51,25 @@ class PartResult:
     name: str | None  # None: the piece held no rows
     rows: int
     sha256: str | None
+    size: int | None = None  # bytes
 
 
-def is_file_target(path: Path) -> bool:
+def is_file_target(path: Location) -> bool:
     return path.suffix.lower() in FORMATS
 
 
-def completed_by(target: Path, run_id: str | None) -> bool:
+def completed_by(target: Location, run_id: str | None) -> bool:
     """Whether `target` holds the complete result of this very run (a shard retried after its
     run completed has nothing left to do)."""
-    success = target / SUCCESS_FILE
-    if run_id is None or not success.is_file():
+    if run_id is None:
         return False
-    return bool(json.loads(success.read_text()).get("run") == run_id)
+    success = folder_at(target).read(SUCCESS_FILE)
+    return success is not None and json.loads(success).get("run") == run_id
 
 
-def marker(target: Path, run: str, shard: Shard) -> Path:
-    return target / SHARDS_DIR / run / f"{shard.index:05d}-of-{shard.count:05d}.json"
+def marker(run: str, shard: Shard) -> str:
+    """The name of a shard's record in the output folder."""
+    return f"{SHARDS_DIR}/{run}/{shard.index:05d}-of-{shard.count:05d}.json"
 
 
 def differences(claimed: dict[str, Any], mine: dict[str, Any]) -> list[str]:
@@ -93,7 +88,7 @@ def differences(claimed: dict[str, Any], mine: dict[str, Any]) -> list[str]:
     return found
 
 
-def disagreement(target: Path, run: str, shard: Shard | str, found: list[str]) -> InputError:
+def disagreement(target: Location, run: str, shard: Shard | str, found: list[str]) -> InputError:
     return InputError(
         [str(target)],
         f"run {run} in {target}: shard {shard} differs from the run's plan: it has "
@@ -102,11 +97,11 @@ def disagreement(target: Path, run: str, shard: Shard | str, found: list[str]) -
     )
 
 
-def claim_run(target: Path, run: str, shard: Shard, identity: dict[str, Any]) -> None:
+def claim_run(target: Location, run: str, shard: Shard, identity: dict[str, Any]) -> None:
     """The run's plan is the first shard's; a shard with another plan stops here, before it
     writes a part."""
-    claimed = json.loads(claim_file(target / SHARDS_DIR / run / PLAN_FILE, encoded(identity)))
-    if found := differences(claimed, identity):
+    claimed = folder_at(target).claim(f"{SHARDS_DIR}/{run}/{PLAN_FILE}", encoded(identity))
+    if found := differences(json.loads(claimed), identity):
         raise disagreement(target, run, shard, found)
 
 
@@ -114,14 +109,16 @@ def encoded(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, indent=1) + "\n").encode()
 
 
-def start_file(target: Path) -> None:
+def start_file(target: Location) -> None:
     """Make the output file's folder, and remove what killed writers of it left there."""
+    if isinstance(target, ObjectPath):
+        return  # an object needs no folder, and an upload cut short leaves nothing
     make_folder(target.parent)
     remove_abandoned_beside(target)
 
 
 def start_folder(
-    target: Path, overwrite: bool, shard: Shard, run: str, identity: dict[str, Any]
+    target: Location, overwrite: bool, shard: Shard, run: str, identity: dict[str, Any]
 ) -> None:
     """Make the output folder; refuse one that holds a complete result unless overwriting;
     claim the run's plan (claim_run).
@@ -129,31 +126,26 @@ def start_folder(
     Overwriting with a single shard empties the folder. With several shards each removes the
     `_SUCCESS` marker only; parts no longer in the plan are removed when the run completes.
     """
-    if (target / SUCCESS_FILE).exists():
+    folder = folder_at(target)
+    folder.check()
+    if folder.read(SUCCESS_FILE) is not None:
         if not overwrite:
             raise InputError(
                 ["--output"],
                 f"{target} already holds a complete result ({SUCCESS_FILE} is there); "
                 "use --overwrite to replace it",
             )
-        (target / SUCCESS_FILE).unlink(missing_ok=True)
-        if shard.count == 1:  # empty it, but keep it: it may be a volume's mount point
-            for child in target.iterdir():
-                if child.is_dir():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
-    if target.exists() and not target.is_dir():
-        raise InputError(["--output"], f"{target} exists and is not a folder")
+        folder.delete(SUCCESS_FILE)
+        if shard.count == 1:
+            folder.clear()
     if overwrite and shard.count == 1:  # a run of its own: an earlier plan of it is replaced
-        shutil.rmtree(target / SHARDS_DIR / run, ignore_errors=True)
-    make_folder(marker(target, run, shard).parent)
+        folder.delete_tree(f"{SHARDS_DIR}/{run}")
     claim_run(target, run, shard, identity)
-    marker(target, run, shard).unlink(missing_ok=True)  # this shard counts once it is done
+    folder.delete(marker(run, shard))  # this shard counts once it is done
 
 
 def finish_shard(
-    target: Path,
+    target: Location,
     shard: Shard,
     run: str,
     identity: dict[str, Any],
@@ -163,21 +155,23 @@ def finish_shard(
 ) -> None:
     """Record the shard as done; the shard that finds every shard of the run done, each with
     the same plan, writes `_SUCCESS`. A shard that finds another plan among them fails."""
+    folder = folder_at(target)
     record = {"plan": identity, "shard": asdict(shard), "parts": [asdict(r) for r in results]}
-    write_file(marker(target, run, shard), encoded(record))
-    done = {
-        path.name: json.loads(path.read_text())
-        for path in sorted((target / SHARDS_DIR / run).glob("*-of-*.json"))
-    }
+    folder.write(marker(run, shard), encoded(record))
+    records = f"{SHARDS_DIR}/{run}"
+    done = {}
+    for name in folder.names(records, "*-of-*.json"):
+        content = folder.read(f"{records}/{name}")
+        if content is not None:
+            done[name] = json.loads(content)
     for entry in done.values():
         if found := differences(entry["plan"], identity):
             raise disagreement(target, run, Shard(**entry["shard"]), found)
     if len(done) < shard.count:
         return  # others are still at work
     parts = sorted((p for entry in done.values() for p in entry["parts"]), key=lambda p: p["piece"])
-    for part in parts:  # what the markers vouch for must be what is on disk now
-        path = target / part["name"] if part["name"] else None
-        if path is not None and (not path.is_file() or sha256_file(path) != part["sha256"]):
+    for part in parts:  # what the records vouch for must be what is there now
+        if part["name"] and not folder.holds(part["name"], part["sha256"], part.get("size")):
             raise InputError(
                 [str(target)],
                 f"run {run} in {target}: {part['name']} is not the part its shard wrote (another "
@@ -185,14 +179,13 @@ def finish_shard(
                 f"({SUCCESS_FILE}); score the whole job again",
             )
     kept = {p["name"] for p in parts if p["name"]}
-    for stale in target.glob("part-*"):
-        if stale.name not in kept:  # from an earlier plan
-            stale.unlink(missing_ok=True)
-    for partial in target.glob(f".part-*{PARTIAL_SUFFIX}"):
-        remove_if_abandoned(partial)  # a killed process's; never a live duplicate's
-    for other in (target / SHARDS_DIR).iterdir():
-        if other.name != run:
-            shutil.rmtree(other, ignore_errors=True)
+    for stale in folder.names("", "part-*"):
+        if stale not in kept:  # from an earlier plan
+            folder.delete(stale)
+    folder.tidy()
+    for other in folder.folders(SHARDS_DIR):
+        if other != run:
+            folder.delete_tree(f"{SHARDS_DIR}/{other}")
     success = {
         "rows": sum(p["rows"] for p in parts),
         "inputs": [str(path) for path in dataset.parts],
@@ -209,4 +202,4 @@ def finish_shard(
     }
     if success["rows"] == 0:
         raise InputError([str(dataset.parts[0])], "the dataset has no rows to score")
-    write_file(target / SUCCESS_FILE, encoded(success))
+    folder.write(SUCCESS_FILE, encoded(success))

@@ -5,8 +5,9 @@ this process, the Dask engine (engines/dask.py) on a cluster's workers.
 """
 
 import contextlib
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -16,6 +17,7 @@ from ..core.artifact import Artifact, load_artifact, sha256_file
 from ..core.model_source import model_folder
 from ..core.predict import predict_matrix
 from ..core.schema import FEATURE_NAMES, TASK, InputError
+from ..core.storage import Location, ObjectPath, upload
 from ..core.uris import redacted
 from .dataset import Piece, rows_before
 from .files import Partial
@@ -87,10 +89,29 @@ def model_version(artifact: Artifact) -> str:
 def score_piece(
     piece: Piece,
     scoring: Scoring,
+    target: Location,
+    on_rows: Callable[[int, int], None] | None = None,
+) -> PartResult:
+    """Score `piece` into the file `target`: on disk, written under a temporary name and then
+    renamed; in an object store, written to a local temporary file first (TMPDIR), then
+    uploaded whole."""
+    if not isinstance(target, ObjectPath):
+        return score_into(piece, scoring, target, on_rows)
+    with tempfile.TemporaryDirectory(prefix="part-") as staging:
+        local = score_into(piece, scoring, Path(staging) / target.name, on_rows)
+        if local.name is not None:
+            upload(Path(staging) / local.name, target)
+    return replace(local, name=local.name and target.name)
+
+
+def score_into(
+    piece: Piece,
+    scoring: Scoring,
     target: Path,
     on_rows: Callable[[int, int], None] | None = None,
 ) -> PartResult:
-    """Score `piece` into the file `target`, written under a temporary name and then renamed."""
+    """Score `piece` into the local file `target`, written under a temporary name and then
+    renamed."""
     import pyarrow as pa
 
     artifact = artifact_for(scoring)
@@ -159,7 +180,7 @@ def score_piece(
         close_quietly(writer)
         partial.discard()
         raise
-    return PartResult(piece.index, target.name, rows, sha256_file(target))
+    return PartResult(piece.index, target.name, rows, sha256_file(target), target.stat().st_size)
 
 
 def label_array(labels: np.ndarray) -> "pa.Array":

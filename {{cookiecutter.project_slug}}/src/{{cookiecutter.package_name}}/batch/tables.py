@@ -18,6 +18,7 @@ import numpy as np
 from ..core.encoding import BadValue as EncodingError
 from ..core.encoding import encode_array
 from ..core.schema import FEATURE_NAMES, FEATURES, InputError
+from ..core.storage import arrow_input, open_input, open_raw
 from .dataset import rows_before
 from .output import PREDICTION, probability_column
 
@@ -38,9 +39,9 @@ class RangeFile(io.RawIOBase):
     """The bytes [start, end) of a file, as a stream Arrow's readers can read."""
 
     def __init__(
-        self, path: Path, start: int, end: int, meter: Callable[[int], None] | None = None
+        self, path: str, start: int, end: int, meter: Callable[[int], None] | None = None
     ) -> None:
-        self._handle = path.open("rb", buffering=0)
+        self._handle = open_raw(path)
         self._handle.seek(start)
         self._left = end - start
         self._meter = meter
@@ -61,9 +62,9 @@ class RangeFile(io.RawIOBase):
         super().close()
 
 
-def block_bytes(path: Path, chunk_rows: int) -> int:
+def block_bytes(path: str, chunk_rows: int) -> int:
     """Arrow's CSV and JSON readers read blocks of bytes: about `chunk_rows` rows' worth."""
-    with path.open("rb") as handle:
+    with open_input(path) as handle:
         handle.readline()  # a CSV header is no row
         sample = handle.read(64 * 1024)
     lines = max(sample.count(b"\n"), 1)
@@ -99,15 +100,14 @@ def read_piece(
         if piece.kind == "parquet":
             import pyarrow.parquet as pq
 
-            source = pq.ParquetFile(piece.path)
+            source = pq.ParquetFile(arrow_input(piece.path))
             groups = list(piece.row_groups) or None
             yield from source.iter_batches(batch_size=chunk_rows, row_groups=groups, columns=wanted)
             return
         if piece.size == 0:  # a header and no rows
             return
-        path = Path(piece.path)
-        block = block_bytes(path, chunk_rows)
-        with RangeFile(path, piece.start, piece.end, meter) as stream:
+        block = block_bytes(piece.path, chunk_rows)
+        with RangeFile(piece.path, piece.start, piece.end, meter) as stream:
             if piece.kind == "csv":
                 import pyarrow.csv as pcsv
 
@@ -171,7 +171,7 @@ def first_bad_csv_value(
         strings_can_be_null=False,
     )
     seen = 0
-    with RangeFile(Path(piece.path), piece.start, piece.end) as stream:
+    with RangeFile(piece.path, piece.start, piece.end) as stream:
         options = pcsv.ReadOptions(column_names=list(columns), block_size=1 << 20)
         for batch in pcsv.open_csv(stream, read_options=options, convert_options=as_text):
             for name in numbers:
@@ -197,7 +197,7 @@ def first_short_or_long_row(piece: "Piece", width: int, error: Exception) -> Inp
     quotes the row but does not number it): its row in the file, from 1."""
     import csv
 
-    with RangeFile(Path(piece.path), piece.start, piece.end) as raw:
+    with RangeFile(piece.path, piece.start, piece.end) as raw:
         text = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", newline="")
         try:
             for index, fields in enumerate(csv.reader(text)):
@@ -307,7 +307,7 @@ class BackgroundWriter:
 
 def json_lines(piece: "Piece") -> Iterator[bytes]:
     """The piece's records as written, one per non-blank line (as Arrow's reader counts them)."""
-    with RangeFile(Path(piece.path), piece.start, piece.end) as raw:
+    with RangeFile(piece.path, piece.start, piece.end) as raw:
         for line in io.BufferedReader(raw, buffer_size=1 << 20):
             record = line.strip()
             if record:
@@ -363,7 +363,7 @@ def line_not_one_record(piece: "Piece") -> InputError:
     reader takes two objects on one line as two records), named by its line in the file."""
     import orjson
 
-    with RangeFile(Path(piece.path), piece.start, piece.end) as raw:
+    with RangeFile(piece.path, piece.start, piece.end) as raw:
         for index, line in enumerate(io.BufferedReader(raw, buffer_size=1 << 20)):
             record = line.strip()
             if not record:

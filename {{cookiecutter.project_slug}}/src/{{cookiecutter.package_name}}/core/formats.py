@@ -1,9 +1,10 @@
 """The tabular file formats the project reads and writes, known by their file extension:
 CSV, Parquet and JSON Lines. Training reads them with pandas, batch scoring with Arrow."""
 
-from pathlib import Path
+from pathlib import PurePath
 
 from .schema import InputError
+from .storage import ObjectPath
 
 FORMATS = {
     ".csv": "csv",
@@ -14,7 +15,7 @@ FORMATS = {
 }
 
 
-def file_format(path: Path) -> str:
+def file_format(path: PurePath | ObjectPath) -> str:
     try:
         return FORMATS[path.suffix.lower()]
     except KeyError:

@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .artifact import METADATA_FILE, ArtifactError
+from .storage import s3_filesystem
 from .uris import redacted, scrubbed
 
 ARCHIVES = (".tar.gz", ".tgz", ".zip")
@@ -81,22 +82,6 @@ def model_folder(model_dir: Path, model_uri: str | None, cache_dir: Path) -> Pat
         "s3://bucket/prefix, an https:// archive (.tar.gz or .zip), models:/NAME/VERSION, "
         "models:/NAME@ALIAS or runs:/RUN/PATH"
     )
-
-
-def s3_filesystem() -> Any:
-    """Arrow's S3 filesystem, configured by the standard AWS variables."""
-    import pyarrow.fs as pafs
-
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    options: dict[str, Any] = {}
-    if endpoint:
-        scheme, _, rest = endpoint.rpartition("://")
-        options["endpoint_override"] = rest
-        options["scheme"] = scheme or "https"
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        options["region"] = region
-    return pafs.S3FileSystem(**options)
 
 
 def _fetch_s3(uri: str, cache_dir: Path) -> Path:

@@ -1,6 +1,6 @@
 """`train --output s3://bucket/prefix`: the saved artifact copied to object storage, through
 the same S3 filesystem (and AWS_* variables) that MODEL_URI reads with
-(core/model_source.py), so that MODEL_URI=s3://bucket/prefix serves it.
+(core/storage.py), so that MODEL_URI=s3://bucket/prefix serves it.
 
 metadata.json is the marker: the prefix's old one is removed first and the new one written
 last, once every other file is in place, from memory in one call. It names the SHA-256 of the
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.artifact import METADATA_FILE, REPORT_DIR
-from ..core.model_source import s3_filesystem
+from ..core.storage import s3_filesystem
 from ..core.uris import redacted
 from .publish import PublishError, artifact_files
 

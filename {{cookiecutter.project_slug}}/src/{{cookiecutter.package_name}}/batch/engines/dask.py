@@ -9,12 +9,12 @@ is `run_job`'s, so the output is the same folder of parts with the same `_SUCCES
 """
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ...core.artifact import ArtifactError
 from ...core.schema import InputError
 from ...core.settings import Settings
+from ...core.storage import Location
 from ..dataset import Piece
 from ..job import BatchJob, Engine, Summary, run_job
 from ..output import PartResult, is_file_target
@@ -67,7 +67,10 @@ def connect(address: str) -> Any:
 
 def engine_on(client: Any) -> Engine:
     def score_on_cluster(
-        pieces: list[Piece], target: Callable[[Piece], Path], scoring: Scoring, progress: Progress
+        pieces: list[Piece],
+        target: Callable[[Piece], Location],
+        scoring: Scoring,
+        progress: Progress,
     ) -> list[PartResult]:
         from distributed import as_completed
 

@@ -1,10 +1,10 @@
 """The local engine: a shard's pieces scored one after another in this process."""
 
 from collections.abc import Callable
-from pathlib import Path
 
 from ...core.cpus import available_cpus
 from ...core.settings import Settings
+from ...core.storage import Location
 from ..dataset import Piece
 from ..job import BatchJob, Summary, run_job
 from ..output import PartResult
@@ -13,7 +13,7 @@ from ..progress import Progress
 
 
 def score_in_process(
-    pieces: list[Piece], target: Callable[[Piece], Path], scoring: Scoring, progress: Progress
+    pieces: list[Piece], target: Callable[[Piece], Location], scoring: Scoring, progress: Progress
 ) -> list[PartResult]:
     return [score_piece(piece, scoring, target(piece), progress.add) for piece in pieces]
 
