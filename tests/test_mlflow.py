@@ -1,8 +1,9 @@
 """Training publishes to a real MLflow tracking server (the `mlflow` package's server, SQLite
 backend, local artifact store, started here): a run with the hyperparameters, the metrics and
 the artifact's files, a new version of the registered model, and the alias moved only when
-the new model is no worse. `predict` and the full image's server then take the model from the
-registry (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN/model)."""
+the new model is no worse. `predict` and the servers of both images, the slim one included
+(no MLflow client in it), then take the model from the registry (models:/NAME@ALIAS,
+models:/NAME/VERSION, runs:/RUN/model)."""
 
 import hashlib
 import json
@@ -223,11 +224,12 @@ def test_a_server_that_is_down_fails_training_but_keeps_the_model(
 
 
 @on_worker("3.11")
-def test_the_full_image_serves_the_alias_from_the_registry(
-    docker: Any, build: Build, mlflow_server: Server, tmp_path: Path
+@pytest.mark.parametrize("target", ["runtime", "serve"])  # the full image, the slim one
+def test_the_images_serve_the_alias_from_the_registry(
+    docker: Any, build: Build, mlflow_server: Server, tmp_path: Path, target: str
 ) -> None:
-    project, image = build("3.11")
-    name = f"{project.name}-image"
+    project, image = build("3.11", target=target)
+    name = f"{project.name}-{target}"
     model_dir = tmp_path / "model"
     train(project, model_dir, mlflow_server, MLFLOW_MODEL_NAME=name)
     version = mlflow_server.client.get_model_version_by_alias(name, ALIAS)

@@ -293,11 +293,15 @@ def test_a_registered_model_is_named_by_version_or_alias(
         model_folder(tmp_path / "unused", "models:/some-model/latest", tmp_path / "cache")
 
 
-def test_an_mlflow_uri_without_mlflow_s_client_names_the_image_that_has_it(
+def test_an_mlflow_uri_needs_no_mlflow_client_and_an_unreachable_server_is_named_safely(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The slim serving image has no MLflow client: it says which image has one."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    """The slim serving image has no MLflow client: the registry is reached over its REST API
+    all the same, and the server is named without its credentials."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://user:s3cret@127.0.0.1:9")
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as if it were not installed
-    with pytest.raises(SourceError, match="needs MLflow's client, which the full image has"):
+    with pytest.raises(SourceError) as raised:
         model_folder(tmp_path / "unused", "models:/some-model@champion", tmp_path / "cache")
+    message = str(raised.value)
+    assert "MLflow at http://127.0.0.1:9: cannot reach it" in message, message
+    assert "s3cret" not in message

@@ -7,9 +7,10 @@ first, as KServe's `storageUri` is.
   AWS_REGION, AWS_ACCESS_KEY_ID, ...), so that MinIO, Ceph and every cloud's S3 API work alike.
 - `https://` (or `http://`): a `.tar.gz`, `.tgz` or `.zip` archive of the model folder.
 - MLflow's `models:/<name>/<version>`, `models:/<name>@<alias>` and `runs:/<run>/<path>`, from
-  the tracking server MLFLOW_TRACKING_URI names, through MLflow's client (the full image has
-  it; training publishes there, training/publish.py). An alias is resolved at each start: the
-  cache holds one folder per version.
+  the tracking server MLFLOW_TRACKING_URI names, through its REST API (mlflow_registry.py: no
+  MLflow client needed, so the slim image takes them too; training publishes there,
+  training/publish.py). An alias is resolved at each start: the cache holds one folder per
+  version.
 
 A fetched artifact is written into a folder of its own under MODEL_CACHE_DIR, named after what
 was fetched, and renamed into place only when complete: a partial download is never loaded, and
@@ -18,7 +19,6 @@ hashes, its framework, its schema) run on the fetched files as on any folder. Er
 URI without its credentials.
 """
 
-import base64
 import contextlib
 import hashlib
 import io
@@ -33,26 +33,16 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .artifact import METADATA_FILE, ArtifactError
+from .mlflow_registry import PROXIED, Registry, RegistryError, local_folder
 from .storage import s3_filesystem
-from .uris import redacted, scrubbed
+from .uris import authorized_request, redacted, scrubbed
 
 ARCHIVES = (".tar.gz", ".tgz", ".zip")
 MLFLOW_SCHEMES = ("models", "runs")
-# MLflow's client settings, unless given: few retries of an unreachable server (its default
-# waits about four minutes), and no links to runs printed (they would show the URI as given).
-MLFLOW_CLIENT_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
-    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-}
 DOWNLOAD_TIMEOUT_S = 60
-
-
-def mlflow_client_defaults() -> None:
-    for name, value in MLFLOW_CLIENT_DEFAULTS.items():
-        os.environ.setdefault(name, value)
 
 
 class SourceError(ArtifactError):
@@ -85,12 +75,19 @@ def model_folder(model_dir: Path, model_uri: str | None, cache_dir: Path) -> Pat
 
 
 def _fetch_s3(uri: str, cache_dir: Path) -> Path:
+    files, names = _s3_objects(uri, uri)
+    key = _digest([uri, [[i.path, i.size, i.mtime_ns] for i in files]])
+    return _cached(cache_dir, key, lambda staging: _copy_s3(files, names, staging))
+
+
+def _s3_objects(prefix_uri: str, uri: str) -> tuple[list[Any], list[str]]:
+    """The objects of the model under `prefix_uri` and their names in its folder; SourceError
+    naming MODEL_URI `uri` when there is no model there."""
     import pyarrow.fs as pafs
 
-    filesystem = s3_filesystem()
-    prefix = uri.removeprefix("s3://").rstrip("/")
+    prefix = prefix_uri.removeprefix("s3://").rstrip("/")
     try:
-        listed = filesystem.get_file_info(pafs.FileSelector(prefix, recursive=True))
+        listed = s3_filesystem().get_file_info(pafs.FileSelector(prefix, recursive=True))
     except FileNotFoundError:
         raise SourceError(
             f"MODEL_URI {redacted(uri)}: no model there: nothing is stored under it"
@@ -105,16 +102,16 @@ def _fetch_s3(uri: str, cache_dir: Path) -> Path:
             f"MODEL_URI {redacted(uri)}: no model there: expected {METADATA_FILE} and the "
             f"model file under it, found {len(names)} object(s)"
         )
-    key = _digest([uri, [[i.path, i.size, i.mtime_ns] for i in files]])
+    return files, names
 
-    def download(staging: Path) -> None:
-        for info, name in zip(files, names, strict=True):
-            path = staging / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with filesystem.open_input_stream(info.path) as source, path.open("wb") as out:
-                shutil.copyfileobj(source, out, 1 << 20)
 
-    return _cached(cache_dir, key, download)
+def _copy_s3(files: list[Any], names: list[str], staging: Path) -> None:
+    filesystem = s3_filesystem()
+    for info, name in zip(files, names, strict=True):
+        path = staging / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with filesystem.open_input_stream(info.path) as source, path.open("wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
 
 
 def _fetch_archive(uri: str, cache_dir: Path) -> Path:
@@ -125,7 +122,8 @@ def _fetch_archive(uri: str, cache_dir: Path) -> Path:
             f"its name ends with {', '.join(ARCHIVES)}"
         )
     try:
-        with urllib.request.urlopen(_request(uri), timeout=DOWNLOAD_TIMEOUT_S) as response:
+        request = authorized_request(uri)
+        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
             data = response.read()
     except urllib.error.HTTPError as error:
         raise SourceError(f"MODEL_URI {redacted(uri)}: the server answered {error.code}") from None
@@ -162,86 +160,65 @@ def pinned(model_uri: str | None) -> str | None:
     now, so that moving the alias during a job changes nothing in it. Other URIs as given."""
     if not model_uri or not model_uri.startswith("models:/") or "@" not in model_uri:
         return model_uri
-    with _mlflow(model_uri) as (_mlflow_module, client, _server):
-        name, version = _registered_version(client, model_uri.removeprefix("models:/"))
+    with _registry(model_uri) as registry:
+        name, version = registry.version(model_uri.removeprefix("models:/"))
     return f"models:/{name}/{version}"
 
 
 @contextlib.contextmanager
-def _mlflow(uri: str) -> Iterator[tuple[Any, Any, str]]:
-    """MLflow's module, a client of MLFLOW_TRACKING_URI and that URI; its errors as
-    SourceError naming `uri`."""
-    mlflow_client_defaults()
-    try:
-        import mlflow
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-    except ModuleNotFoundError:
-        raise SourceError(
-            f"MODEL_URI {uri}: an MLflow URI needs MLflow's client, which the full image has; "
-            "the slim serving image takes a path, s3:// or an https:// archive"
-        ) from None
-    # The client's own fallback, a local folder, is never taken for the registry.
+def _registry(uri: str) -> Iterator[Registry]:
+    """The registry of MLFLOW_TRACKING_URI; its errors as SourceError naming `uri`."""
     server = os.environ.get("MLFLOW_TRACKING_URI")
     if not server:
         raise SourceError(
             f"MODEL_URI {uri}: set MLFLOW_TRACKING_URI to the MLflow server that holds it"
         )
+    if uri.startswith("models:/") and "@" not in uri:
+        _name, _, version = uri.removeprefix("models:/").rpartition("/")
+        if not _name or not version.isdigit():
+            raise SourceError(
+                f"MODEL_URI {uri}: give models:/NAME/VERSION (a number) or models:/NAME@ALIAS"
+            )
     try:
-        yield mlflow, MlflowClient(tracking_uri=server), server
-    except MlflowException as error:
-        first_line = (str(error.message).strip().splitlines() or [""])[0]
+        yield Registry(server)
+    except RegistryError as error:
         raise SourceError(
-            f"MODEL_URI {uri}: MLflow at {redacted(server)}: {scrubbed(first_line, server)}"
+            f"MODEL_URI {uri}: MLflow at {redacted(server)}: {scrubbed(str(error), server)}"
         ) from None
 
 
 def _fetch_mlflow(uri: str, cache_dir: Path) -> Path:
     """A registered model's version (an alias resolved now) or a run's artifact folder."""
-    with _mlflow(uri) as (mlflow, client, server):
+    with _registry(uri) as registry:
         # What the URI means now: the cache folder of a version, never of an alias.
         if uri.startswith("models:/"):
-            name, version = _registered_version(client, uri.removeprefix("models:/"))
-            meaning = [redacted(server), name, version]
-            source = f"models:/{name}/{version}"
+            name, version = registry.version(uri.removeprefix("models:/"))
+            meaning = [redacted(registry.server), name, version]
         else:
-            meaning = [redacted(server), uri]
-            source = uri
+            run_id, _, path = uri.removeprefix("runs:/").strip("/").partition("/")
+            meaning = [redacted(registry.server), uri]
 
         def download(staging: Path) -> None:
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=source, dst_path=str(staging), tracking_uri=server
-            )
+            if uri.startswith("models:/"):
+                where = registry.version_artifacts(name, version)
+            else:
+                where = registry.run_artifacts(run_id, path)
+            if where.startswith(PROXIED):
+                registry.download_proxied(where, staging)
+            elif where.startswith("s3://"):
+                files, names = _s3_objects(where, uri)
+                _copy_s3(files, names, staging)
+            elif (folder := local_folder(where)) is not None:
+                shutil.copytree(folder, staging, dirs_exist_ok=True)
+            else:
+                raise SourceError(
+                    f"MODEL_URI {uri}: its files are at {redacted(where)}, which this image "
+                    "does not fetch: have the MLflow server serve its artifacts (`mlflow server`'s "
+                    "default), or keep them in S3"
+                )
             _move_root_up(uri, staging)
 
         return _cached(cache_dir, _digest(meaning), download)
-
-
-def _registered_version(client: Any, path: str) -> tuple[str, str]:
-    """(name, version) of `name/version` or `name@alias`."""
-    if "@" in path:
-        name, alias = path.rsplit("@", 1)
-        return name, str(client.get_model_version_by_alias(name, alias).version)
-    name, _, version = path.rpartition("/")
-    if not name or not version.isdigit():
-        raise SourceError(
-            f"MODEL_URI models:/{path}: give models:/NAME/VERSION (a number) or models:/NAME@ALIAS"
-        )
-    return name, str(client.get_model_version(name, version).version)
-
-
-def _request(uri: str) -> urllib.request.Request:
-    """A GET of `uri`; a user and password in it become HTTP basic authentication, which a
-    redirect does not carry on."""
-    parts = urlsplit(uri)
-    userinfo, _, host = parts.netloc.rpartition("@")
-    if not userinfo:
-        return urllib.request.Request(uri)
-    user, _, password = userinfo.partition(":")
-    request = urllib.request.Request(urlunsplit((parts.scheme, host, parts.path, parts.query, "")))
-    pair = f"{unquote(user)}:{unquote(password)}".encode()
-    request.add_unredirected_header("Authorization", "Basic " + base64.b64encode(pair).decode())
-    return request
 
 
 def _move_root_up(uri: str, staging: Path) -> None:

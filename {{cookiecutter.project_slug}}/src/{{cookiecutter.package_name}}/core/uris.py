@@ -1,4 +1,9 @@
-"""URIs as logs, errors and /metadata may show them: without credentials."""
+"""URIs as logs, errors and /metadata may show them (without credentials), and as HTTP
+requests send them (the credentials as a header)."""
+
+import base64
+import urllib.request
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 
 def redacted(uri: str) -> str:
@@ -20,3 +25,17 @@ def scrubbed(text: str, uri: str) -> str:
     if userinfo:
         text = text.replace(f"{scheme}://{userinfo}@", f"{scheme}://")
     return text.replace(uri, redacted(uri))
+
+
+def authorized_request(uri: str) -> urllib.request.Request:
+    """A GET of `uri`; a user and password in it become HTTP basic authentication, which a
+    redirect does not carry on."""
+    parts = urlsplit(uri)
+    userinfo, _, host = parts.netloc.rpartition("@")
+    if not userinfo:
+        return urllib.request.Request(uri)
+    user, _, password = userinfo.partition(":")
+    request = urllib.request.Request(urlunsplit((parts.scheme, host, parts.path, parts.query, "")))
+    pair = f"{unquote(user)}:{unquote(password)}".encode()
+    request.add_unredirected_header("Authorization", "Basic " + base64.b64encode(pair).decode())
+    return request

@@ -18,18 +18,30 @@ minute), and prints no links to the runs (they would show the URI as given).
 """
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.model_source import mlflow_client_defaults
 from ..core.schema import SCHEMA
 from ..core.settings import Settings
 from ..core.uris import redacted, scrubbed
 
 # The folder of the run's artifacts that holds the model: MODEL_URI=runs:/<run>/model.
 ARTIFACT_PATH = "model"
+
+# MLflow's client settings, unless given: few retries of an unreachable server (its default
+# waits about four minutes), and no links to runs printed (they would show the URI as given).
+MLFLOW_CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+
+
+def mlflow_client_defaults() -> None:
+    for name, value in MLFLOW_CLIENT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
 
 class PublishError(Exception):
