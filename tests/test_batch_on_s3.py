@@ -6,6 +6,7 @@ inside its input refused before anything is written. The slim image does the sam
 
 import io
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,12 @@ def scoring(
     return Scoring(default_project, s3_endpoint, env, table, expected)
 
 
+def one_of_two(scoring: Scoring, index: int, source: str, target: str, run: str) -> Any:
+    """Shard `index` of 2 of the run `run`."""
+    shard = ["--shard-index", str(index), "--shard-count", "2"]
+    return predict(scoring, "--input", source, "--output", target, *shard, BATCH_RUN_ID=run)
+
+
 def success(scoring: Scoring, prefix: str) -> dict[str, Any]:
     return dict(json.loads(read_object(scoring.endpoint, f"{prefix}/_SUCCESS")))
 
@@ -154,18 +161,8 @@ def test_shards_into_s3_mark_the_run_complete_once_and_a_retry_duplicates_nothin
     scoring: Scoring,
 ) -> None:
     def shard(index: int) -> Any:
-        return predict(
-            scoring,
-            "--input",
-            f"s3://{BUCKET}/parquet/part-*.parquet",
-            "--output",
-            f"s3://{BUCKET}/sharded/",
-            "--shard-index",
-            str(index),
-            "--shard-count",
-            "2",
-            BATCH_RUN_ID="nightly",
-        )
+        source = f"s3://{BUCKET}/parquet/part-*.parquet"
+        return one_of_two(scoring, index, source, f"s3://{BUCKET}/sharded/", "nightly")
 
     first = shard(1)
     assert first.returncode == 0, first.stderr
@@ -181,6 +178,29 @@ def test_shards_into_s3_mark_the_run_complete_once_and_a_retry_duplicates_nothin
     after = shard(1)  # the run is complete: nothing to do, nothing rewritten
     assert after.returncode == 0 and "the run is complete" in after.stderr + after.stdout
     assert success(scoring, "sharded") == marker
+
+
+def test_a_part_replaced_after_its_shard_wrote_it_is_never_vouched_for(
+    scoring: Scoring,
+) -> None:
+    """Another writer replaces a part with other bytes of the same size (another run under the
+    same BATCH_RUN_ID, say): the shard that completes the run sees the part's listed time
+    differ from its shard's record, and writes no `_SUCCESS`."""
+
+    def shard(index: int) -> Any:
+        return one_of_two(scoring, index, f"s3://{BUCKET}/csv/", f"s3://{BUCKET}/replaced/", "r")
+
+    first = shard(1)
+    assert first.returncode == 0, first.stderr
+    [part] = [key for key in keys_under(scoring.endpoint, "replaced") if key.startswith("part-")]
+    original = read_object(scoring.endpoint, f"replaced/{part}")
+    time.sleep(1.1)  # S3 lists times to the second
+    put(scoring.endpoint, f"replaced/{part}", original.replace(b"row-", b"ROW-"))
+    last = shard(0)
+    assert last.returncode == 1
+    [line] = last.stderr.strip().splitlines()
+    assert f"{part} is not the part its shard wrote" in line, line
+    assert "_SUCCESS" not in keys_under(scoring.endpoint, "replaced")
 
 
 def test_a_bad_row_in_s3_is_named_and_nothing_is_marked_complete(scoring: Scoring) -> None:

@@ -30,7 +30,7 @@ from ..core.storage import (
     Location,
     ObjectPath,
     arrow_input,
-    glob_pattern,
+    glob_matches,
     list_objects,
     object_info,
     open_input,
@@ -198,11 +198,12 @@ def _find_objects(source: ObjectPath) -> tuple[list[Listed], bool]:
     if is_glob(source):
         wild = min(i for i, char in enumerate(source.key) if char in "*?[")
         folder = ObjectPath(source.bucket, source.key[:wild].rpartition("/")[0])
-        matches = glob_pattern(str(source)).match
         found = [
             entry
             for entry in list_objects(folder)
-            if matches(str(entry.path)) and not entry.path.name.startswith(HIDDEN_PREFIXES)
+            if isinstance(entry.path, ObjectPath)
+            and glob_matches(source.key, entry.path.key)
+            and not entry.path.name.startswith(HIDDEN_PREFIXES)
         ]
         return found, False
     if (single := object_info(source)) is not None:
@@ -240,7 +241,8 @@ def _names_in(path: Location, kind: str) -> list[str]:
         if kind == "parquet":
             import pyarrow.parquet as pq
 
-            return [str(name) for name in pq.read_schema(arrow_input(str(path))).names]
+            with arrow_input(str(path)) as source:
+                return [str(name) for name in pq.read_schema(source).names]
         with open_input(str(path)) as handle:
             first = handle.readline()
         if not first.strip():
@@ -281,7 +283,8 @@ def plan(dataset: Dataset, shard_count: int, split_mb: float = SPLIT_MB) -> list
 def _parquet_pieces(path: Location, wanted: int, first_index: int) -> list[Piece]:
     import pyarrow.parquet as pq
 
-    metadata = pq.ParquetFile(arrow_input(str(path))).metadata
+    with arrow_input(str(path)) as source:
+        metadata = pq.ParquetFile(source).metadata
     groups = metadata.num_row_groups
     count = max(1, min(wanted, groups))
     pieces = []
@@ -360,7 +363,8 @@ def rows_before(piece: Piece) -> int:
     if piece.kind == "parquet":
         import pyarrow.parquet as pq
 
-        metadata = pq.ParquetFile(arrow_input(piece.path)).metadata
+        with arrow_input(piece.path) as source:
+            metadata = pq.ParquetFile(source).metadata
         first = piece.row_groups[0] if piece.row_groups else 0
         return sum(metadata.row_group(g).num_rows for g in range(first))
     with open_input(piece.path) as handle:

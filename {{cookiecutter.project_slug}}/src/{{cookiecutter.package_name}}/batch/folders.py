@@ -8,15 +8,15 @@ an object store. Names are relative to the folder, with `/` between folders.
   a killed upload leaves is hidden, which readers skip. Claiming a name (the run's plan) is a
   read, then a write if there was nothing: two shards that start at the same instant may both
   write theirs, which the shards' records (compared when the last one finishes) then catch.
-  A part is checked by its size, which the store lists, not by its SHA-256, which would mean
-  reading it back.
+  A part is checked by the size and time the store listed right after its upload, not by its
+  SHA-256, which would mean reading it back.
 """
 
 import contextlib
 import fnmatch
 import shutil
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..core.artifact import sha256_file
 from ..core.schema import InputError
@@ -61,8 +61,9 @@ class Folder(Protocol):
     def folders(self, folder: str) -> list[str]:
         """The names of the folders directly in `folder`."""
 
-    def holds(self, name: str, sha256: str | None, size: int | None) -> bool:
-        """Whether the file is there as written (its SHA-256 on disk, its size in a store)."""
+    def holds(self, part: dict[str, Any]) -> bool:
+        """Whether a part (a shard's record of it: PartResult's fields) is there as written:
+        its SHA-256 on disk; in a store, the size and time the store listed after the upload."""
 
     def tidy(self) -> None:
         """Remove what killed writers left (their `.partial` files), never a live one's."""
@@ -79,7 +80,7 @@ class LocalFolder:
     def read(self, name: str) -> bytes | None:
         try:
             return (self.path / name).read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
 
     def write(self, name: str, data: bytes) -> None:
@@ -111,9 +112,9 @@ class LocalFolder:
             return sorted(p.name for p in (self.path / folder).iterdir() if p.is_dir())
         return []
 
-    def holds(self, name: str, sha256: str | None, size: int | None) -> bool:
-        path = self.path / name
-        return path.is_file() and sha256_file(path) == sha256
+    def holds(self, part: dict[str, Any]) -> bool:
+        path = self.path / str(part["name"])
+        return path.is_file() and sha256_file(path) == str(part["sha256"])
 
     def tidy(self) -> None:
         for partial in self.path.glob(f".part-*{PARTIAL_SUFFIX}"):
@@ -174,9 +175,12 @@ class ObjectFolder:
     def folders(self, folder: str) -> list[str]:
         return sorted({name.split("/")[0] for name in self._children(folder) if "/" in name})
 
-    def holds(self, name: str, sha256: str | None, size: int | None) -> bool:
-        found = object_info(self.prefix / name)
-        return found is not None and found.size == size
+    def holds(self, part: dict[str, Any]) -> bool:
+        found = object_info(self.prefix / part["name"])
+        return found is not None and (found.size, found.mtime_ns) == (
+            part.get("size"),
+            part.get("stored_ns"),
+        )
 
     def tidy(self) -> None:
         pass  # a killed upload's hidden object may belong to a live duplicate: it stays

@@ -52,6 +52,7 @@ class PartResult:
     rows: int
     sha256: str | None
     size: int | None = None  # bytes
+    stored_ns: int | None = None  # in an object store: the time it lists for the part
 
 
 def is_file_target(path: Location) -> bool:
@@ -171,7 +172,7 @@ def finish_shard(
         return  # others are still at work
     parts = sorted((p for entry in done.values() for p in entry["parts"]), key=lambda p: p["piece"])
     for part in parts:  # what the records vouch for must be what is there now
-        if part["name"] and not folder.holds(part["name"], part["sha256"], part.get("size")):
+        if part["name"] and not folder.holds(part):
             raise InputError(
                 [str(target)],
                 f"run {run} in {target}: {part['name']} is not the part its shard wrote (another "

@@ -99,9 +99,10 @@ def score_piece(
         return score_into(piece, scoring, target, on_rows)
     with tempfile.TemporaryDirectory(prefix="part-") as staging:
         local = score_into(piece, scoring, Path(staging) / target.name, on_rows)
-        if local.name is not None:
-            upload(Path(staging) / local.name, target)
-    return replace(local, name=local.name and target.name)
+        if local.name is None:
+            return local
+        stored = upload(Path(staging) / local.name, target)
+    return replace(local, stored_ns=stored.mtime_ns)
 
 
 def score_into(

@@ -100,9 +100,12 @@ def read_piece(
         if piece.kind == "parquet":
             import pyarrow.parquet as pq
 
-            source = pq.ParquetFile(arrow_input(piece.path))
-            groups = list(piece.row_groups) or None
-            yield from source.iter_batches(batch_size=chunk_rows, row_groups=groups, columns=wanted)
+            with arrow_input(piece.path) as opened:
+                source = pq.ParquetFile(opened)
+                groups = list(piece.row_groups) or None
+                yield from source.iter_batches(
+                    batch_size=chunk_rows, row_groups=groups, columns=wanted
+                )
             return
         if piece.size == 0:  # a header and no rows
             return

@@ -10,17 +10,17 @@ folder (`file:`) both can see.
 """
 
 import base64
+import http.client
 import json
 import os
-import shutil
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
-from .uris import authorized_request
+from .uris import authorized_request, scrubbed
 
 API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
@@ -34,7 +34,15 @@ class RegistryError(Exception):
 
 @dataclass(frozen=True)
 class Registry:
-    server: str  # MLFLOW_TRACKING_URI as given: it may hold credentials
+    server: str = field(repr=False)  # MLFLOW_TRACKING_URI as given: it may hold credentials
+
+    def __post_init__(self) -> None:
+        if not self.server.startswith(("http://", "https://")):
+            raise RegistryError(
+                "MLFLOW_TRACKING_URI must be an MLflow tracking server's http:// or https:// "
+                "address to read its registry (a database or a folder is read by MLflow's "
+                "own server)"
+            )
 
     def version(self, reference: str) -> tuple[str, str]:
         """(name, version) of `name/version` or `name@alias`, the alias resolved now."""
@@ -57,15 +65,25 @@ class Registry:
         return f"{str(info['artifact_uri']).rstrip('/')}/{path.strip('/')}".rstrip("/")
 
     def call(self, endpoint: str, **params: str) -> dict[str, Any]:
-        return dict(json.loads(self._get(f"{API}{endpoint}?{urlencode(params)}")))
+        """The JSON answer of a GET of the registry's `endpoint`."""
+        return self._json(f"{API}{endpoint}?{urlencode(params)}")
+
+    def _json(self, path: str) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self._get(path)))
+        except (ValueError, TypeError):
+            raise RegistryError("its answer is not MLflow's (not a JSON object)") from None
 
     def download_proxied(self, artifact_uri: str, into: Path) -> None:
-        """Every file under an `mlflow-artifacts:` URI, through the server, into `into`."""
-        root = urlsplit(artifact_uri).path.strip("/")
-        self._download_folder(root, into)
+        """Every file under an `mlflow-artifacts:` URI, through this server, into `into`. (The
+        URI's own host, if any, is not used: the tracking server is the proxy.)"""
+        root = artifact_uri.removeprefix(PROXIED).lstrip("/")
+        if artifact_uri.startswith(PROXIED + "//"):
+            root = root.partition("/")[2]  # mlflow-artifacts://host:port/path
+        self._download_folder(root.strip("/"), into)
 
     def _download_folder(self, folder: str, into: Path) -> None:
-        listing = json.loads(self._get(f"{ARTIFACTS}?{urlencode({'path': folder})}"))
+        listing = self._json(f"{ARTIFACTS}?{urlencode({'path': folder})}")
         for entry in listing.get("files", []):
             name = str(entry["path"]).rpartition("/")[2]
             if name in ("", ".", ".."):
@@ -74,9 +92,17 @@ class Registry:
                 (into / name).mkdir()
                 self._download_folder(f"{folder}/{name}", into / name)
                 continue
+            written = 0
             request = self._request(f"{ARTIFACTS}/{quote(f'{folder}/{name}')}")
             with self._open(request) as response, (into / name).open("wb") as out:
-                shutil.copyfileobj(response, out, 1 << 20)
+                while chunk := response.read(1 << 20):
+                    written += out.write(chunk)
+            expected = entry.get("file_size")
+            if expected is not None and written != int(expected):
+                raise RegistryError(
+                    f"{folder}/{name}: {written} of its {expected} bytes came: the download "
+                    "was cut short"
+                )
 
     def _get(self, path: str) -> bytes:
         with self._open(self._request(path)) as response:
@@ -106,12 +132,15 @@ class Registry:
             raise RegistryError(message or f"HTTP {error.code} {error.reason}") from None
         except (urllib.error.URLError, TimeoutError, OSError) as error:
             reason = getattr(error, "reason", error)
-            raise RegistryError(f"cannot reach it: {reason}") from None
+            raise RegistryError(scrubbed(f"cannot reach it: {reason}", self.server)) from None
+        except (ValueError, http.client.HTTPException) as error:  # a URI it cannot call
+            raise RegistryError(scrubbed(f"cannot call it: {error}", self.server)) from None
 
 
 def local_folder(artifact_uri: str) -> Path | None:
-    """The folder of a `file:` artifact URI (or a plain path), else None."""
+    """The folder of a `file:` artifact URI (its path unescaped) or of a plain path, else
+    None."""
     parts = urlsplit(artifact_uri)
-    if parts.scheme in ("", "file"):
+    if parts.scheme == "file":
         return Path(unquote(parts.path))
-    return None
+    return Path(artifact_uri) if not parts.scheme else None

@@ -2,8 +2,8 @@
 
 Everything else imports `get_settings()`; nothing reads `os.environ` directly, but for the
 variables of the clients of a store, which also read them themselves (AWS_* for S3,
-MLFLOW_TRACKING_URI for the MLflow client in core/model_source.py, so that every process of a
-job, a Dask worker's too, reaches the same store). The generated README lists these
+MLFLOW_TRACKING_URI and MLFLOW_TRACKING_* for the registry in core/mlflow_registry.py, so that
+every process of a job, a Dask worker's too, reaches the same store). The generated README lists these
 variables, and `GET /metadata` shows their values (never the token).
 """
 
@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         None,
         description="Where to fetch the model from instead of MODEL_DIR: a path, "
         "s3://bucket/prefix (the AWS_* variables reach the store), an https:// .tar.gz or "
-        ".zip of the model folder, or (full image) MLflow's models:/NAME/VERSION, "
+        ".zip of the model folder, or MLflow's models:/NAME/VERSION, "
         "models:/NAME@ALIAS or runs:/RUN/model. Fetched before the server is ready.",
     )
     model_cache_dir: Path = Field(

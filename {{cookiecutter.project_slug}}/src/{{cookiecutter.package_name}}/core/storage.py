@@ -7,12 +7,15 @@ An `ObjectPath` answers what batch scoring asks of a path (its name, suffix, par
 child), so that a dataset and an output folder may be either (`Location`).
 """
 
+import argparse
 import contextlib
+import fnmatch
 import functools
 import io
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -21,6 +24,8 @@ OBJECT_SCHEME = "s3://"
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
 READ_BUFFER = 1 << 20  # an object is read in ranges of at least this (each is a request)
+COPY_LIMIT = 5 * 1024**3  # the largest object S3 copies in one request
+BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
 
 
 # Arrow reads these itself (its default chain of credential providers); a filesystem made
@@ -64,10 +69,20 @@ class ObjectPath:
 
     @classmethod
     def parse(cls, uri: str) -> "ObjectPath":
+        """ValueError, naming no credentials, for what is no bucket and key: credentials in
+        the URI (the AWS variables carry them), `.` or `..` in the key."""
         bucket, _, key = uri.removeprefix(OBJECT_SCHEME).partition("/")
         if not bucket:
-            raise ValueError(f"{uri}: no bucket; give s3://bucket/key")
-        return cls(bucket, "/".join(part for part in key.split("/") if part))
+            raise ValueError("an s3:// location needs a bucket: s3://bucket/key")
+        if not BUCKET_NAME.fullmatch(bucket):
+            raise ValueError(
+                "an s3:// location's bucket holds letters, digits, '.', '_' and '-' only "
+                "(credentials go in the AWS variables, never in the URI)"
+            )
+        parts = [part for part in key.split("/") if part]
+        if any(part in (".", "..") for part in parts):
+            raise ValueError(f"s3://{bucket}/{key}: '.' and '..' are not folders in a bucket")
+        return cls(bucket, "/".join(parts))
 
     def __str__(self) -> str:
         return (
@@ -105,8 +120,14 @@ Location = Path | ObjectPath
 
 
 def location(text: str) -> Location:
-    """A command line's path: an ObjectPath for `s3://...`, else a local Path."""
-    return ObjectPath.parse(text) if text.startswith(OBJECT_SCHEME) else Path(text)
+    """A command line's path: an ObjectPath for `s3://...`, else a local Path. An unusable
+    `s3://` location is refused with a message that does not repeat it (it may hold a secret)."""
+    if not text.startswith(OBJECT_SCHEME):
+        return Path(text)
+    try:
+        return ObjectPath.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -144,24 +165,26 @@ def _listed(info: Any) -> Listed:
     return Listed(ObjectPath(bucket, key), info.size, info.mtime_ns or 0)
 
 
-def glob_pattern(pattern: str) -> "re.Pattern[str]":
-    """A glob as `glob.glob(recursive=True)` reads it: `*` and `?` within one name, `**` any
-    number of folders, `[...]` a set of characters."""
-    regex = ""
-    for token in re.split(r"(\*\*/|\*\*|\*|\?|\[[^\]]*\])", pattern):
-        if token == "**/":
-            regex += "(?:[^/]*/)*"
-        elif token == "**":
-            regex += ".*"
-        elif token == "*":
-            regex += "[^/]*"
-        elif token == "?":
-            regex += "[^/]"
-        elif token.startswith("[") and token.endswith("]") and len(token) > 2:
-            regex += "[^" + token[2:] if token.startswith("[!") else token
-        else:
-            regex += re.escape(token)
-    return re.compile(regex + r"\Z")
+def glob_matches(pattern: str, key: str) -> bool:
+    """Whether `key` matches `pattern` as `glob.glob(recursive=True)` reads it: each name
+    against its own part of the pattern (fnmatch: `*`, `?`, `[...]`, `[!...]`), a `**` part
+    for any number of folders, and a name starting with `.` only where the pattern's does."""
+    return _matches(pattern.split("/"), key.split("/"))
+
+
+def _matches(patterns: list[str], names: list[str]) -> bool:
+    if not patterns:
+        return not names
+    first, rest = patterns[0], patterns[1:]
+    if first == "**":
+        return any(
+            _matches(rest, names[skip:])
+            for skip in range(len(names) + 1)
+            if not any(name.startswith(".") for name in names[:skip])
+        )
+    if not names or (names[0].startswith(".") and not first.startswith(".")):
+        return False
+    return fnmatch.fnmatchcase(names[0], first) and _matches(rest, names[1:])
 
 
 class _ObjectReader(io.RawIOBase):
@@ -209,28 +232,44 @@ def open_raw(path: str) -> io.RawIOBase:
     return open(path, "rb", buffering=0)
 
 
-def arrow_input(path: str) -> Any:
+@contextlib.contextmanager
+def arrow_input(path: str) -> Iterator[Any]:
     """What Arrow's Parquet reader takes for `path`: the path of a local file, or the object
-    opened by Arrow's S3 filesystem."""
-    if path.startswith(OBJECT_SCHEME):
-        return s3_filesystem().open_input_file(ObjectPath.parse(path).arrow)
-    return path
+    opened by Arrow's S3 filesystem (closed afterwards)."""
+    if not path.startswith(OBJECT_SCHEME):
+        yield path
+        return
+    with s3_filesystem().open_input_file(ObjectPath.parse(path).arrow) as handle:
+        yield handle
 
 
-def upload(source: Path, target: ObjectPath) -> None:
-    """A local file copied to the object `target`. The bytes go to a hidden object beside it
-    first, which the store then copies to `target` in one request: `target` only ever holds a
-    whole file, and an upload cut short leaves none of it there."""
+def upload(source: Path, target: ObjectPath) -> "Listed":
+    """A local file copied to the object `target`; what the store then lists for it. The bytes
+    go to a hidden object beside it first, which the store copies to `target` in one request:
+    `target` only ever holds a whole file, and an upload cut short leaves none of it there.
+    Past COPY_LIMIT, which S3 does not copy in one request, the file goes straight to `target`,
+    which is removed if the store then holds another size."""
     filesystem = s3_filesystem()
-    staged = target.parent / f".{target.name}.{secrets.token_hex(6)}.partial"
+    size = source.stat().st_size
+    staged = target
+    if size <= COPY_LIMIT:
+        staged = target.parent / f".{target.name}.{secrets.token_hex(6)}.partial"
     try:
         with source.open("rb") as data, filesystem.open_output_stream(staged.arrow) as out:
             while chunk := data.read(8 * READ_BUFFER):
                 out.write(chunk)
-        filesystem.move(staged.arrow, target.arrow)
+        if staged != target:
+            filesystem.move(staged.arrow, target.arrow)
     finally:
-        with contextlib.suppress(OSError):  # gone once moved
-            filesystem.delete_file(staged.arrow)
+        if staged != target:
+            with contextlib.suppress(OSError):  # gone once moved
+                filesystem.delete_file(staged.arrow)
+    stored = object_info(target)
+    if stored is None or stored.size != size:
+        if staged == target:
+            delete_object(target)
+        raise OSError(f"{target}: the upload did not complete ({size} bytes sent)")
+    return stored
 
 
 def read_object(path: ObjectPath) -> bytes | None:

@@ -3,7 +3,7 @@ requests send them (the credentials as a header)."""
 
 import base64
 import urllib.request
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote
 
 
 def redacted(uri: str) -> str:
@@ -29,13 +29,14 @@ def scrubbed(text: str, uri: str) -> str:
 
 def authorized_request(uri: str) -> urllib.request.Request:
     """A GET of `uri`; a user and password in it become HTTP basic authentication, which a
-    redirect does not carry on."""
-    parts = urlsplit(uri)
-    userinfo, _, host = parts.netloc.rpartition("@")
-    if not userinfo:
+    redirect does not carry on. As in `redacted`, they end at the last `@` before the query: a
+    password may hold a `/`."""
+    scheme, separator, rest = uri.partition("://")
+    at = rest.split("?", 1)[0].split("#", 1)[0].rfind("@")
+    if not separator or at < 0:
         return urllib.request.Request(uri)
-    user, _, password = userinfo.partition(":")
-    request = urllib.request.Request(urlunsplit((parts.scheme, host, parts.path, parts.query, "")))
+    user, _, password = rest[:at].partition(":")
+    request = urllib.request.Request(f"{scheme}://{rest[at + 1 :].split('#', 1)[0]}")
     pair = f"{unquote(user)}:{unquote(password)}".encode()
     request.add_unredirected_header("Authorization", "Basic " + base64.b64encode(pair).decode())
     return request
