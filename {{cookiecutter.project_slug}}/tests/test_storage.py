@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.core.storage import ObjectPath, glob_matches, location
+from {{ cookiecutter.package_name }}.core import storage
+from {{ cookiecutter.package_name }}.core.storage import ObjectPath
 
 
 def test_an_object_uri_is_parsed_and_joined_like_a_path() -> None:
@@ -29,9 +30,9 @@ def test_an_object_uri_is_parsed_and_joined_like_a_path() -> None:
 
 
 def test_a_command_line_location_is_an_object_only_with_its_scheme() -> None:
-    assert location("s3://data/in/") == ObjectPath("data", "in")
-    assert location("data/in") == Path("data/in")
-    assert location("/s3:/data") == Path("/s3:/data")
+    assert storage.location("s3://data/in/") == ObjectPath("data", "in")
+    assert storage.location("data/in") == Path("data/in")
+    assert storage.location("/s3:/data") == Path("/s3:/data")
 
 
 def test_a_prefix_holds_its_own_key_and_what_lies_under_it_only() -> None:
@@ -75,7 +76,7 @@ def test_a_glob_matches_object_keys_as_glob_matches_files(tmp_path: Path, patter
         for found in glob.glob(str(tmp_path / pattern), recursive=True)
         if Path(found).is_file()
     }
-    assert {name for name in names if glob_matches(pattern, name)} == on_disk
+    assert {name for name in names if storage.glob_matches(pattern, name)} == on_disk
 
 
 @pytest.mark.parametrize(
@@ -88,5 +89,5 @@ def test_a_glob_matches_object_keys_as_glob_matches_files(tmp_path: Path, patter
 )
 def test_an_unusable_object_uri_is_refused_without_repeating_it(uri: str, problem: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=problem) as refused:
-        location(uri)
+        storage.location(uri)
     assert "secret" not in str(refused.value)
