@@ -2,8 +2,9 @@
 
 A dataset is one file, a folder or a glob of CSV, Parquet or JSON Lines parts in one format and
 with the same columns, on the local disk or in an object store (`s3://bucket/prefix/`: the
-objects under the prefix are its files, core/storage.py). A piece is the unit of work: a whole file, a run of a Parquet file's row
-groups, or a byte range of a CSV or JSON Lines file that starts and ends at line starts.
+objects under the prefix are its files, core/storage.py). A piece is the unit of work: a whole
+file, a run of a Parquet file's row groups, or a byte range of a CSV or JSON Lines file that
+starts and ends at line starts.
 
 The plan (the list of pieces) depends only on the input and the shard count, so every shard,
 every retry and every Dask worker computes the same one. Piece k is written as part k; shard i
@@ -18,6 +19,7 @@ import io
 import itertools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -175,7 +177,9 @@ def _find(source: Path) -> tuple[list[Listed], bool]:
         found = sorted(Path(p) for p in glob.glob(str(source), recursive=True) if Path(p).is_file())
         found = [p for p in found if not p.name.startswith(HIDDEN_PREFIXES)]
     elif source.is_dir():
-        found = sorted(p for p in source.rglob("*") if p.is_file() and not hidden(source, p))
+        found = sorted(
+            p for p in source.rglob("*") if p.is_file() and not hidden(p.relative_to(source).parts)
+        )
     elif source.is_file():
         found = [source]
     else:
@@ -188,8 +192,10 @@ def _stat(path: Path) -> Listed:
     return Listed(path, status.st_size, status.st_mtime_ns)
 
 
-def hidden(folder: Path, path: Path) -> bool:
-    return any(part.startswith(HIDDEN_PREFIXES) for part in path.relative_to(folder).parts)
+def hidden(names: Sequence[str]) -> bool:
+    """Whether a file, by its names below the dataset's folder, is no data (a marker, a
+    checksum, a writer's temporary file, or anything in such a folder)."""
+    return any(name.startswith(HIDDEN_PREFIXES) for name in names)
 
 
 def _find_objects(source: ObjectPath) -> tuple[list[Listed], bool]:
@@ -212,11 +218,7 @@ def _find_objects(source: ObjectPath) -> tuple[list[Listed], bool]:
     if not listed:
         raise InputError([str(source)], f"{source}: no such object, and no objects under it")
     inside = len(str(source)) + 1
-    found = [
-        entry
-        for entry in listed
-        if not any(part.startswith(HIDDEN_PREFIXES) for part in str(entry.path)[inside:].split("/"))
-    ]
+    found = [entry for entry in listed if not hidden(str(entry.path)[inside:].split("/"))]
     return found, False
 
 
